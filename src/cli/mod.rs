@@ -1,0 +1,69 @@
+//! The command line: clap structs, then one function per command that turns
+//! flags into library calls. Only this module and `main` print.
+
+mod info;
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use rbuild::{Address, ConnectOptions};
+
+/// A native BuildKit client: build Dockerfiles with a shared registry layer cache.
+#[derive(Debug, Parser)]
+#[command(name = "rbuild", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes, before or after the command name.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// BuildKit address: unix:///PATH, tcp://HOST:PORT or docker:///ENGINE.sock.
+    /// Default: the Docker Engine socket when it exists, else
+    /// unix:///run/buildkit/buildkitd.sock.
+    #[arg(long, global = true, env = "BUILDKIT_HOST", value_name = "ADDR")]
+    pub addr: Option<Address>,
+
+    /// Seconds to wait for the daemon to answer a new connection.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 4)]
+    pub connect_timeout: u64,
+
+    /// Developer diagnostics on stderr (same as RBUILD_LOG=debug).
+    #[arg(long, global = true)]
+    pub debug: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the daemon's BuildKit version and workers.
+    Info(info::InfoArgs),
+}
+
+impl GlobalArgs {
+    pub fn address(&self) -> Address {
+        match &self.addr {
+            Some(addr) => addr.clone(),
+            None => {
+                let addr = Address::default_local();
+                tracing::debug!(%addr, "no --addr or BUILDKIT_HOST: using the local default");
+                addr
+            }
+        }
+    }
+
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            timeout: Duration::from_secs(self.connect_timeout.max(1)),
+        }
+    }
+}
+
+/// Runs the parsed command; the returned code is the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Info(args) => info::run(&cli.global, args).await,
+    }
+}

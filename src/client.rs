@@ -1,0 +1,203 @@
+//! A connected BuildKit daemon.
+//!
+//! [`Client`] owns the Control stub; builds and queries go through it so a Rust
+//! program can script builds without knowing about transports.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tonic::transport::Channel;
+
+use crate::connect::{self, Address, ConnectError, ConnectOptions, MAX_MESSAGE_SIZE};
+use crate::proto::moby::buildkit::v1::control_client::ControlClient;
+use crate::proto::moby::buildkit::v1::{InfoRequest, ListWorkersRequest};
+use crate::proto::pb::Platform;
+
+/// Why a call to the daemon failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(
+        "BuildKit at {addr} did not answer {call} within {secs}s (is this a BuildKit endpoint?)"
+    )]
+    Timeout {
+        addr: String,
+        call: &'static str,
+        secs: u64,
+    },
+    #[error("BuildKit at {addr} failed {call}: {message}")]
+    Rpc {
+        addr: String,
+        call: &'static str,
+        message: String,
+    },
+}
+
+/// A connection to one daemon's Control API.
+#[derive(Clone, Debug)]
+pub struct Client {
+    addr: Address,
+    control: ControlClient<Channel>,
+    /// Bound for quick queries (Info, ListWorkers): a listener that accepts
+    /// but never answers must not hang the caller.
+    query_timeout: Duration,
+}
+
+/// What `rbuild info` shows.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DaemonInfo {
+    /// `None` when the daemon predates the Info call (BuildKit < 0.11).
+    pub version: Option<Version>,
+    pub workers: Vec<Worker>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Version {
+    pub package: String,
+    pub version: String,
+    pub revision: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Worker {
+    pub id: String,
+    /// `os/arch[/variant]`, as users write `--platform`.
+    pub platforms: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Client {
+    /// Connects eagerly: an unreachable address fails here.
+    pub async fn connect(addr: Address, opts: &ConnectOptions) -> Result<Self, ConnectError> {
+        let channel = connect::channel(&addr, opts).await?;
+        let control = ControlClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE);
+        Ok(Self {
+            addr,
+            control,
+            query_timeout: opts.timeout,
+        })
+    }
+
+    pub fn address(&self) -> &Address {
+        &self.addr
+    }
+
+    /// A handle on the generated Control stub (cheap to clone; it shares the
+    /// connection).
+    pub fn control(&self) -> ControlClient<Channel> {
+        self.control.clone()
+    }
+
+    /// The daemon's version and workers.
+    pub async fn info(&self) -> Result<DaemonInfo, ClientError> {
+        let mut control = self.control();
+        let version = match self.quick("Info", control.info(InfoRequest {})).await? {
+            Ok(resp) => resp.into_inner().buildkit_version.map(|v| Version {
+                package: v.package,
+                version: v.version,
+                revision: v.revision,
+            }),
+            // Older daemons lack Info but are otherwise fine.
+            Err(status) if status.code() == tonic::Code::Unimplemented => None,
+            Err(status) => return Err(self.rpc_error("Info", &status)),
+        };
+        let workers = self
+            .quick(
+                "ListWorkers",
+                control.list_workers(ListWorkersRequest { filter: vec![] }),
+            )
+            .await?
+            .map_err(|status| self.rpc_error("ListWorkers", &status))?
+            .into_inner()
+            .record
+            .into_iter()
+            .map(|w| Worker {
+                id: w.id,
+                platforms: dedup(w.platforms.iter().map(platform_string)),
+                labels: w.labels.into_iter().collect(),
+            })
+            .collect();
+        Ok(DaemonInfo { version, workers })
+    }
+
+    /// Runs a quick query under the query timeout.
+    async fn quick<T>(
+        &self,
+        call: &'static str,
+        fut: impl std::future::Future<Output = Result<T, tonic::Status>>,
+    ) -> Result<Result<T, tonic::Status>, ClientError> {
+        tokio::time::timeout(self.query_timeout, fut)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                addr: self.addr.to_string(),
+                call,
+                secs: self.query_timeout.as_secs(),
+            })
+    }
+
+    pub(crate) fn rpc_error(&self, call: &'static str, status: &tonic::Status) -> ClientError {
+        ClientError::Rpc {
+            addr: self.addr.to_string(),
+            call,
+            message: status_message(status),
+        }
+    }
+}
+
+/// A gRPC status as one readable line: the daemon's message, or the code
+/// when the message is empty.
+pub fn status_message(status: &tonic::Status) -> String {
+    let msg = status.message().trim();
+    if msg.is_empty() {
+        format!("{:?}", status.code())
+    } else {
+        msg.to_string()
+    }
+}
+
+/// Keeps the first of equal strings, in order: the engine lists its native
+/// platform twice (once with the OS version it was built for).
+fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// `os/arch[/variant]`.
+pub fn platform_string(p: &Platform) -> String {
+    let mut s = format!("{}/{}", p.os, p.architecture);
+    if !p.variant.is_empty() {
+        s.push('/');
+        s.push_str(&p.variant);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_read_like_the_flag() {
+        let p = Platform {
+            architecture: "arm".into(),
+            os: "linux".into(),
+            variant: "v7".into(),
+            ..Default::default()
+        };
+        assert_eq!(platform_string(&p), "linux/arm/v7");
+        let p = Platform {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            ..Default::default()
+        };
+        assert_eq!(platform_string(&p), "linux/amd64");
+    }
+}

@@ -1,0 +1,196 @@
+//! Reaching a BuildKit daemon: address parsing and one transport per scheme.
+//!
+//! Every transport ends in a tonic [`Channel`] that speaks HTTP/2 to the
+//! daemon's Control service; they differ only in how the byte stream is
+//! opened (a unix socket, TCP, or an engine connection upgraded via `/grpc`).
+
+mod address;
+mod docker;
+
+pub use address::{
+    Address, AddressError, DEFAULT_BUILDKITD_SOCKET, DEFAULT_DOCKER_SOCKET, docker_socket_from_env,
+};
+
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// Both Go sides use 16 MiB; tonic's 4 MiB default is too small for warnings
+/// that embed whole Dockerfiles.
+pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
+
+/// How a connection is made.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// Upper bound for opening the stream and the HTTP/2 handshake.
+    pub timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(4),
+        }
+    }
+}
+
+/// Why the daemon could not be reached; each variant names the address and
+/// says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(
+        "cannot connect to BuildKit at {addr}: no socket at {path} (is the daemon running? set --addr or BUILDKIT_HOST)"
+    )]
+    NoSocket { addr: String, path: String },
+    #[error(
+        "cannot connect to BuildKit at {addr}: permission denied on {path} (run as a user that may open it)"
+    )]
+    PermissionDenied { addr: String, path: String },
+    #[error(
+        "cannot connect to BuildKit at {addr}: {source} (is the daemon running and listening there?)"
+    )]
+    Io {
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "cannot connect to BuildKit at {addr}: no answer within {secs}s (check the address and that the daemon is up)"
+    )]
+    Timeout { addr: String, secs: u64 },
+    #[error(
+        "cannot connect to BuildKit at {addr}: the engine refused the /grpc upgrade with HTTP {status}: {body} (is this a Docker Engine with BuildKit, API 1.39 or newer?)"
+    )]
+    UpgradeRefused {
+        addr: String,
+        status: u16,
+        body: String,
+    },
+    #[error(
+        "cannot connect to BuildKit at {addr}: {detail} (is this a BuildKit or Docker Engine socket?)"
+    )]
+    Handshake { addr: String, detail: String },
+}
+
+/// Opens an HTTP/2 channel to the daemon's Control API.
+///
+/// The first connection is made eagerly so a wrong or dead address fails
+/// here, within `opts.timeout`, with an error that names it.
+pub async fn channel(addr: &Address, opts: &ConnectOptions) -> Result<Channel, ConnectError> {
+    let shown = addr.to_string();
+    // The authority is not checked by BuildKit; a fixed one keeps URIs valid
+    // for socket paths.
+    let endpoint = Endpoint::from_static("http://buildkitd")
+        .connect_timeout(opts.timeout)
+        // grpc-go servers answer frequent pings with GOAWAY too_many_pings, so
+        // no HTTP/2 keepalive pings; TCP keepalive covers dead peers.
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        // Large windows let context uploads stream without stalls.
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(16 << 20));
+
+    // tonic boxes connector errors into an opaque transport error; keep the
+    // typed one aside so the user sees the specific cause.
+    let failure: Arc<Mutex<Option<ConnectError>>> = Arc::default();
+    let target = addr.clone();
+    let slot = failure.clone();
+    let connector = tower::service_fn(move |_: Uri| {
+        let target = target.clone();
+        let slot = slot.clone();
+        async move {
+            open(&target).await.map_err(|e| {
+                let text = e.to_string();
+                if let Ok(mut slot) = slot.lock() {
+                    slot.get_or_insert(e);
+                }
+                io::Error::other(text)
+            })
+        }
+    });
+    let connect = endpoint.connect_with_connector(connector);
+    let result = tokio::time::timeout(opts.timeout, connect).await;
+    let typed = failure.lock().ok().and_then(|mut slot| slot.take());
+    match result {
+        Ok(Ok(channel)) => Ok(channel),
+        Ok(Err(e)) => Err(typed.unwrap_or_else(|| ConnectError::Handshake {
+            addr: shown,
+            detail: error_chain(&e),
+        })),
+        Err(_) => Err(typed.unwrap_or(ConnectError::Timeout {
+            addr: shown,
+            secs: opts.timeout.as_secs(),
+        })),
+    }
+}
+
+/// The byte stream of one connection, whatever the transport.
+type Io = Box<dyn Stream>;
+
+trait Stream: hyper::rt::Read + hyper::rt::Write + Send + Unpin {}
+impl<T: hyper::rt::Read + hyper::rt::Write + Send + Unpin> Stream for T {}
+
+fn boxed<T>(io: T) -> Io
+where
+    T: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static,
+{
+    Box::new(io)
+}
+
+async fn open(addr: &Address) -> Result<Io, ConnectError> {
+    let shown = addr.to_string();
+    match addr {
+        Address::Unix(path) => Ok(boxed(TokioIo::new(unix(&shown, path).await?))),
+        Address::Tcp { host, port } => {
+            let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
+                .await
+                .map_err(|source| ConnectError::Io {
+                    addr: shown.clone(),
+                    source,
+                })?;
+            // Context uploads are many small packets; latency matters more.
+            let _ = stream.set_nodelay(true);
+            Ok(boxed(TokioIo::new(stream)))
+        }
+        Address::Docker(path) => {
+            let stream = unix(&shown, path).await?;
+            Ok(boxed(docker::upgrade_to_grpc(stream, &shown).await?))
+        }
+    }
+}
+
+async fn unix(shown: &str, path: &Path) -> Result<tokio::net::UnixStream, ConnectError> {
+    tokio::net::UnixStream::connect(path)
+        .await
+        .map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => ConnectError::NoSocket {
+                addr: shown.to_string(),
+                path: path.display().to_string(),
+            },
+            io::ErrorKind::PermissionDenied => ConnectError::PermissionDenied {
+                addr: shown.to_string(),
+                path: path.display().to_string(),
+            },
+            _ => ConnectError::Io {
+                addr: shown.to_string(),
+                source,
+            },
+        })
+}
+
+/// "a: b: c" from an error and its sources, skipping repeats.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cause: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = e.source();
+    }
+    parts.join(": ")
+}

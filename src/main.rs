@@ -1,0 +1,59 @@
+//! The `rbuild` binary: parse flags, install diagnostics, run, map errors to
+//! exit codes. Everything else lives in the library and `cli`.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.global.debug);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `RBUILD_LOG` (an env-filter spec) or `--debug` turn on developer logs on
+/// stderr; users see only progress and errors otherwise.
+fn init_tracing(debug: bool) {
+    let filter = match std::env::var("RBUILD_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
+        _ if debug => EnvFilter::new("rbuild=debug"),
+        _ => EnvFilter::new("off"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// The error and its causes on one line, without repeating a cause that the
+/// outer message already quotes.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,95 @@
+//! A test-only byte proxy: it accepts on its own unix socket, performs the
+//! engine's `POST /grpc` upgrade on a fresh engine connection, then copies raw
+//! bytes both ways. The client sees exactly what a standalone buildkitd
+//! serves (HTTP/2 with prior knowledge) while BuildKit's real server answers.
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+pub struct GrpcProxy {
+    pub socket: PathBuf,
+    _dir: tempfile::TempDir,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl GrpcProxy {
+    /// Starts the proxy on its own runtime so it serves while the test runs
+    /// the rbuild binary synchronously.
+    pub fn start(engine_socket: &Path) -> GrpcProxy {
+        // Short path: unix socket paths are limited to 108 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("rbp")
+            .tempdir_in("/tmp")
+            .expect("temp dir for the proxy socket");
+        let socket = dir.path().join("bk.sock");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("proxy runtime");
+        let listener = {
+            let _guard = runtime.enter();
+            UnixListener::bind(&socket).expect("bind proxy socket")
+        };
+        let engine = engine_socket.to_path_buf();
+        runtime.spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = forward(client, &engine).await {
+                        eprintln!("grpc proxy: {e}");
+                    }
+                });
+            }
+        });
+        GrpcProxy {
+            socket,
+            _dir: dir,
+            runtime,
+        }
+    }
+
+    /// The proxy in rbuild's address syntax.
+    pub fn address(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+}
+
+async fn forward(mut client: UnixStream, engine: &Path) -> std::io::Result<()> {
+    let mut upstream = UnixStream::connect(engine).await?;
+    upstream
+        .write_all(
+            b"POST /grpc HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\n\
+              Upgrade: h2c\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await?;
+    // Read the whole 101 header block before anything else crosses; bytes
+    // after it already belong to HTTP/2 and must reach the client.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        let n = upstream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::other("engine closed during upgrade"));
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(pos) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+    };
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return Err(std::io::Error::other(format!(
+            "engine refused the upgrade: {}",
+            String::from_utf8_lossy(&head)
+        )));
+    }
+    client.write_all(&head[end..]).await?;
+    tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    Ok(())
+}
