@@ -1,0 +1,207 @@
+//! `FileSync.DiffCopy`: uploading local sources (the build context, the Dockerfile, named
+//! contexts) to the daemon. We are the gRPC server and the fsutil *sender*; the daemon is
+//! the receiver. Follows buildkit `session/filesync` and tonistiigi/fsutil's sender.
+//!
+//! - `request`: the call's metadata (`dir-name`, patterns, followpaths);
+//! - `patterns` (+ `compile`), `filter`, `followlinks`, `glob`: which paths are
+//!   sent, as moby/patternmatcher and fsutil decide it;
+//! - `walk`, `files`, `stat`: the listing of a directory or of in-memory files, in the
+//!   receiver's order, with Go-compatible stats;
+//! - `sender`: the packet protocol on the stream.
+
+mod compile;
+mod files;
+mod filter;
+mod followlinks;
+mod glob;
+mod patterns;
+mod request;
+mod sender;
+mod stat;
+mod walk;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::proto::fsutil::types::Packet;
+use crate::proto::moby::filesync::v1::file_sync_server::FileSync;
+
+pub use filter::FilterError;
+pub use patterns::PatternError;
+use request::DiffCopyRequest;
+
+/// What a local source name (`context`, `dockerfile`, a named context) serves.
+#[derive(Debug, Clone)]
+pub enum LocalSource {
+    /// A directory on disk (symlinks to it are resolved once per transfer).
+    Dir(PathBuf),
+    /// In-memory top-level regular files, for a Dockerfile from stdin or a rewritten one:
+    /// mode 0644, and an mtime derived from the content (stable for the same content).
+    Files(BTreeMap<String, Bytes>),
+}
+
+/// Serves the registered local sources to the daemon.
+#[derive(Clone)]
+pub struct FileSyncService {
+    /// Each source with its own counters: the frontend re-sends the small
+    /// `dockerfile` source in full on every build, so only per-source numbers
+    /// tell whether the context upload was incremental.
+    sources: Arc<HashMap<String, (Arc<LocalSource>, TransferStats)>>,
+}
+
+impl FileSyncService {
+    pub fn new(sources: HashMap<String, LocalSource>) -> Self {
+        let sources = sources
+            .into_iter()
+            .map(|(k, v)| (k, (Arc::new(v), TransferStats::default())))
+            .collect();
+        Self {
+            sources: Arc::new(sources),
+        }
+    }
+
+    /// Counters of every transfer of source `name` (shared with clones).
+    pub fn stats(&self, name: &str) -> TransferStats {
+        self.sources
+            .get(name)
+            .map(|(_, stats)| stats.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[tonic::async_trait]
+impl FileSync for FileSyncService {
+    type DiffCopyStream = ReceiverStream<Result<Packet, Status>>;
+    type TarStreamStream = ReceiverStream<Result<Packet, Status>>;
+
+    async fn diff_copy(
+        &self,
+        request: Request<Streaming<Packet>>,
+    ) -> Result<Response<Self::DiffCopyStream>, Status> {
+        let req = DiffCopyRequest::from_metadata(request.metadata());
+        // NotFound lets the daemon try the other sessions of the build.
+        let Some((source, stats)) = self.sources.get(&req.dir_name).cloned() else {
+            return Err(FileSyncError::UnknownDir(req.dir_name).into());
+        };
+        tracing::debug!(
+            dir = %req.dir_name,
+            include = ?req.include,
+            exclude = ?req.exclude,
+            follow = ?req.follow_paths,
+            "filesync DiffCopy"
+        );
+        let stream = sender::start(source, req, request.into_inner(), stats);
+        Ok(Response::new(stream))
+    }
+
+    async fn tar_stream(
+        &self,
+        _request: Request<Streaming<Packet>>,
+    ) -> Result<Response<Self::TarStreamStream>, Status> {
+        Err(Status::unimplemented(
+            "TarStream is not supported; use DiffCopy",
+        ))
+    }
+}
+
+/// Transfer counters, shared between clones.
+#[derive(Debug, Clone, Default)]
+pub struct TransferStats(Arc<Counters>);
+
+#[derive(Debug, Default)]
+struct Counters {
+    bytes: AtomicU64,
+    stats: AtomicU64,
+    files: AtomicU64,
+}
+
+impl TransferStats {
+    /// File content bytes sent in `DATA` packets.
+    pub fn bytes_sent(&self) -> u64 {
+        self.0.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Entries listed (`STAT` packets, not counting the terminating empty one).
+    pub fn stats_sent(&self) -> u64 {
+        self.0.stats.load(Ordering::Relaxed)
+    }
+
+    /// Requested files answered (content and EOF sent).
+    pub fn files_sent(&self) -> u64 {
+        self.0.files.load(Ordering::Relaxed)
+    }
+
+    fn add_bytes(&self, n: u64) {
+        self.0.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn add_stat(&self) {
+        self.0.stats.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn add_file(&self) {
+        self.0.files.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Why a transfer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileSyncError {
+    #[error("no access allowed to dir {0:?}")]
+    UnknownDir(String),
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error("failed to resolve followpaths: {0}")]
+    FollowPaths(#[source] io::Error),
+    #[error("failed to walk {path}: {source}")]
+    Walk { path: String, source: io::Error },
+    #[error("{0:?}: file name is not valid UTF-8")]
+    NonUtf8Path(String),
+    #[error("invalid in-memory file name {0:?}")]
+    InvalidFileName(String),
+    #[error("invalid file id {0}")]
+    InvalidFileId(u32),
+    #[error("failed to read {path}: {source}")]
+    Read { path: String, source: io::Error },
+    #[error("error from receiver: {0}")]
+    Receiver(String),
+    #[error("receiver closed the stream without FIN")]
+    ReceiverClosed,
+    #[error("receiving from the daemon failed: {0}")]
+    Transport(String),
+    #[error("transfer cancelled")]
+    Cancelled,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl FileSyncError {
+    /// Failures on our side, which the receiver should hear about in an `ERR` packet.
+    fn is_local(&self) -> bool {
+        !matches!(
+            self,
+            Self::Receiver(_) | Self::ReceiverClosed | Self::Transport(_) | Self::Cancelled
+        )
+    }
+}
+
+impl From<FileSyncError> for Status {
+    fn from(err: FileSyncError) -> Self {
+        match err {
+            FileSyncError::UnknownDir(_) => Status::not_found(err.to_string()),
+            FileSyncError::Cancelled => Status::cancelled(err.to_string()),
+            // Go returns plain errors, which gRPC reports as Unknown.
+            _ => Status::unknown(err.to_string()),
+        }
+    }
+}
