@@ -1,0 +1,164 @@
+//! Build progress for users: folds `Control.Status` updates into the build's
+//! state and renders it the way buildx's progressui does (`tty`, `plain`,
+//! `rawjson`, `quiet`).
+//!
+//! [`Progress`] is fed every status message and returns a [`Summary`] at the
+//! end. It never decides where output goes or whether it is a terminal: the
+//! caller resolves `auto` and passes the writer (normally stderr).
+
+mod plain;
+mod rawjson;
+mod report;
+mod state;
+mod tty;
+pub mod units;
+mod vertex;
+
+#[cfg(test)]
+mod fixture;
+#[cfg(test)]
+mod replay;
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use crate::proto::moby::buildkit::v1::StatusResponse;
+use crate::status::StatusUpdate;
+
+/// How progress is shown. `auto` is the caller's to resolve: `Tty` if stderr
+/// is a terminal, else `Plain`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Redrawn in place, one line per step, logs of running steps beneath.
+    Tty,
+    /// Append-only `#N` lines, for CI logs.
+    Plain,
+    /// One JSON object per status message (BuildKit's `SolveStatus`).
+    RawJson,
+    /// Nothing while building.
+    Quiet,
+}
+
+/// The local clock the tty display measures the header's elapsed time with.
+pub type Clock = Box<dyn Fn() -> Instant + Send>;
+
+/// What the build did, for the caller's last line and exit code.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Steps that started (or showed output).
+    pub total: usize,
+    pub cached: usize,
+    /// Completed without cache and without error.
+    pub executed: usize,
+    /// Completed with an error other than cancellation. Canceled and
+    /// unfinished steps count only in `total`.
+    pub failed: usize,
+    /// Time the executed steps ran, by the daemon's timestamps.
+    pub executed_time: Duration,
+    pub warnings: usize,
+    /// The first step to fail.
+    pub failed_vertex: Option<FailedVertex>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedVertex {
+    pub name: String,
+    pub error: String,
+    /// Its last log lines (about ten), oldest first.
+    pub logs: Vec<String>,
+}
+
+enum Renderer {
+    Tty(tty::Tty),
+    Plain(plain::Plain),
+    RawJson(rawjson::RawJson),
+    Quiet,
+}
+
+/// Folds status messages and renders them in one [`Mode`].
+pub struct Progress {
+    state: state::State,
+    renderer: Renderer,
+    finished: Option<Summary>,
+}
+
+impl Progress {
+    pub fn new(mode: Mode, out: Box<dyn Write + Send>) -> Self {
+        Self::with_clock(mode, out, Box::new(Instant::now))
+    }
+
+    /// As [`Progress::new`], with the tty header's clock injected (tests).
+    pub fn with_clock(mode: Mode, out: Box<dyn Write + Send>, clock: Clock) -> Self {
+        let renderer = match mode {
+            Mode::Tty => Renderer::Tty(tty::Tty::new(out, clock)),
+            Mode::Plain => Renderer::Plain(plain::Plain::new(out)),
+            Mode::RawJson => Renderer::RawJson(rawjson::RawJson::new(out)),
+            Mode::Quiet => Renderer::Quiet,
+        };
+        Progress {
+            state: state::State::default(),
+            renderer,
+            finished: None,
+        }
+    }
+
+    /// Feeds one `Control.Status` message.
+    pub fn update(&mut self, resp: &StatusResponse) -> io::Result<()> {
+        self.apply(&StatusUpdate::from(resp))
+    }
+
+    /// Feeds events that did not come from the daemon's stream, e.g. steps
+    /// the client itself reports (BuildKit's Go client shows `[auth]` ones).
+    pub fn apply(&mut self, update: &StatusUpdate) -> io::Result<()> {
+        let applied = self.state.apply(update);
+        match &mut self.renderer {
+            Renderer::Tty(t) => t.update(&self.state),
+            Renderer::Plain(p) => {
+                p.update(&self.state, applied);
+                Ok(())
+            }
+            Renderer::RawJson(j) => j.update(update),
+            Renderer::Quiet => Ok(()),
+        }
+    }
+
+    /// Call every 100ms or so. The tty display redraws so running timers
+    /// advance; plain output prints what arrived since the last tick (it
+    /// prints only here and in [`Progress::finish`], and counts ticks as its
+    /// clock). A no-op in the other modes.
+    pub fn tick(&mut self) -> io::Result<()> {
+        match &mut self.renderer {
+            Renderer::Tty(t) => t.tick(&self.state),
+            Renderer::Plain(p) => p.tick(&self.state),
+            _ => Ok(()),
+        }
+    }
+
+    /// Renders the end: the last frame (tty) or the remaining lines (plain),
+    /// then failed steps' logs and the warnings. Later calls only return the
+    /// summary again.
+    pub fn finish(&mut self) -> io::Result<Summary> {
+        if let Some(s) = &self.finished {
+            return Ok(s.clone());
+        }
+        let applied = self.state.finish();
+        match &mut self.renderer {
+            Renderer::Tty(t) => t.finish(&self.state)?,
+            Renderer::Plain(p) => p.finish(&self.state, applied)?,
+            Renderer::RawJson(_) | Renderer::Quiet => {}
+        }
+        let summary = self.state.summary();
+        self.finished = Some(summary.clone());
+        Ok(summary)
+    }
+
+    /// Annotates steps by name, e.g. `(refresh every 24h)` after a step
+    /// whose cache is renewed on a schedule. Shown on the step's name line
+    /// in plain and tty modes.
+    pub fn mark(&mut self, predicate: impl Fn(&str) -> Option<String> + Send + 'static) {
+        self.state.set_marker(Box::new(predicate));
+    }
+}
+
+#[cfg(test)]
+mod tests;

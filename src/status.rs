@@ -1,0 +1,426 @@
+//! `Control.Status` responses as plain Rust events.
+//!
+//! This module owns the one place where progress protobuf types are read, so the
+//! progress fold and renderers never see them. The shapes follow BuildKit's
+//! `client/graph.go` (`SolveStatus`, `Vertex`, `VertexStatus`, `VertexLog`,
+//! `VertexWarning`).
+//!
+//! Everything here is daemon input: conversion never fails. A missing or
+//! out-of-range timestamp becomes `None`, negative byte counts become 0, text
+//! that is not UTF-8 is converted lossily, empty strings become `None` where
+//! "absent" is what they mean.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::proto::moby::buildkit::v1 as api;
+use crate::proto::pb;
+
+/// One `StatusResponse`: an incremental update, merged by the progress fold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatusUpdate {
+    pub vertices: Vec<VertexUpdate>,
+    pub statuses: Vec<StatusItem>,
+    pub logs: Vec<LogChunk>,
+    pub warnings: Vec<Warning>,
+}
+
+/// The latest state of one build step (an LLB vertex), keyed by `digest`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VertexUpdate {
+    pub digest: String,
+    pub inputs: Vec<String>,
+    /// As the daemon names it, e.g. `[2/3] RUN echo hi`.
+    pub name: String,
+    pub cached: bool,
+    pub started: Option<SystemTime>,
+    pub completed: Option<SystemTime>,
+    /// `None` when the step has not failed.
+    pub error: Option<String>,
+    pub progress_group: Option<ProgressGroup>,
+}
+
+/// Vertices sharing a group are shown as one step (`pb.ProgressGroup`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProgressGroup {
+    pub id: String,
+    pub name: String,
+    /// A weak member alone does not reveal the group.
+    pub weak: bool,
+}
+
+/// A sub-task of a vertex, keyed by `(vertex, id)`: a transfer or a layer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatusItem {
+    /// Shown to users, e.g. `transferring context:` or a layer digest.
+    pub id: String,
+    pub vertex: String,
+    pub name: String,
+    pub current: u64,
+    /// `None` when the daemon does not know the total (it sends 0).
+    pub total: Option<u64>,
+    /// When the daemon produced this update.
+    pub timestamp: Option<SystemTime>,
+    pub started: Option<SystemTime>,
+    pub completed: Option<SystemTime>,
+}
+
+/// Where a log chunk was written by the step's process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    /// Any other number the daemon sends; kept so nothing is lost.
+    Other(i64),
+}
+
+impl Stream {
+    /// The number on the wire (1 stdout, 2 stderr).
+    pub fn number(self) -> i64 {
+        match self {
+            Stream::Stdout => 1,
+            Stream::Stderr => 2,
+            Stream::Other(n) => n,
+        }
+    }
+}
+
+/// Raw output of a step. Chunks may end mid-line (and mid-character).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogChunk {
+    pub vertex: String,
+    pub stream: Stream,
+    pub timestamp: Option<SystemTime>,
+    pub data: Bytes,
+}
+
+/// A build warning, e.g. from the Dockerfile linter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Warning {
+    pub vertex: String,
+    pub level: i64,
+    /// One line; the Dockerfile frontend already appends `(line N)`.
+    pub short: String,
+    pub detail: Vec<String>,
+    pub url: Option<String>,
+    pub source: Option<SourceInfo>,
+    pub ranges: Vec<SourceRange>,
+}
+
+/// The file a warning points into.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub filename: String,
+    pub language: Option<String>,
+    /// The whole file as the frontend saw it.
+    pub data: Bytes,
+}
+
+/// Lines are 1-based as the frontend sends them; 0 means unknown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceRange {
+    pub start: Position,
+    pub end: Position,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    pub line: u32,
+    pub character: u32,
+}
+
+/// BuildKit reports a step stopped by cancellation with this error suffix
+/// (Go's `context.Canceled`), and progressui shows it as `CANCELED`.
+pub fn is_canceled(error: &str) -> bool {
+    error.ends_with("context canceled")
+}
+
+impl From<&api::StatusResponse> for StatusUpdate {
+    fn from(resp: &api::StatusResponse) -> Self {
+        StatusUpdate {
+            vertices: resp.vertexes.iter().map(VertexUpdate::from).collect(),
+            statuses: resp.statuses.iter().map(StatusItem::from).collect(),
+            logs: resp.logs.iter().map(LogChunk::from).collect(),
+            warnings: resp.warnings.iter().map(Warning::from).collect(),
+        }
+    }
+}
+
+impl From<&api::Vertex> for VertexUpdate {
+    fn from(v: &api::Vertex) -> Self {
+        VertexUpdate {
+            digest: v.digest.clone(),
+            inputs: v.inputs.clone(),
+            name: v.name.clone(),
+            cached: v.cached,
+            started: time(v.started.as_ref()),
+            completed: time(v.completed.as_ref()),
+            error: non_empty(&v.error),
+            progress_group: v.progress_group.as_ref().map(ProgressGroup::from),
+        }
+    }
+}
+
+impl From<&pb::ProgressGroup> for ProgressGroup {
+    fn from(g: &pb::ProgressGroup) -> Self {
+        ProgressGroup {
+            id: g.id.clone(),
+            name: g.name.clone(),
+            weak: g.weak,
+        }
+    }
+}
+
+impl From<&api::VertexStatus> for StatusItem {
+    fn from(s: &api::VertexStatus) -> Self {
+        StatusItem {
+            id: s.id.clone(),
+            vertex: s.vertex.clone(),
+            name: s.name.clone(),
+            current: u64::try_from(s.current).unwrap_or(0),
+            total: u64::try_from(s.total).ok().filter(|&t| t > 0),
+            timestamp: time(s.timestamp.as_ref()),
+            started: time(s.started.as_ref()),
+            completed: time(s.completed.as_ref()),
+        }
+    }
+}
+
+impl From<&api::VertexLog> for LogChunk {
+    fn from(l: &api::VertexLog) -> Self {
+        LogChunk {
+            vertex: l.vertex.clone(),
+            stream: match l.stream {
+                1 => Stream::Stdout,
+                2 => Stream::Stderr,
+                n => Stream::Other(n),
+            },
+            timestamp: time(l.timestamp.as_ref()),
+            data: l.msg.clone(),
+        }
+    }
+}
+
+impl From<&api::VertexWarning> for Warning {
+    fn from(w: &api::VertexWarning) -> Self {
+        Warning {
+            vertex: w.vertex.clone(),
+            level: w.level,
+            short: String::from_utf8_lossy(&w.short).into_owned(),
+            detail: w
+                .detail
+                .iter()
+                .map(|d| String::from_utf8_lossy(d).into_owned())
+                .collect(),
+            url: non_empty(&w.url),
+            source: w.info.as_ref().map(|i| SourceInfo {
+                filename: i.filename.clone(),
+                language: non_empty(&i.language),
+                data: i.data.clone(),
+            }),
+            ranges: w.ranges.iter().map(SourceRange::from).collect(),
+        }
+    }
+}
+
+impl From<&pb::Range> for SourceRange {
+    fn from(r: &pb::Range) -> Self {
+        SourceRange {
+            start: r.start.as_ref().map(Position::from).unwrap_or_default(),
+            end: r.end.as_ref().map(Position::from).unwrap_or_default(),
+        }
+    }
+}
+
+impl From<&pb::Position> for Position {
+    fn from(p: &pb::Position) -> Self {
+        Position {
+            line: u32::try_from(p.line).unwrap_or(0),
+            character: u32::try_from(p.character).unwrap_or(0),
+        }
+    }
+}
+
+/// google.protobuf.Timestamp's valid range: 0001-01-01 to 9999-12-31 (UTC).
+const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
+/// A timestamp outside the protobuf range (or the platform's) is dropped
+/// rather than clamped, so durations computed from it are "unknown", not
+/// wildly wrong, and later time arithmetic cannot overflow.
+fn time(ts: Option<&prost_types::Timestamp>) -> Option<SystemTime> {
+    let ts = ts?;
+    if !TIMESTAMP_SECONDS.contains(&ts.seconds) {
+        tracing::debug!(?ts, "dropping out-of-range status timestamp");
+        return None;
+    }
+    match SystemTime::try_from(*ts) {
+        Ok(t) => Some(t),
+        Err(err) => {
+            tracing::debug!(?ts, %err, "dropping unrepresentable status timestamp");
+            None
+        }
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    fn ts(seconds: i64, nanos: i32) -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp { seconds, nanos })
+    }
+
+    #[test]
+    fn vertex_fields_and_empty_error() {
+        let resp = api::StatusResponse {
+            vertexes: vec![api::Vertex {
+                digest: "sha256:a".into(),
+                inputs: vec!["sha256:b".into()],
+                name: "[1/2] FROM x".into(),
+                cached: true,
+                started: ts(10, 500_000_000),
+                completed: None,
+                error: String::new(),
+                progress_group: Some(pb::ProgressGroup {
+                    id: "g".into(),
+                    name: "group".into(),
+                    weak: true,
+                }),
+            }],
+            ..Default::default()
+        };
+        let u = StatusUpdate::from(&resp);
+        let v = &u.vertices[0];
+        assert_eq!(v.digest, "sha256:a");
+        assert_eq!(v.inputs, ["sha256:b"]);
+        assert!(v.cached);
+        assert_eq!(v.started, Some(UNIX_EPOCH + Duration::from_millis(10_500)));
+        assert_eq!(v.completed, None);
+        assert_eq!(v.error, None);
+        assert_eq!(v.progress_group.as_ref().map(|g| g.weak), Some(true));
+    }
+
+    #[test]
+    fn hostile_numbers_and_timestamps_do_not_panic() {
+        let resp = api::StatusResponse {
+            statuses: vec![api::VertexStatus {
+                id: "x".into(),
+                current: -5,
+                total: -1,
+                timestamp: ts(i64::MAX, 0),
+                started: ts(-62_135_596_800, 0), // Go's zero time
+                completed: ts(1, -1),
+                ..Default::default()
+            }],
+            logs: vec![api::VertexLog {
+                stream: 7,
+                msg: Bytes::from_static(b"\xff\xfe"),
+                ..Default::default()
+            }],
+            warnings: vec![api::VertexWarning {
+                short: Bytes::from_static(b"bad \xff"),
+                ranges: vec![pb::Range {
+                    start: Some(pb::Position {
+                        line: -3,
+                        character: 4,
+                    }),
+                    end: None,
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let u = StatusUpdate::from(&resp);
+        let s = &u.statuses[0];
+        assert_eq!((s.current, s.total), (0, None));
+        assert_eq!(s.timestamp, None);
+        assert!(s.started.is_some());
+        assert_eq!(
+            s.completed,
+            Some(UNIX_EPOCH + Duration::new(0, 999_999_999))
+        );
+        assert_eq!(u.logs[0].stream, Stream::Other(7));
+        assert_eq!(u.logs[0].data.as_ref(), b"\xff\xfe");
+        assert_eq!(u.warnings[0].short, "bad \u{fffd}");
+        assert_eq!(u.warnings[0].ranges[0].start.line, 0);
+        assert_eq!(u.warnings[0].ranges[0].start.character, 4);
+        assert_eq!(u.warnings[0].ranges[0].end, Position::default());
+    }
+
+    #[test]
+    fn log_streams_and_status_totals() {
+        let resp = api::StatusResponse {
+            statuses: vec![api::VertexStatus {
+                id: "sha256:l".into(),
+                vertex: "v".into(),
+                current: 1_000,
+                total: 2_000,
+                ..Default::default()
+            }],
+            logs: vec![
+                api::VertexLog {
+                    vertex: "v".into(),
+                    stream: 1,
+                    msg: Bytes::from_static(b"out"),
+                    timestamp: ts(3, 0),
+                },
+                api::VertexLog {
+                    stream: 2,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let u = StatusUpdate::from(&resp);
+        assert_eq!(
+            (u.statuses[0].current, u.statuses[0].total),
+            (1_000, Some(2_000))
+        );
+        assert_eq!(u.logs[0].stream, Stream::Stdout);
+        assert_eq!(u.logs[1].stream.number(), 2);
+        assert_eq!(
+            u.logs[0].timestamp,
+            Some(UNIX_EPOCH + Duration::from_secs(3))
+        );
+    }
+
+    #[test]
+    fn warning_source_and_url() {
+        let resp = api::StatusResponse {
+            warnings: vec![api::VertexWarning {
+                vertex: "v".into(),
+                level: 1,
+                short: Bytes::from_static(b"JSONArgsRecommended: use JSON (line 3)"),
+                detail: vec![Bytes::from_static(b"why")],
+                url: "https://example.invalid/rule".into(),
+                info: Some(pb::SourceInfo {
+                    filename: "Dockerfile".into(),
+                    data: Bytes::from_static(b"FROM x\n"),
+                    definition: None,
+                    language: "Dockerfile".into(),
+                }),
+                ranges: vec![],
+            }],
+            ..Default::default()
+        };
+        let w = &StatusUpdate::from(&resp).warnings[0];
+        assert_eq!(w.detail, ["why"]);
+        assert_eq!(w.url.as_deref(), Some("https://example.invalid/rule"));
+        let src = w.source.as_ref().expect("source info was sent");
+        assert_eq!(src.filename, "Dockerfile");
+        assert_eq!(src.language.as_deref(), Some("Dockerfile"));
+    }
+
+    #[test]
+    fn canceled_suffix() {
+        assert!(is_canceled("failed to x: context canceled"));
+        assert!(!is_canceled("exit code: 1"));
+    }
+}
