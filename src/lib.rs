@@ -1,14 +1,29 @@
 //! rbuild: a native Rust client for BuildKit.
 //!
+//! A Rust program can script builds with it: connect a [`Client`], describe
+//! the build as a [`solve::BuildPlan`], run [`solve::solve`] and feed the
+//! status stream to a [`progress::Progress`] renderer.
+//!
 //! # Layout
 //!
 //! - [`connect`]: daemon addresses and transports (unix, tcp, Docker Engine).
 //! - [`client`]: a connected daemon: info, workers, and the Control stubs.
+//! - [`session`]: the session tunnel and the services the daemon calls back
+//!   on (health, filesync).
+//! - [`solve`]: a build plan becomes a `SolveRequest`; session, Solve and
+//!   Status run together under one cancel token.
+//! - [`output`]: exporters and safe writing of the files they produce.
+//! - [`status`], [`progress`]: status stream events and their renderers.
 //! - [`proto`]: the generated BuildKit API.
 
 pub mod client;
 pub mod connect;
+pub mod output;
+pub mod progress;
 pub mod proto;
+pub mod session;
+pub mod solve;
+pub mod status;
 
 pub use client::{Client, ClientError, DaemonInfo, Worker};
 pub use connect::{Address, ConnectError, ConnectOptions};

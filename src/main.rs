@@ -5,11 +5,10 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_args(std::env::args_os().collect());
     init_tracing(cli.global.debug);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

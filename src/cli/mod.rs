@@ -1,14 +1,20 @@
 //! The command line: clap structs, then one function per command that turns
 //! flags into library calls. Only this module and `main` print.
 
+mod build;
+mod flags;
 mod info;
 
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
 use rbuild::{Address, ConnectOptions};
 
 /// A native BuildKit client: build Dockerfiles with a shared registry layer cache.
+///
+/// `rbuild [OPTIONS] PATH` builds PATH like `rbuild build [OPTIONS] PATH`; a
+/// context named like a command is given as `./info`.
 #[derive(Debug, Parser)]
 #[command(name = "rbuild", version, about, long_about = None)]
 pub struct Cli {
@@ -16,6 +22,32 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses argv, reading `rbuild [OPTIONS] PATH` as `rbuild build [OPTIONS]
+    /// PATH`: when the arguments do not start a command, they are tried as
+    /// build arguments. Exits with clap's message on a usage error.
+    pub fn parse_args(args: Vec<std::ffi::OsString>) -> Cli {
+        use clap::error::ErrorKind;
+        match Cli::try_parse_from(&args) {
+            Ok(cli) => cli,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::InvalidSubcommand
+                        | ErrorKind::UnknownArgument
+                        | ErrorKind::MissingSubcommand
+                        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                ) && args.len() > 1 =>
+            {
+                let mut with_build = args.clone();
+                with_build.insert(1, "build".into());
+                Cli::try_parse_from(with_build).unwrap_or_else(|e| e.exit())
+            }
+            Err(e) => e.exit(),
+        }
+    }
 }
 
 /// Options every command takes, before or after the command name.
@@ -38,6 +70,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build a Dockerfile (the default command).
+    Build(Box<build::BuildArgs>),
     /// Show the daemon's BuildKit version and workers.
     Info(info::InfoArgs),
 }
@@ -64,6 +98,7 @@ impl GlobalArgs {
 /// Runs the parsed command; the returned code is the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
+        Command::Build(args) => build::run(&cli.global, *args).await,
         Command::Info(args) => info::run(&cli.global, args).await,
     }
 }

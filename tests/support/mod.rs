@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod proxy;
+pub mod registry;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -85,4 +86,42 @@ pub fn assert_success(out: &Output) {
         stdout(out),
         stderr(out)
     );
+}
+
+/// A name no other test (or earlier run) uses, for images and tags.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// A build context in a temp dir: `files` are (relative path, contents).
+pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp context");
+    for (path, contents) in files {
+        let full = dir.path().join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&full, contents).unwrap();
+    }
+    dir
+}
+
+/// `rbuild build` with the stack's address and plain progress. `--no-cache`
+/// because tests read RUN output, which a cached step (from an earlier run
+/// of the suite) would not show.
+pub fn build_cmd(stack: &Stack) -> Command {
+    let mut cmd = rbuild();
+    cmd.args([
+        "build",
+        "--addr",
+        &stack.buildkit_host,
+        "--progress",
+        "plain",
+        "--no-cache",
+    ]);
+    cmd
 }

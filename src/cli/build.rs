@@ -1,0 +1,363 @@
+//! `rbuild [build] PATH`: flags -> [`BuildPlan`], then one solve with live
+//! progress, then the files the user asked for (metadata, image id).
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use rbuild::output::{Daemon, Export};
+use rbuild::progress::{Mode, Progress};
+use rbuild::solve::{BuildOutcome, BuildPlan, DockerfileSource, SolveError, solve};
+use rbuild::{Address, Client};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::GlobalArgs;
+use super::flags;
+
+/// Exit code of a build stopped by SIGINT/SIGTERM, as shells report it.
+pub const EXIT_CANCELED: u8 = 130;
+
+#[derive(Debug, Args, Default)]
+pub struct BuildArgs {
+    /// Build context directory (a context named like a command: ./info).
+    #[arg(value_name = "PATH")]
+    pub context: Option<PathBuf>,
+
+    /// The Dockerfile (default: PATH/Dockerfile); `-` reads it from stdin.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Build this stage of the Dockerfile.
+    #[arg(long)]
+    pub target: Option<String>,
+
+    /// Build-time variable; KEY alone takes its value from the environment.
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    pub build_args: Vec<String>,
+
+    /// Image label.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// Target platform(s), e.g. linux/amd64 (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',', value_name = "OS/ARCH")]
+    pub platform: Vec<String>,
+
+    /// Do not use the build cache.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Always look for newer versions of base images.
+    #[arg(long)]
+    pub pull: bool,
+
+    /// Network for RUN steps.
+    #[arg(long, value_enum)]
+    pub network: Option<Network>,
+
+    /// Extra /etc/hosts entry for RUN steps.
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+
+    /// Extra named build context, a local directory: NAME=DIR.
+    #[arg(long = "build-context", value_name = "NAME=DIR")]
+    pub build_contexts: Vec<String>,
+
+    /// Image name and tag (repeatable).
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+
+    /// Push the tagged image to its registry.
+    #[arg(long)]
+    pub push: bool,
+
+    /// Write the build result metadata (buildx-compatible JSON) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+
+    /// Write the image id (config digest) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+
+    /// Progress output: auto (tty on a terminal, else plain), tty, plain,
+    /// rawjson, quiet.
+    #[arg(long, env = "BUILDKIT_PROGRESS", value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+
+    /// Print only the image id (same as --progress quiet).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
+pub enum ProgressArg {
+    #[default]
+    Auto,
+    Tty,
+    Plain,
+    Rawjson,
+    Quiet,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Network {
+    Default,
+    None,
+    Host,
+}
+
+pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
+    let addr = global.address();
+    // Everything the user typed is checked before the daemon is contacted.
+    let plan = plan(&args, &addr)?;
+    let client = Client::connect(addr, &global.connect_options()).await?;
+
+    let cancel = CancellationToken::new();
+    let signals = tokio::spawn(cancel_on_signal(cancel.clone()));
+    let mode = progress_mode(&args);
+    let (tx, rx) = mpsc::channel(256);
+    let renderer = tokio::spawn(render(mode, rx));
+    let result = solve(&client, &plan, tx, cancel.clone()).await;
+    signals.abort();
+    let summary = renderer.await.context("progress renderer stopped")??;
+    tracing::debug!(?summary, "build finished");
+
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(SolveError::Canceled) => {
+            eprintln!("build canceled");
+            return Ok(EXIT_CANCELED);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    write_results(&args, &outcome)?;
+    if mode != Mode::Quiet {
+        eprintln!("{}", report_line(&summary, &outcome));
+    }
+    if mode == Mode::Quiet
+        && let Some(id) = image_id(&outcome)
+    {
+        println!("{id}");
+    }
+    Ok(0)
+}
+
+fn progress_mode(args: &BuildArgs) -> Mode {
+    if args.quiet {
+        return Mode::Quiet;
+    }
+    match args.progress {
+        ProgressArg::Auto if std::io::stderr().is_terminal() => Mode::Tty,
+        ProgressArg::Auto | ProgressArg::Plain => Mode::Plain,
+        ProgressArg::Tty => Mode::Tty,
+        ProgressArg::Rawjson => Mode::RawJson,
+        ProgressArg::Quiet => Mode::Quiet,
+    }
+}
+
+async fn render(
+    mode: Mode,
+    mut rx: mpsc::Receiver<rbuild::proto::moby::buildkit::v1::StatusResponse>,
+) -> anyhow::Result<rbuild::progress::Summary> {
+    let out: Box<dyn std::io::Write + Send> = match mode {
+        // rawjson is data for a program: it goes to stdout like buildx's.
+        Mode::RawJson => Box::new(std::io::stdout()),
+        _ => Box::new(std::io::stderr()),
+    };
+    let mut progress = Progress::new(mode, out);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(msg) => progress.update(&msg)?,
+                None => break,
+            },
+            _ = tick.tick() => progress.tick()?,
+        }
+    }
+    Ok(progress.finish()?)
+}
+
+/// SIGINT or SIGTERM cancels the build on the daemon.
+async fn cancel_on_signal(cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {},
+        _ = term.recv() => {},
+    }
+    tracing::debug!("signal received: canceling the build");
+    cancel.cancel();
+}
+
+/// Resolves the flags into a plan; every user mistake is reported here,
+/// before connecting.
+pub fn plan(args: &BuildArgs, addr: &Address) -> anyhow::Result<BuildPlan> {
+    let context = args
+        .context
+        .as_deref()
+        .context("no build context given: rbuild [OPTIONS] PATH (try `rbuild .`)")?;
+    let context = existing_dir(context)?;
+    let dockerfile = dockerfile_source(args.file.as_deref(), &context)?;
+
+    let mut attrs = BTreeMap::new();
+    if let Some(target) = &args.target {
+        attrs.insert("target".to_string(), target.clone());
+    }
+    for (k, v) in flags::build_args(&args.build_args, |k| std::env::var(k).ok())? {
+        attrs.insert(format!("build-arg:{k}"), v);
+    }
+    for (k, v) in flags::labels(&args.labels)? {
+        attrs.insert(format!("label:{k}"), v);
+    }
+    if !args.platform.is_empty() {
+        attrs.insert("platform".to_string(), args.platform.join(","));
+    }
+    if args.no_cache {
+        // Empty means every stage.
+        attrs.insert("no-cache".to_string(), String::new());
+    }
+    if args.pull {
+        attrs.insert("image-resolve-mode".to_string(), "pull".to_string());
+    }
+    let mut entitlements = Vec::new();
+    match args.network {
+        None | Some(Network::Default) => {}
+        Some(Network::None) => {
+            attrs.insert("force-network-mode".to_string(), "none".to_string());
+        }
+        Some(Network::Host) => {
+            attrs.insert("force-network-mode".to_string(), "host".to_string());
+            entitlements.push("network.host".to_string());
+        }
+    }
+    if !args.add_hosts.is_empty() {
+        attrs.insert("add-hosts".to_string(), flags::add_hosts(&args.add_hosts)?);
+    }
+    let mut named_contexts = BTreeMap::new();
+    for (name, dir) in flags::build_contexts(&args.build_contexts)? {
+        named_contexts.insert(name, existing_dir(&dir)?);
+    }
+
+    let daemon = match addr {
+        Address::Docker(_) => Daemon::Engine,
+        _ => Daemon::Buildkitd,
+    };
+    if args.push && args.tags.is_empty() {
+        bail!("--push needs an image name: add -t REGISTRY/NAME[:TAG]");
+    }
+    let mut exports = Vec::new();
+    // An engine keeps an image even untagged (docker buildx's default there);
+    // a standalone daemon with no output keeps only its cache.
+    if !args.tags.is_empty() || daemon == Daemon::Engine {
+        exports.push(Export::image(&args.tags, args.push, daemon));
+    }
+
+    Ok(BuildPlan {
+        shared_key: flags::shared_key(&context),
+        context,
+        dockerfile,
+        frontend_attrs: attrs,
+        named_contexts,
+        exports,
+        cache_imports: Vec::new(),
+        cache_exports: Vec::new(),
+        entitlements,
+    })
+}
+
+fn existing_dir(path: &Path) -> anyhow::Result<PathBuf> {
+    let meta = std::fs::metadata(path).with_context(|| {
+        format!(
+            "build context {} does not exist (give the directory to build)",
+            path.display()
+        )
+    })?;
+    if !meta.is_dir() {
+        bail!("build context {} is not a directory", path.display());
+    }
+    std::fs::canonicalize(path)
+        .with_context(|| format!("cannot resolve build context {}", path.display()))
+}
+
+fn dockerfile_source(file: Option<&Path>, context: &Path) -> anyhow::Result<DockerfileSource> {
+    let path = match file {
+        Some(p) if p == Path::new("-") => {
+            let mut data = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut data)
+                .context("cannot read the Dockerfile from stdin")?;
+            return Ok(DockerfileSource::Inline(Bytes::from(data)));
+        }
+        Some(p) => p.to_path_buf(),
+        None => context.join("Dockerfile"),
+    };
+    let meta = std::fs::metadata(&path).with_context(|| {
+        format!(
+            "no Dockerfile at {} (use -f to name another file)",
+            path.display()
+        )
+    })?;
+    if !meta.is_file() {
+        bail!("Dockerfile {} is not a regular file", path.display());
+    }
+    let path = std::fs::canonicalize(&path)
+        .with_context(|| format!("cannot resolve Dockerfile {}", path.display()))?;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        bail!("Dockerfile {} has no file name", path.display());
+    };
+    Ok(DockerfileSource::File {
+        dir: dir.to_path_buf(),
+        filename: name.to_string_lossy().into_owned(),
+    })
+}
+
+/// One line a CI log reader can grep: what ran, what was cached, what the
+/// context upload cost.
+fn report_line(summary: &rbuild::progress::Summary, outcome: &BuildOutcome) -> String {
+    use rbuild::progress::units::{bytes, secs};
+    let t = &outcome.transfer;
+    format!(
+        "rbuild: {} steps: {} cached, {} executed in {}s; context: {} files ({}) sent, {} entries listed",
+        summary.total,
+        summary.cached,
+        summary.executed,
+        secs(summary.executed_time),
+        t.files_sent(),
+        bytes(t.bytes_sent()),
+        t.stats_sent(),
+    )
+}
+
+fn image_id(outcome: &BuildOutcome) -> Option<&str> {
+    let r = &outcome.exporter_response;
+    r.get("containerimage.config.digest")
+        .or_else(|| r.get("containerimage.digest"))
+        .map(String::as_str)
+}
+
+fn write_results(args: &BuildArgs, outcome: &BuildOutcome) -> anyhow::Result<()> {
+    if let Some(path) = &args.metadata_file {
+        let json = flags::metadata_json(&outcome.exporter_response);
+        let text = serde_json::to_string_pretty(&json)?;
+        rbuild::output::write_atomically(path, text.as_bytes())
+            .with_context(|| format!("cannot write --metadata-file {}", path.display()))?;
+    }
+    if let Some(path) = &args.iidfile {
+        let id = image_id(outcome)
+            .context("--iidfile: the build produced no image (add -t or an image output)")?;
+        rbuild::output::write_atomically(path, id.as_bytes())
+            .with_context(|| format!("cannot write --iidfile {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! A BuildKit session: the services the daemon calls back on while it builds.
+//!
+//! The daemon reaches our files, credentials and export targets only through
+//! the session: [`Session::start`] opens `Control.Session`, runs a gRPC
+//! server on that tunnel ([`tunnel`]) and registers one service per concern
+//! (health, [`filesync`], later filesend, auth, secrets, ssh). The header that
+//! tells the daemon which methods exist is derived from what was registered
+//! (upstream: session/session.go, `allowedMethods`).
+
+pub mod filesync;
+pub mod tunnel;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tonic::metadata::MetadataValue;
+use tonic::server::NamedService;
+use tonic::transport::Channel;
+use tonic::transport::server::Router;
+
+use crate::connect::MAX_MESSAGE_SIZE;
+use crate::proto::moby::buildkit::v1::control_client::ControlClient;
+use crate::proto::moby::filesync::v1::file_sync_server::FileSyncServer;
+use filesync::{FileSyncService, LocalSource, TransferStats};
+use tunnel::TunnelIo;
+
+/// How long the daemon may take to attach to a new session. It answers in
+/// milliseconds when healthy; a daemon that never does is wedged.
+/// The local source name of the main build context, as the Dockerfile
+/// frontend asks for it.
+pub const CONTEXT_SOURCE: &str = "context";
+
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("the daemon refused the session: {0}")]
+    Refused(String),
+    #[error("the daemon did not attach to the session within {0:?}")]
+    AttachTimeout(Duration),
+    #[error("the session ended before the daemon attached: {0}")]
+    Ended(String),
+}
+
+/// What the session serves.
+#[derive(Default)]
+pub struct SessionConfig {
+    /// Local sources by name (`context`, `dockerfile`, named contexts).
+    pub sources: HashMap<String, LocalSource>,
+    /// Stable across builds of the same project, so the daemon can reuse the
+    /// previous upload and receive only what changed.
+    pub shared_key: String,
+}
+
+/// A running session; dropping it without [`Session::close`] also ends it.
+pub struct Session {
+    id: String,
+    /// Always `Some` until closed; an Option so `close` can await it while
+    /// `Drop` still aborts it on early exits.
+    task: Option<JoinHandle<()>>,
+    stats: TransferStats,
+}
+
+/// Records each registered service's methods for the session header, so the
+/// header cannot name a service that is not served.
+struct Registry {
+    router: Router,
+    methods: Vec<String>,
+}
+
+impl Registry {
+    fn add<S>(mut self, service: S, methods: &[&str]) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.methods
+            .extend(methods.iter().map(|m| format!("/{}/{m}", S::NAME)));
+        self.router = self.router.add_service(service);
+        self
+    }
+}
+
+impl Session {
+    /// Opens the session and waits until the daemon has attached to it.
+    pub async fn start(
+        mut control: ControlClient<Channel>,
+        config: SessionConfig,
+    ) -> Result<Session, SessionError> {
+        let id = new_id();
+        let filesync = FileSyncService::new(config.sources);
+        let stats = filesync.stats(CONTEXT_SOURCE);
+        let (_, health) = tonic_health::server::health_reporter();
+
+        let mut server = tonic::transport::Server::builder()
+            // Uploads are the bulk of session traffic: large windows and
+            // frames keep the daemon from stalling on flow control.
+            .initial_stream_window_size(Some(4 << 20))
+            .initial_connection_window_size(Some(8 << 20))
+            .max_frame_size(Some(1 << 20));
+        let registry = Registry {
+            router: server.add_routes(tonic::service::Routes::default()),
+            methods: Vec::new(),
+        }
+        .add(health, &["Check", "Watch"])
+        .add(
+            FileSyncServer::new(filesync)
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+            &["DiffCopy", "TarStream"],
+        );
+
+        let (out_tx, out_rx) = mpsc::channel(64);
+        let mut request = tonic::Request::new(tunnel::outbound_stream(out_rx));
+        let md = request.metadata_mut();
+        md.insert("x-docker-expose-session-uuid", ascii(&id));
+        md.insert(
+            "x-docker-expose-session-sharedkey",
+            ascii(&config.shared_key),
+        );
+        // One entry per method: the daemon matches each value exactly.
+        for method in &registry.methods {
+            md.append("x-docker-expose-session-grpc-method", ascii(method));
+        }
+        tracing::debug!(session = %id, methods = ?registry.methods, "opening session");
+
+        let (first_tx, first_rx) = oneshot::channel();
+        let (fail_tx, fail_rx) = oneshot::channel::<SessionError>();
+        let router = registry.router;
+        let task = tokio::spawn(async move {
+            let inbound = match control.session(request).await {
+                Ok(resp) => resp.into_inner(),
+                Err(status) => {
+                    let _ = fail_tx.send(SessionError::Refused(status.message().to_string()));
+                    return;
+                }
+            };
+            let io = TunnelIo::new(inbound, out_tx, first_tx);
+            // The incoming stream never ends on its own: the server lives
+            // until the session task is aborted.
+            let incoming = futures::StreamExt::chain(
+                futures::stream::iter([Ok::<_, std::io::Error>(io)]),
+                futures::stream::pending(),
+            );
+            if let Err(e) = router.serve_with_incoming(incoming).await {
+                tracing::debug!(error = %e, "session server ended");
+            }
+        });
+
+        let attached = tokio::time::timeout(ATTACH_TIMEOUT, async {
+            tokio::select! {
+                first = first_rx => first.map_err(|_| SessionError::Ended("tunnel closed".into())),
+                failed = fail_rx => Err(failed.unwrap_or_else(|_| SessionError::Ended("session task ended".into()))),
+            }
+        })
+        .await;
+        match attached {
+            Ok(Ok(())) => Ok(Session {
+                id,
+                task: Some(task),
+                stats,
+            }),
+            Ok(Err(e)) => {
+                task.abort();
+                Err(e)
+            }
+            Err(_) => {
+                task.abort();
+                Err(SessionError::AttachTimeout(ATTACH_TIMEOUT))
+            }
+        }
+    }
+
+    /// The id a `SolveRequest` names to use this session.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Upload counters of the `context` source, live while the build runs.
+    pub fn context_stats(&self) -> TransferStats {
+        self.stats.clone()
+    }
+
+    /// Ends the session. Dropping the `Control.Session` call resets its
+    /// stream, which makes the daemon release the session at once.
+    pub async fn close(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// Metadata values here are ASCII by construction (base36 ids, hex keys,
+/// method paths); anything else is replaced rather than dropped silently.
+fn ascii(value: &str) -> MetadataValue<tonic::metadata::Ascii> {
+    MetadataValue::try_from(value).unwrap_or_else(|_| MetadataValue::from_static("invalid"))
+}
+
+/// 25 base36 characters, as BuildKit's Go client makes them (identity.NewID);
+/// no `:`, which the daemon treats as a separator.
+pub fn new_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut raw = [0u8; 25];
+    // Falling back to a time-based seed keeps ids unique enough if the OS
+    // RNG is unavailable; they only need to be unique per daemon.
+    if getrandom::fill(&mut raw).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        for (i, b) in raw.iter_mut().enumerate() {
+            *b = (nanos >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(31);
+        }
+    }
+    raw.iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_base36_and_unique() {
+        let a = new_id();
+        let b = new_id();
+        assert_eq!(a.len(), 25);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+        );
+        assert_ne!(a, b);
+    }
+}
