@@ -12,10 +12,13 @@
 //!   on (health, filesync).
 //! - [`solve`]: a build plan becomes a `SolveRequest`; session, Solve and
 //!   Status run together under one cancel token.
+//! - [`cache`], [`spec`]: `--cache-from`/`--cache-to` and buildx's
+//!   `type=...,k=v` flag syntax, validated before connecting.
 //! - [`output`]: exporters and safe writing of the files they produce.
 //! - [`status`], [`progress`]: status stream events and their renderers.
 //! - [`proto`]: the generated BuildKit API.
 
+pub mod cache;
 pub mod client;
 pub mod connect;
 pub mod output;
@@ -23,6 +26,7 @@ pub mod progress;
 pub mod proto;
 pub mod session;
 pub mod solve;
+pub mod spec;
 pub mod status;
 
 pub use client::{Client, ClientError, DaemonInfo, Worker};

@@ -1,11 +1,15 @@
 //! Build outputs: what the daemon's exporters produce and where it lands.
 //!
-//! One [`Export`] per exporter in the `SolveRequest`; its index is the
-//! exporter id the daemon echoes back when it sends files to the client.
+//! Users write buildx's flags (`-o type=...`, `-t`, `--push`, `--load`);
+//! [`resolve`] turns them into one [`Export`] per exporter of a single
+//! `SolveRequest` — its index is the exporter id the daemon echoes back when
+//! it sends files — plus the [`Destination`] of what comes back.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::spec::{self, SpecError};
 
 /// One exporter of a build.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,6 +17,23 @@ pub struct Export {
     /// The daemon's exporter type (`image`, `moby`, `tar`, `local`, ...).
     pub kind: String,
     pub attrs: BTreeMap<String, String>,
+    /// Where the exporter's files go on this machine, if it sends any.
+    pub dest: Destination,
+}
+
+/// Where an exporter's result ends up on the client side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// Nothing comes back (the image stays on the daemon or in a registry).
+    Daemon,
+    /// One file (tar, oci, docker), written atomically.
+    File(PathBuf),
+    /// One file streamed to standard output.
+    Stdout,
+    /// A directory tree (local), merged into the directory.
+    Dir(PathBuf),
+    /// A docker-format tarball loaded into the Docker Engine at `DOCKER_HOST`.
+    Load,
 }
 
 /// Who runs the build: a Docker Engine keeps built images in its own store
@@ -23,29 +44,333 @@ pub enum Daemon {
     Buildkitd,
 }
 
-impl Export {
-    /// A tagged image, optionally pushed to its registry.
-    ///
-    /// On an engine the `moby` exporter stores the image in the engine (what
-    /// `docker buildx build --load` gives with the docker driver) and can
-    /// push in the same step.
-    pub fn image(names: &[String], push: bool, daemon: Daemon) -> Export {
-        let kind = match daemon {
-            Daemon::Engine => "moby",
-            Daemon::Buildkitd => "image",
-        };
-        let mut attrs = BTreeMap::new();
-        if !names.is_empty() {
-            attrs.insert("name".to_string(), names.join(","));
-        }
-        if push {
-            attrs.insert("push".to_string(), "true".to_string());
-        }
-        Export {
-            kind: kind.to_string(),
-            attrs,
+/// The output flags as the user gave them.
+#[derive(Clone, Debug, Default)]
+pub struct OutputFlags {
+    /// `-o/--output` values.
+    pub outputs: Vec<String>,
+    /// `-t/--tag` values.
+    pub tags: Vec<String>,
+    pub push: bool,
+    pub load: bool,
+}
+
+const FLAG: &str = "--output";
+const IMAGE_KEYS: &[&str] = &[
+    "name",
+    "push",
+    "push-by-digest",
+    "registry.insecure",
+    "insecure",
+    "oci-mediatypes",
+    "compression",
+    "compression-level",
+    "force-compression",
+    "store",
+    "unpack",
+    "rewrite-timestamp",
+    "dangling-name-prefix",
+    "name-canonical",
+    "buildinfo",
+    "oci-artifact",
+];
+
+/// Resolves the flags into the exporters of one solve; every mistake is
+/// reported here, before the daemon is contacted.
+pub fn resolve(flags: &OutputFlags, daemon: Daemon) -> Result<Vec<Export>, SpecError> {
+    let mut exports = Vec::new();
+    for input in &flags.outputs {
+        exports.push(parse_output(input)?);
+    }
+    if flags.push {
+        exports.push(image_export(BTreeMap::from([(
+            "push".to_string(),
+            "true".to_string(),
+        )])));
+    }
+    if flags.load {
+        exports.push(Export {
+            kind: "docker".to_string(),
+            attrs: BTreeMap::new(),
+            dest: Destination::Load,
+        });
+    }
+    // Tags name every image-producing exporter that has no name of its own.
+    for e in &mut exports {
+        let names_image = matches!(e.kind.as_str(), "image" | "docker" | "oci");
+        if names_image && !e.attrs.contains_key("name") && !flags.tags.is_empty() {
+            e.attrs.insert("name".to_string(), flags.tags.join(","));
         }
     }
+    if exports.is_empty() && (!flags.tags.is_empty() || daemon == Daemon::Engine) {
+        // buildx's docker driver keeps the image in the engine by default.
+        let mut attrs = BTreeMap::new();
+        if !flags.tags.is_empty() {
+            attrs.insert("name".to_string(), flags.tags.join(","));
+        }
+        exports.push(image_export(attrs));
+    }
+    for e in &exports {
+        if e.kind == "image"
+            && e.attrs.get("push").is_some_and(|p| p == "true")
+            && !e.attrs.contains_key("name")
+        {
+            return Err(SpecError::new(
+                FLAG,
+                "push",
+                "pushing needs an image name: add -t REGISTRY/NAME[:TAG] or name=",
+            ));
+        }
+    }
+    if exports
+        .iter()
+        .filter(|e| e.dest == Destination::Stdout)
+        .count()
+        > 1
+    {
+        return Err(SpecError::new(
+            FLAG,
+            "-",
+            "only one output can go to stdout",
+        ));
+    }
+    Ok(on_daemon(exports, daemon))
+}
+
+/// On a Docker Engine the engine itself is the image store: `image` becomes
+/// `moby` (stored in the engine, pushed when asked) and `--load` needs no
+/// tarball at all, so both collapse into one `moby` exporter.
+fn on_daemon(exports: Vec<Export>, daemon: Daemon) -> Vec<Export> {
+    if daemon == Daemon::Buildkitd {
+        return exports;
+    }
+    let mut out: Vec<Export> = Vec::new();
+    for mut e in exports {
+        let into_engine = e.kind == "image" || e.dest == Destination::Load;
+        if !into_engine {
+            out.push(e);
+            continue;
+        }
+        e.kind = "moby".to_string();
+        e.dest = Destination::Daemon;
+        if let Some(existing) = out.iter_mut().find(|x| x.kind == "moby") {
+            for (k, v) in e.attrs {
+                if k == "push" && existing.attrs.get("push").is_some_and(|p| p == "true") {
+                    continue;
+                }
+                existing.attrs.insert(k, v);
+            }
+        } else {
+            out.push(e);
+        }
+    }
+    out
+}
+
+fn image_export(attrs: BTreeMap<String, String>) -> Export {
+    Export {
+        kind: "image".to_string(),
+        attrs,
+        dest: Destination::Daemon,
+    }
+}
+
+/// One `-o` value: `type=KIND,...`, or a bare path (local) or `-` (tar to
+/// stdout), as buildx reads them.
+pub fn parse_output(input: &str) -> Result<Export, SpecError> {
+    let (mut s, bare) = spec::parse(FLAG, input)?;
+    let kind = match (s.kind.take(), bare.as_slice()) {
+        (Some(kind), []) => kind,
+        (None, [b]) if b == "-" => {
+            s.attrs.insert("dest".to_string(), "-".to_string());
+            "tar".to_string()
+        }
+        (None, [path]) => {
+            s.attrs.insert("dest".to_string(), path.clone());
+            "local".to_string()
+        }
+        (None, []) => {
+            return Err(SpecError::new(
+                FLAG,
+                input,
+                "missing type= (e.g. type=tar,dest=out.tar)",
+            ));
+        }
+        (_, extra) => {
+            return Err(SpecError::new(
+                FLAG,
+                input,
+                format!("unexpected value {:?} (use key=value)", extra[0]),
+            ));
+        }
+    };
+    let dest = s.attrs.remove("dest");
+    let check = |known: &[&str]| check_keys(input, &kind, &s.attrs, known);
+    let export = match kind.as_str() {
+        "image" | "registry" => {
+            check(IMAGE_KEYS)?;
+            if dest.is_some() {
+                return Err(SpecError::new(
+                    FLAG,
+                    input,
+                    format!("type={kind} takes no dest (it goes to the image store or registry)"),
+                ));
+            }
+            let mut attrs = s.attrs;
+            if kind == "registry" {
+                attrs.insert("push".to_string(), "true".to_string());
+            }
+            normalise_bools(input, &mut attrs)?;
+            image_export(attrs)
+        }
+        "tar" => {
+            check(&[])?;
+            file_export("tar", s.attrs, dest, input)?
+        }
+        "oci" | "docker" => {
+            check(IMAGE_KEYS)?;
+            let mut attrs = s.attrs;
+            normalise_bools(input, &mut attrs)?;
+            match dest {
+                // buildx: type=docker without dest loads into the engine.
+                None if kind == "docker" => Export {
+                    kind,
+                    attrs,
+                    dest: Destination::Load,
+                },
+                _ => file_export(&kind, attrs, dest, input)?,
+            }
+        }
+        "local" => {
+            check(&["platform-split"])?;
+            let Some(dir) = dest.filter(|d| !d.is_empty() && d != "-") else {
+                return Err(SpecError::new(FLAG, input, "type=local needs dest=DIR"));
+            };
+            Export {
+                kind,
+                attrs: s.attrs,
+                dest: Destination::Dir(PathBuf::from(dir)),
+            }
+        }
+        other => {
+            return Err(SpecError::new(
+                FLAG,
+                input,
+                format!(
+                    "unknown output type {other:?} (use image, registry, tar, oci, docker or local)"
+                ),
+            ));
+        }
+    };
+    Ok(export)
+}
+
+fn file_export(
+    kind: &str,
+    attrs: BTreeMap<String, String>,
+    dest: Option<String>,
+    input: &str,
+) -> Result<Export, SpecError> {
+    let dest = match dest.as_deref() {
+        None | Some("") => {
+            return Err(SpecError::new(
+                FLAG,
+                input,
+                format!("type={kind} needs dest=FILE (or dest=- for stdout)"),
+            ));
+        }
+        Some("-") => Destination::Stdout,
+        Some(path) => Destination::File(PathBuf::from(path)),
+    };
+    Ok(Export {
+        kind: kind.to_string(),
+        attrs,
+        dest,
+    })
+}
+
+fn check_keys(
+    input: &str,
+    kind: &str,
+    attrs: &BTreeMap<String, String>,
+    known: &[&str],
+) -> Result<(), SpecError> {
+    for key in attrs.keys() {
+        if !known.contains(&key.as_str()) && !key.starts_with("annotation") {
+            let hint = if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            };
+            return Err(SpecError::new(
+                FLAG,
+                input,
+                format!("unknown attribute {key:?} for type={kind} (known: dest, {hint})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn normalise_bools(input: &str, attrs: &mut BTreeMap<String, String>) -> Result<(), SpecError> {
+    for key in [
+        "push",
+        "push-by-digest",
+        "oci-mediatypes",
+        "force-compression",
+        "store",
+        "unpack",
+        "rewrite-timestamp",
+        "registry.insecure",
+        "insecure",
+    ] {
+        if let Some(v) = attrs.get(key) {
+            let b = spec::parse_bool(FLAG, input, key, v)?;
+            attrs.insert(key.to_string(), b.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every file or directory destination can be written, before
+/// the build starts: a typo should not cost a whole build.
+pub fn check_destinations(exports: &[Export]) -> Result<(), SpecError> {
+    for e in exports {
+        let (path, what) = match &e.dest {
+            Destination::File(p) => (p, "file"),
+            Destination::Dir(p) => (p, "directory"),
+            _ => continue,
+        };
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if !parent.is_dir() {
+            return Err(SpecError::new(
+                FLAG,
+                &path.display().to_string(),
+                format!(
+                    "the {what}'s parent directory {} does not exist",
+                    parent.display()
+                ),
+            ));
+        }
+        if what == "file" && path.is_dir() {
+            return Err(SpecError::new(
+                FLAG,
+                &path.display().to_string(),
+                "is a directory; give a file name",
+            ));
+        }
+        if what == "directory" && path.exists() && !path.is_dir() {
+            return Err(SpecError::new(
+                FLAG,
+                &path.display().to_string(),
+                "exists and is not a directory",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Writes `data` to a temporary file beside `path` and renames it into
@@ -67,15 +392,105 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    fn flags(outputs: &[&str], tags: &[&str], push: bool, load: bool) -> OutputFlags {
+        OutputFlags {
+            outputs: outputs.iter().map(|s| s.to_string()).collect(),
+            tags: tags.iter().map(|s| s.to_string()).collect(),
+            push,
+            load,
+        }
+    }
+
     #[test]
-    fn tagged_push_on_an_engine_uses_moby() {
-        let e = Export::image(&["r/a:1".into(), "r/a:latest".into()], true, Daemon::Engine);
-        assert_eq!(e.kind, "moby");
-        assert_eq!(e.attrs["name"], "r/a:1,r/a:latest");
-        assert_eq!(e.attrs["push"], "true");
-        let e = Export::image(&["r/a:1".into()], false, Daemon::Buildkitd);
-        assert_eq!(e.kind, "image");
-        assert!(!e.attrs.contains_key("push"));
+    fn the_seed_command_is_one_solve_on_an_engine() {
+        // -t r/app:1 --push --load -o type=tar,dest=app.tar
+        let e = resolve(
+            &flags(&["type=tar,dest=app.tar"], &["r/app:1"], true, true),
+            Daemon::Engine,
+        )
+        .unwrap();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(e[0].kind, "tar");
+        assert_eq!(e[0].dest, Destination::File("app.tar".into()));
+        assert_eq!(e[1].kind, "moby");
+        assert_eq!(e[1].attrs["name"], "r/app:1");
+        assert_eq!(e[1].attrs["push"], "true");
+    }
+
+    #[test]
+    fn load_on_buildkitd_streams_a_docker_tarball() {
+        let e = resolve(&flags(&[], &["a:1"], true, true), Daemon::Buildkitd).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            (e[0].kind.as_str(), &e[0].dest),
+            ("image", &Destination::Daemon)
+        );
+        assert_eq!(e[0].attrs["push"], "true");
+        assert_eq!(
+            (e[1].kind.as_str(), &e[1].dest),
+            ("docker", &Destination::Load)
+        );
+        assert_eq!(e[1].attrs["name"], "a:1");
+    }
+
+    #[test]
+    fn bare_forms_follow_buildx() {
+        assert_eq!(
+            parse_output("out").unwrap().dest,
+            Destination::Dir("out".into())
+        );
+        let e = parse_output("-").unwrap();
+        assert_eq!((e.kind.as_str(), e.dest), ("tar", Destination::Stdout));
+        let e = parse_output("type=registry,name=r/a").unwrap();
+        assert_eq!(
+            (e.kind.as_str(), e.attrs["push"].as_str()),
+            ("image", "true")
+        );
+        assert_eq!(parse_output("type=docker").unwrap().dest, Destination::Load);
+        assert_eq!(
+            parse_output("type=oci,dest=a.tar").unwrap().dest,
+            Destination::File("a.tar".into())
+        );
+    }
+
+    #[test]
+    fn output_mistakes_are_explained() {
+        let cases = [
+            ("type=tar", "needs dest=FILE"),
+            ("type=local", "needs dest=DIR"),
+            ("type=zip,dest=a", "unknown output type"),
+            ("type=tar,dest=a,colour=red", "unknown attribute"),
+            ("type=image,push=perhaps", "not a boolean"),
+            ("type=image,dest=x", "takes no dest"),
+        ];
+        for (input, want) in cases {
+            let err = parse_output(input).unwrap_err().to_string();
+            assert!(err.contains(want), "{input}: {err}");
+        }
+        let err = resolve(
+            &flags(&["-", "type=tar,dest=-"], &[], false, false),
+            Daemon::Engine,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("stdout"));
+        let err = resolve(&flags(&[], &[], true, false), Daemon::Buildkitd).unwrap_err();
+        assert!(err.to_string().contains("-t"));
+    }
+
+    #[test]
+    fn destinations_are_checked_before_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = parse_output(&format!("type=tar,dest={}/a.tar", dir.path().display())).unwrap();
+        assert!(check_destinations(&[ok]).is_ok());
+        let bad = parse_output("type=tar,dest=/nonexistent/dir/a.tar").unwrap();
+        assert!(
+            check_destinations(&[bad])
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
+        );
+        let dir_as_file = parse_output(&format!("type=tar,dest={}", dir.path().display())).unwrap();
+        assert!(check_destinations(&[dir_as_file]).is_err());
     }
 
     #[test]

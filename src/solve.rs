@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::{self, CacheEntry};
 use crate::client::{Client, status_message};
 use crate::output::Export;
 use crate::proto::moby::buildkit::v1::{
@@ -29,13 +30,6 @@ pub enum DockerfileSource {
     File { dir: PathBuf, filename: String },
     /// Contents held in memory (`-f -`, or a rewritten Dockerfile).
     Inline(Bytes),
-}
-
-/// A cache import or export: a backend type and its attributes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CacheEntry {
-    pub kind: String,
-    pub attrs: BTreeMap<String, String>,
 }
 
 /// Everything one build needs, resolved from user input.
@@ -123,7 +117,7 @@ impl BuildPlan {
             // attribute; the Go client mirrors Cache.Imports into it too.
             attrs.insert(
                 "cache-imports".into(),
-                cache_imports_json(&self.cache_imports),
+                cache::imports_attr(&self.cache_imports),
             );
         }
         let exporters: Vec<Exporter> = self
@@ -152,14 +146,6 @@ impl BuildPlan {
             ..Default::default()
         }
     }
-}
-
-fn cache_imports_json(imports: &[CacheEntry]) -> String {
-    let list: Vec<serde_json::Value> = imports
-        .iter()
-        .map(|c| serde_json::json!({"Type": c.kind, "Attrs": c.attrs}))
-        .collect();
-    serde_json::Value::Array(list).to_string()
 }
 
 /// Runs one build. Status messages go to `status` as they arrive; `cancel`

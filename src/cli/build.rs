@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
-use rbuild::output::{Daemon, Export};
+use rbuild::cache::CacheEntry;
+use rbuild::output::{self, Daemon, OutputFlags};
 use rbuild::progress::{Mode, Progress};
 use rbuild::solve::{BuildOutcome, BuildPlan, DockerfileSource, SolveError, solve};
 use rbuild::{Address, Client};
@@ -72,9 +73,33 @@ pub struct BuildArgs {
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
     pub tags: Vec<String>,
 
-    /// Push the tagged image to its registry.
+    /// Push the tagged image to its registry (shorthand for -o type=registry).
     #[arg(long)]
     pub push: bool,
+
+    /// Load the image into the Docker Engine (shorthand for -o type=docker).
+    /// On an engine's own BuildKit the image is stored there directly.
+    #[arg(long)]
+    pub load: bool,
+
+    /// Output (repeatable, all in one solve): type=image|registry|tar|oci|docker|local
+    /// with dest=FILE|DIR|- and exporter options; a bare PATH means type=local, `-` a tar
+    /// on stdout.
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub outputs: Vec<String>,
+
+    /// Import build cache: type=registry,ref=REF | type=local,src=DIR | a bare REF.
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
+
+    /// Export build cache: type=registry,ref=REF[,mode=min|max,...] | type=local,dest=DIR |
+    /// type=inline | a bare REF.
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
+
+    /// Shared registry cache: import from REF and export all layers (mode=max) to it.
+    #[arg(long, value_name = "REF")]
+    pub cache: Option<String>,
 
     /// Write the build result metadata (buildx-compatible JSON) to FILE.
     #[arg(long, value_name = "FILE")]
@@ -253,15 +278,17 @@ pub fn plan(args: &BuildArgs, addr: &Address) -> anyhow::Result<BuildPlan> {
         Address::Docker(_) => Daemon::Engine,
         _ => Daemon::Buildkitd,
     };
-    if args.push && args.tags.is_empty() {
-        bail!("--push needs an image name: add -t REGISTRY/NAME[:TAG]");
-    }
-    let mut exports = Vec::new();
-    // An engine keeps an image even untagged (docker buildx's default there);
-    // a standalone daemon with no output keeps only its cache.
-    if !args.tags.is_empty() || daemon == Daemon::Engine {
-        exports.push(Export::image(&args.tags, args.push, daemon));
-    }
+    let exports = output::resolve(
+        &OutputFlags {
+            outputs: args.outputs.clone(),
+            tags: args.tags.clone(),
+            push: args.push,
+            load: args.load,
+        },
+        daemon,
+    )?;
+    output::check_destinations(&exports)?;
+    let (cache_imports, cache_exports) = cache_entries(args)?;
 
     Ok(BuildPlan {
         shared_key: flags::shared_key(&context),
@@ -270,10 +297,27 @@ pub fn plan(args: &BuildArgs, addr: &Address) -> anyhow::Result<BuildPlan> {
         frontend_attrs: attrs,
         named_contexts,
         exports,
-        cache_imports: Vec::new(),
-        cache_exports: Vec::new(),
+        cache_imports,
+        cache_exports,
         entitlements,
     })
+}
+
+fn cache_entries(args: &BuildArgs) -> anyhow::Result<(Vec<CacheEntry>, Vec<CacheEntry>)> {
+    let mut imports = Vec::new();
+    let mut exports = Vec::new();
+    if let Some(reference) = &args.cache {
+        let (import, export) = CacheEntry::shorthand(reference)?;
+        imports.push(import);
+        exports.push(export);
+    }
+    for spec in &args.cache_from {
+        imports.push(CacheEntry::import(spec)?);
+    }
+    for spec in &args.cache_to {
+        exports.push(CacheEntry::export(spec)?);
+    }
+    Ok((imports, exports))
 }
 
 fn existing_dir(path: &Path) -> anyhow::Result<PathBuf> {

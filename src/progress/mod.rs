@@ -31,7 +31,8 @@ use crate::status::StatusUpdate;
 pub enum Mode {
     /// Redrawn in place, one line per step, logs of running steps beneath.
     Tty,
-    /// Append-only `#N` lines, for CI logs.
+    /// Append-only `#N` lines, for CI logs; printed on [`Progress::tick`]
+    /// in batches, as progressui's plain display does.
     Plain,
     /// One JSON object per status message (BuildKit's `SolveStatus`).
     RawJson,

@@ -52,6 +52,13 @@ const ANTI_FLICKER: Duration = Duration::from_secs(5);
 /// when the daemon is silent.
 const TICK: Duration = Duration::from_millis(100);
 
+/// Queued steps a tick may print.
+#[derive(Default)]
+struct Queued {
+    ended: Vec<usize>,
+    running: Vec<usize>,
+}
+
 /// A point on both of the printer's clocks.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Moment {
@@ -174,36 +181,13 @@ impl Plain {
     fn flush(&mut self, state: &State, all: bool) -> String {
         let now = self.now(state);
         let mut out = String::new();
-        let (mut ended, mut running) = (Vec::new(), Vec::new());
-        // The first news still waiting for an end to settle.
-        let mut barrier: Option<u64> = None;
-        let mut holder_ending = false;
-        for idx in 0..self.steps.len() {
-            let Some((seq, _)) = self.steps[idx].queued else {
-                continue;
-            };
-            if state.vertices[idx].hidden {
-                continue;
-            }
-            let end = End::of(&state.vertices[idx]);
-            match &end {
-                None => running.push(idx),
-                Some(e) if all || self.steps[idx].seen_end.as_ref() == Some(e) => ended.push(idx),
-                Some(_) => {
-                    holder_ending |= self.current == Some(idx);
-                    barrier = Some(barrier.map_or(seq, |b| b.min(seq)));
-                }
-            }
-            self.steps[idx].seen_end = end;
-        }
-        // The floor holder's end is not settled yet: the rest waits for it
-        // rather than interrupt a block that is about to close.
-        if holder_ending {
+        let Some(Queued {
+            mut ended,
+            mut running,
+        }) = self.sort_queued(state, all)
+        else {
             return out;
-        }
-        // News that came after an unsettled end waits for it, so steps are
-        // printed (and numbered) in the order things happened.
-        running.retain(|&i| barrier.is_none_or(|b| self.steps[i].queued.is_some_and(|q| q.0 < b)));
+        };
         ended.sort_by_key(|&i| {
             let v = &state.vertices[i];
             (
@@ -236,6 +220,46 @@ impl Plain {
             _ => {}
         }
         out
+    }
+
+    /// Splits the queued steps into settled ends and running steps; an end
+    /// counts once it has held since the previous tick. `None`: the floor
+    /// holder's end is not settled yet, and the rest waits for it rather
+    /// than interrupt a block that is about to close.
+    fn sort_queued(&mut self, state: &State, all: bool) -> Option<Queued> {
+        let mut q = Queued::default();
+        // The first news still waiting for an end to settle.
+        let mut barrier: Option<u64> = None;
+        let mut holder_ending = false;
+        for idx in 0..self.steps.len() {
+            let Some((seq, _)) = self.steps[idx].queued else {
+                continue;
+            };
+            if state.vertices[idx].hidden {
+                continue;
+            }
+            let end = End::of(&state.vertices[idx]);
+            match &end {
+                None => q.running.push(idx),
+                Some(e) if all || self.steps[idx].seen_end.as_ref() == Some(e) => q.ended.push(idx),
+                Some(_) => {
+                    holder_ending |= self.current == Some(idx);
+                    barrier = Some(barrier.map_or(seq, |b| b.min(seq)));
+                }
+            }
+            self.steps[idx].seen_end = end;
+        }
+        if holder_ending {
+            return None;
+        }
+        // News that came after an unsettled end waits for it, so steps are
+        // printed (and numbered) in the order things happened.
+        let before_barrier = |i: &usize| {
+            let seq = self.steps[*i].queued.map(|q| q.0);
+            barrier.is_none_or(|b| seq.is_some_and(|s| s < b))
+        };
+        q.running.retain(before_barrier);
+        Some(q)
     }
 
     /// A running step is shown for output, a due sub-task line, or its
