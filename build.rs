@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "auth.proto",
     "secrets.proto",
     "sshforward.proto",
+    "content.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

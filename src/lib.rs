@@ -21,6 +21,7 @@
 pub mod cache;
 pub mod client;
 pub mod connect;
+pub mod engine;
 pub mod output;
 pub mod progress;
 pub mod proto;

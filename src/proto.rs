@@ -47,3 +47,18 @@ pub mod moby {
         }
     }
 }
+
+pub mod containerd {
+    pub mod services {
+        pub mod content {
+            /// `package containerd.services.content.v1`: the content store the
+            /// daemon reaches on the session (local cache import/export).
+            pub mod v1 {
+                include!(concat!(
+                    env!("OUT_DIR"),
+                    "/containerd.services.content.v1.rs"
+                ));
+            }
+        }
+    }
+}

@@ -4,18 +4,21 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{self, CacheEntry};
+use crate::cache::{self, CacheEntry, LocalCache};
 use crate::client::{Client, status_message};
-use crate::output::Export;
+use crate::engine::{Engine, LoadSink};
+use crate::output::{Destination, Export};
 use crate::proto::moby::buildkit::v1::{
     CacheOptions, CacheOptionsEntry, Exporter, SolveRequest, StatusRequest, StatusResponse,
 };
+use crate::session::filesend::{ExportTarget, FileSendService};
 use crate::session::filesync::{LocalSource, TransferStats};
 use crate::session::{CONTEXT_SOURCE, Session, SessionConfig, SessionError, new_id};
 
@@ -48,6 +51,9 @@ pub struct BuildPlan {
     pub entitlements: Vec<String>,
     /// Stable key for incremental uploads of this project's context.
     pub shared_key: String,
+    /// The Docker Engine that `--load` streams into when the daemon is not
+    /// that engine itself.
+    pub engine: Engine,
 }
 
 /// What a finished build reports.
@@ -58,6 +64,10 @@ pub struct BuildOutcome {
     pub transfer: TransferStats,
     /// The build's ref, as shown in the daemon's history.
     pub build_ref: String,
+    /// Things the user should know that did not fail the build.
+    pub warnings: Vec<String>,
+    /// Files and directories the exports wrote.
+    pub written: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +158,30 @@ impl BuildPlan {
     }
 }
 
+/// Where each exporter's result goes on this machine, by exporter id; None
+/// when nothing comes back to the client.
+fn export_targets(plan: &BuildPlan) -> Option<HashMap<u32, ExportTarget>> {
+    let mut targets = HashMap::new();
+    for (id, export) in (0u32..).zip(&plan.exports) {
+        let target = match &export.dest {
+            Destination::Daemon => continue,
+            Destination::File(path) => ExportTarget::File(path.clone()),
+            Destination::Stdout => ExportTarget::Stdout,
+            Destination::Dir(path) => ExportTarget::Dir(path.clone()),
+            Destination::Load => {
+                let names = export
+                    .attrs
+                    .get("name")
+                    .map(|n| n.split(',').map(str::to_string).collect())
+                    .unwrap_or_default();
+                ExportTarget::Stream(Arc::new(LoadSink::new(plan.engine.clone(), names)))
+            }
+        };
+        targets.insert(id, target);
+    }
+    (!targets.is_empty()).then_some(targets)
+}
+
 /// Runs one build. Status messages go to `status` as they arrive; `cancel`
 /// stops the build on the daemon.
 pub async fn solve(
@@ -156,10 +190,26 @@ pub async fn solve(
     status: mpsc::Sender<StatusResponse>,
     cancel: CancellationToken,
 ) -> Result<BuildOutcome, SolveError> {
+    let mut plan = plan.clone();
+    let (local_cache, warnings) = LocalCache::prepare(&mut plan.cache_imports, &plan.cache_exports)
+        .map_err(|e| SolveError::Failed(format!("cannot create the local cache directory: {e}")))?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let plan = &plan;
+    let (filesend, outputs) = match export_targets(plan) {
+        Some(targets) => {
+            let (service, outputs) = FileSendService::new(targets);
+            (Some(service), Some(outputs))
+        }
+        None => (None, None),
+    };
     let session = tokio::select! {
         s = Session::start(client.control(), SessionConfig {
             sources: plan.sources(),
             shared_key: plan.shared_key.clone(),
+            content: local_cache.stores.clone(),
+            filesend,
         }) => s?,
         _ = cancel.cancelled() => return Err(SolveError::Canceled),
     };
@@ -186,10 +236,26 @@ pub async fn solve(
     let transfer = session.context_stats();
     session.close().await;
     let response = result?.into_inner();
+    // Files are renamed into place only now that the whole build succeeded;
+    // on every earlier return `outputs` is dropped and its temp files go.
+    let written = match outputs {
+        Some(outputs) => outputs
+            .commit()
+            .await
+            .map_err(|e| SolveError::Failed(e.to_string()))?,
+        None => Vec::new(),
+    };
+    let exporter_response: BTreeMap<String, String> =
+        response.exporter_response.into_iter().collect();
+    local_cache
+        .finish(&exporter_response)
+        .map_err(|e| SolveError::Failed(format!("cannot record the local cache export: {e}")))?;
     Ok(BuildOutcome {
-        exporter_response: response.exporter_response.into_iter().collect(),
+        exporter_response,
         transfer,
         build_ref,
+        warnings,
+        written,
     })
 }
 

@@ -160,9 +160,20 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
+    for warning in &outcome.warnings {
+        eprintln!("WARNING: {warning}");
+    }
+    // A step can fail without failing the build: a cache ref that does not
+    // exist yet, a cache export with ignore-error=true.
+    if let Some(failed) = &summary.failed_vertex {
+        eprintln!(
+            "WARNING: {} failed, the build went on without it: {}",
+            failed.name, failed.error
+        );
+    }
     write_results(&args, &outcome)?;
     if mode != Mode::Quiet {
-        eprintln!("{}", report_line(&summary, &outcome));
+        eprintln!("{}", report_line(&summary, &outcome, &plan));
     }
     if mode == Mode::Quiet
         && let Some(id) = image_id(&outcome)
@@ -290,7 +301,12 @@ pub fn plan(args: &BuildArgs, addr: &Address) -> anyhow::Result<BuildPlan> {
     output::check_destinations(&exports)?;
     let (cache_imports, cache_exports) = cache_entries(args)?;
 
+    let engine = match &addr {
+        Address::Docker(socket) => rbuild::engine::Engine::new(socket.clone()),
+        _ => rbuild::engine::Engine::new(rbuild::connect::docker_socket_from_env()),
+    };
     Ok(BuildPlan {
+        engine,
         shared_key: flags::shared_key(&context),
         context,
         dockerfile,
@@ -368,10 +384,14 @@ fn dockerfile_source(file: Option<&Path>, context: &Path) -> anyhow::Result<Dock
 
 /// One line a CI log reader can grep: what ran, what was cached, what the
 /// context upload cost.
-fn report_line(summary: &rbuild::progress::Summary, outcome: &BuildOutcome) -> String {
+fn report_line(
+    summary: &rbuild::progress::Summary,
+    outcome: &BuildOutcome,
+    plan: &BuildPlan,
+) -> String {
     use rbuild::progress::units::{bytes, secs};
     let t = &outcome.transfer;
-    format!(
+    let mut line = format!(
         "rbuild: {} steps: {} cached, {} executed in {}s; context: {} files ({}) sent, {} entries listed",
         summary.total,
         summary.cached,
@@ -380,7 +400,30 @@ fn report_line(summary: &rbuild::progress::Summary, outcome: &BuildOutcome) -> S
         t.files_sent(),
         bytes(t.bytes_sent()),
         t.stats_sent(),
-    )
+    );
+    let describe = |entries: &[CacheEntry]| -> String {
+        let names: Vec<String> = entries
+            .iter()
+            .map(|e| match e.kind.as_str() {
+                "registry" => e.reference().unwrap_or_default().to_string(),
+                "local" => e
+                    .attrs
+                    .get("src")
+                    .or_else(|| e.attrs.get("dest"))
+                    .cloned()
+                    .unwrap_or_default(),
+                other => other.to_string(),
+            })
+            .collect();
+        names.join(", ")
+    };
+    if !plan.cache_imports.is_empty() {
+        line.push_str(&format!("; cache from {}", describe(&plan.cache_imports)));
+    }
+    if !plan.cache_exports.is_empty() {
+        line.push_str(&format!("; cache to {}", describe(&plan.cache_exports)));
+    }
+    line
 }
 
 fn image_id(outcome: &BuildOutcome) -> Option<&str> {

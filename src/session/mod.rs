@@ -3,10 +3,12 @@
 //! The daemon reaches our files, credentials and export targets only through
 //! the session: [`Session::start`] opens `Control.Session`, runs a gRPC
 //! server on that tunnel ([`tunnel`]) and registers one service per concern
-//! (health, [`filesync`], later filesend, auth, secrets, ssh). The header that
+//! (health, [`filesync`], [`filesend`], [`content`]; later auth, secrets, ssh). The header that
 //! tells the daemon which methods exist is derived from what was registered
 //! (upstream: session/session.go, `allowedMethods`).
 
+pub mod content;
+pub mod filesend;
 pub mod filesync;
 pub mod tunnel;
 
@@ -21,6 +23,7 @@ use tonic::transport::Channel;
 use tonic::transport::server::Router;
 
 use crate::connect::MAX_MESSAGE_SIZE;
+use crate::proto::containerd::services::content::v1::content_server::ContentServer;
 use crate::proto::moby::buildkit::v1::control_client::ControlClient;
 use crate::proto::moby::filesync::v1::file_sync_server::FileSyncServer;
 use filesync::{FileSyncService, LocalSource, TransferStats};
@@ -52,6 +55,11 @@ pub struct SessionConfig {
     /// Stable across builds of the same project, so the daemon can reuse the
     /// previous upload and receive only what changed.
     pub shared_key: String,
+    /// Content stores the daemon may read and write (local cache dirs).
+    pub content: content::ContentStores,
+    /// Exports the daemon sends back (FileSend); None when no output goes to
+    /// the client.
+    pub filesend: Option<filesend::FileSendService>,
 }
 
 /// A running session; dropping it without [`Session::close`] also ends it.
@@ -119,6 +127,20 @@ impl Session {
                 .max_encoding_message_size(MAX_MESSAGE_SIZE),
             &["DiffCopy", "TarStream"],
         );
+        let registry = match config.filesend {
+            Some(filesend) => registry.add(filesend, filesend::METHODS),
+            None => registry,
+        };
+        let registry = if config.content.is_empty() {
+            registry
+        } else {
+            registry.add(
+                ContentServer::new(content::ContentService::new(config.content))
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(MAX_MESSAGE_SIZE),
+                content::METHODS,
+            )
+        };
 
         let (out_tx, out_rx) = mpsc::channel(64);
         let mut request = tonic::Request::new(tunnel::outbound_stream(out_rx));

@@ -11,7 +11,17 @@ use tokio::net::{UnixListener, UnixStream};
 pub struct GrpcProxy {
     pub socket: PathBuf,
     _dir: tempfile::TempDir,
-    runtime: tokio::runtime::Runtime,
+    /// An Option so Drop can shut it down without blocking, which also works
+    /// when the proxy is dropped inside an async test.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for GrpcProxy {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl GrpcProxy {
@@ -47,17 +57,13 @@ impl GrpcProxy {
         GrpcProxy {
             socket,
             _dir: dir,
-            runtime,
+            runtime: Some(runtime),
         }
     }
 
     /// The proxy in rbuild's address syntax.
     pub fn address(&self) -> String {
         format!("unix://{}", self.socket.display())
-    }
-
-    pub fn runtime(&self) -> &tokio::runtime::Runtime {
-        &self.runtime
     }
 }
 

@@ -17,7 +17,7 @@ mod glob;
 mod patterns;
 mod request;
 mod sender;
-mod stat;
+pub(crate) mod stat;
 mod walk;
 
 #[cfg(test)]
