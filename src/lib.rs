@@ -16,6 +16,9 @@
 //!   `type=...,k=v` flag syntax, validated before connecting.
 //! - [`output`]: exporters and safe writing of the files they produce.
 //! - [`status`], [`progress`]: status stream events and their renderers.
+//! - [`engine`]: a small Docker Engine API client (`--load`, tests).
+//! - [`registry`]: an OCI distribution client for cache housekeeping
+//!   (`rbuild cache ls/du/prune`).
 //! - [`proto`]: the generated BuildKit API.
 
 pub mod cache;
@@ -25,6 +28,7 @@ pub mod engine;
 pub mod output;
 pub mod progress;
 pub mod proto;
+pub mod registry;
 pub mod session;
 pub mod solve;
 pub mod spec;

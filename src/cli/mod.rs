@@ -2,6 +2,7 @@
 //! flags into library calls. Only this module and `main` print.
 
 mod build;
+mod cache;
 mod flags;
 mod info;
 
@@ -74,6 +75,9 @@ pub enum Command {
     Build(Box<build::BuildArgs>),
     /// Show the daemon's BuildKit version and workers.
     Info(info::InfoArgs),
+    /// Registry cache housekeeping: ls, du, prune.
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
 }
 
 impl GlobalArgs {
@@ -100,5 +104,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Build(args) => build::run(&cli.global, *args).await,
         Command::Info(args) => info::run(&cli.global, args).await,
+        Command::Cache(cmd) => cache::run(&cli.global, cmd).await,
     }
 }
