@@ -10,6 +10,8 @@
 //! - [`client`]: a connected daemon: info, workers, and the Control stubs.
 //! - [`session`]: the session tunnel and the services the daemon calls back
 //!   on (health, filesync).
+//! - [`dockerfile`]: Dockerfile analysis and the cache freshness policy
+//!   (steps that fetch from outside renewed per time window).
 //! - [`solve`]: a build plan becomes a `SolveRequest`; session, Solve and
 //!   Status run together under one cancel token.
 //! - [`cache`], [`spec`]: `--cache-from`/`--cache-to` and buildx's
@@ -24,6 +26,7 @@
 pub mod cache;
 pub mod client;
 pub mod connect;
+pub mod dockerfile;
 pub mod engine;
 pub mod output;
 pub mod progress;

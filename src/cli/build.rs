@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use rbuild::cache::CacheEntry;
+use rbuild::dockerfile::Rewritten;
 use rbuild::output::{self, Daemon, OutputFlags};
 use rbuild::progress::{Mode, Progress};
 use rbuild::solve::{BuildOutcome, BuildPlan, DockerfileSource, SolveError, solve};
@@ -109,6 +110,16 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
 
+    /// Renew the cache of steps that fetch from outside (git clone, curl, apt-get update, ...)
+    /// once per DURATION window (30s, 90m, 6h, 7d); `rbuild check` lists them. A
+    /// `# rbuild:refresh=6h|never` comment above a step overrides it for that step.
+    #[arg(long, value_name = "DURATION", value_parser = rbuild::dockerfile::parse_duration)]
+    pub refresh_every: Option<Duration>,
+
+    /// Start a new refresh window now for those steps (this build only).
+    #[arg(long)]
+    pub refresh: bool,
+
     /// Progress output: auto (tty on a terminal, else plain), tty, plain,
     /// rawjson, quiet.
     #[arg(long, env = "BUILDKIT_PROGRESS", value_enum, default_value_t = ProgressArg::Auto)]
@@ -139,14 +150,15 @@ pub enum Network {
 pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     let addr = global.address();
     // Everything the user typed is checked before the daemon is contacted.
-    let plan = plan(&args, &addr)?;
+    let (plan, rewritten) = plan(&args, &addr)?;
     let client = Client::connect(addr, &global.connect_options()).await?;
 
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(cancel_on_signal(cancel.clone()));
     let mode = progress_mode(&args);
     let (tx, rx) = mpsc::channel(256);
-    let renderer = tokio::spawn(render(mode, rx));
+    let marks = rewritten.as_ref().map(rbuild::dockerfile::progress_marks);
+    let renderer = tokio::spawn(render(mode, rx, marks));
     let result = solve(&client, &plan, tx, cancel.clone()).await;
     signals.abort();
     let summary = renderer.await.context("progress renderer stopped")??;
@@ -158,6 +170,12 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
             eprintln!("build canceled");
             return Ok(EXIT_CANCELED);
         }
+        // Errors name lines of the Dockerfile the daemon saw; point them
+        // back at the user's file when the refresh rewrite moved lines.
+        Err(SolveError::Failed(msg)) => match &rewritten {
+            Some(r) => return Err(anyhow::anyhow!(r.map_message(&msg))),
+            None => return Err(SolveError::Failed(msg).into()),
+        },
         Err(e) => return Err(e.into()),
     };
     for warning in &outcome.warnings {
@@ -199,6 +217,7 @@ fn progress_mode(args: &BuildArgs) -> Mode {
 async fn render(
     mode: Mode,
     mut rx: mpsc::Receiver<rbuild::proto::moby::buildkit::v1::StatusResponse>,
+    marks: Option<impl Fn(&str) -> Option<String> + Send + 'static>,
 ) -> anyhow::Result<rbuild::progress::Summary> {
     let out: Box<dyn std::io::Write + Send> = match mode {
         // rawjson is data for a program: it goes to stdout like buildx's.
@@ -206,6 +225,9 @@ async fn render(
         _ => Box::new(std::io::stderr()),
     };
     let mut progress = Progress::new(mode, out);
+    if let Some(marks) = marks {
+        progress.mark(marks);
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
@@ -238,13 +260,14 @@ async fn cancel_on_signal(cancel: CancellationToken) {
 
 /// Resolves the flags into a plan; every user mistake is reported here,
 /// before connecting.
-pub fn plan(args: &BuildArgs, addr: &Address) -> anyhow::Result<BuildPlan> {
+pub fn plan(args: &BuildArgs, addr: &Address) -> anyhow::Result<(BuildPlan, Option<Rewritten>)> {
     let context = args
         .context
         .as_deref()
         .context("no build context given: rbuild [OPTIONS] PATH (try `rbuild .`)")?;
     let context = existing_dir(context)?;
     let dockerfile = dockerfile_source(args.file.as_deref(), &context)?;
+    let (dockerfile, rewritten) = refresh_policy(args, dockerfile)?;
 
     let mut attrs = BTreeMap::new();
     if let Some(target) = &args.target {
@@ -305,7 +328,7 @@ pub fn plan(args: &BuildArgs, addr: &Address) -> anyhow::Result<BuildPlan> {
         Address::Docker(socket) => rbuild::engine::Engine::new(socket.clone()),
         _ => rbuild::engine::Engine::new(rbuild::connect::docker_socket_from_env()),
     };
-    Ok(BuildPlan {
+    let plan = BuildPlan {
         engine,
         shared_key: flags::shared_key(&context),
         context,
@@ -316,6 +339,45 @@ pub fn plan(args: &BuildArgs, addr: &Address) -> anyhow::Result<BuildPlan> {
         cache_imports,
         cache_exports,
         entitlements,
+    };
+    Ok((plan, rewritten))
+}
+
+/// Applies the freshness policy (`--refresh-every`, `--refresh`, and
+/// `# rbuild:refresh=` directives): when a step is to be renewed, the
+/// frontend gets a rewritten Dockerfile from memory; the user's file is
+/// never touched.
+fn refresh_policy(
+    args: &BuildArgs,
+    dockerfile: DockerfileSource,
+) -> anyhow::Result<(DockerfileSource, Option<Rewritten>)> {
+    let (name, bytes) = match &dockerfile {
+        DockerfileSource::File { dir, filename } => {
+            let path = dir.join(filename);
+            let data = std::fs::read(&path)
+                .with_context(|| format!("cannot read Dockerfile {}", path.display()))?;
+            (path.display().to_string(), Bytes::from(data))
+        }
+        DockerfileSource::Inline(data) => ("Dockerfile (stdin)".to_string(), data.clone()),
+    };
+    let asked = args.refresh_every.is_some() || args.refresh;
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => text,
+        Err(_) if asked => {
+            bail!("Dockerfile {name} is not UTF-8 text: cannot apply --refresh-every/--refresh")
+        }
+        // Nothing asked for: the frontend reads the file as it is.
+        Err(_) => return Ok((dockerfile, None)),
+    };
+    let rewritten =
+        rbuild::dockerfile::prepare(text, args.refresh_every, args.refresh, SystemTime::now())
+            .with_context(|| format!("Dockerfile {name}"))?;
+    Ok(match rewritten {
+        Some(r) => (
+            DockerfileSource::Inline(Bytes::from(r.text.clone())),
+            Some(r),
+        ),
+        None => (dockerfile, None),
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod build;
 mod cache;
+mod check;
 mod flags;
 mod info;
 
@@ -75,6 +76,8 @@ pub enum Command {
     Build(Box<build::BuildArgs>),
     /// Show the daemon's BuildKit version and workers.
     Info(info::InfoArgs),
+    /// List the Dockerfile's steps that fetch from outside and their refresh policy.
+    Check(check::CheckArgs),
     /// Registry cache housekeeping: ls, du, prune.
     #[command(subcommand)]
     Cache(cache::CacheCommand),
@@ -104,6 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Build(args) => build::run(&cli.global, *args).await,
         Command::Info(args) => info::run(&cli.global, args).await,
+        Command::Check(args) => check::run(args),
         Command::Cache(cmd) => cache::run(&cli.global, cmd).await,
     }
 }

@@ -1,0 +1,216 @@
+//! Dockerfile analysis for freshness: which steps fetch from outside the
+//! build (and so go stale in the cache), what refresh policy each has, and
+//! an in-memory rewrite that renews those steps' cache once per time window.
+//!
+//! BuildKit has no per-step no-cache (moby/buildkit#1213). A declared `ARG`
+//! becomes part of the environment of every later `RUN` in its stage, and so
+//! of their cache keys, even when unused; the step numbering (`[2/5]`) and
+//! the step names do not count or show it. So the rewrite declares
+//! `ARG RBUILD_REFRESH=<period>.<window>` right before each refreshed step:
+//! the steps before it keep their keys, it and the steps after it get a key
+//! that every runner computes alike within a window. See [`rewrite`].
+//!
+//! - [`analyze`]: every step with its line, what it fetches, its directive.
+//! - [`prepare`]: the rewritten Dockerfile for a build, or `None`.
+//! - [`progress_marks`]: annotations for the progress display.
+
+mod detect;
+mod policy;
+mod rewrite;
+mod shell;
+mod split;
+
+use std::time::Duration;
+
+pub use policy::{Policy, PolicySource, Refresh, format_duration, parse_duration};
+pub use rewrite::{RefreshedStep, Rewritten, prepare, progress_marks};
+
+/// A Dockerfile larger than this is not analyzed (BuildKit's own limit for
+/// the frontend's input is of the same order).
+pub const MAX_DOCKERFILE_BYTES: usize = 8 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerfileError {
+    #[error("invalid duration {value:?}: {reason} (use e.g. 30s, 90m, 6h, 7d)")]
+    Duration { value: String, reason: &'static str },
+    /// A `# rbuild:` directive the user must fix.
+    #[error("line {line}: {message}")]
+    Directive { line: usize, message: String },
+    #[error("the Dockerfile is {size} bytes; rbuild analyzes at most {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("the system clock reads before 1970: cannot compute the refresh window")]
+    Clock,
+}
+
+/// One instruction of the Dockerfile, as `rbuild check` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DetectedStep {
+    /// 1-based first and last physical line in the user's file.
+    pub line: usize,
+    pub end_line: usize,
+    /// 0-based stage (counting `FROM`s); `None` before the first `FROM`.
+    pub stage: Option<usize>,
+    /// `RUN git clone ...`: keyword upper-cased, continuations joined,
+    /// whitespace collapsed (BuildKit's step name, before `$VAR` expansion).
+    pub instruction: String,
+    /// Why the step fetches from outside; empty when it does not.
+    pub fetches: Vec<String>,
+    /// A `# rbuild:refresh=` directive above the step: (its line, policy).
+    pub directive: Option<(usize, Refresh)>,
+}
+
+impl DetectedStep {
+    pub fn is_from(&self) -> bool {
+        self.instruction.starts_with("FROM ")
+    }
+
+    /// The policy in force: the directive, else `--refresh-every` when the
+    /// step fetches from outside, else none (cached like any step).
+    pub fn policy(&self, refresh_every: Option<Duration>) -> Option<Policy> {
+        if let Some((line, refresh)) = self.directive {
+            return Some(Policy {
+                refresh,
+                source: PolicySource::Directive { line },
+            });
+        }
+        match refresh_every {
+            Some(d) if !self.fetches.is_empty() => Some(Policy {
+                refresh: Refresh::Every(d),
+                source: PolicySource::Flag,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Every instruction with its detection and directive. Errors only for a
+/// malformed or misplaced `# rbuild:` directive, or an oversized file: any
+/// Dockerfile BuildKit accepts is analyzed.
+pub fn analyze(text: &str) -> Result<Vec<DetectedStep>, DockerfileError> {
+    Ok(analyze_split(text)?.1)
+}
+
+fn analyze_split(text: &str) -> Result<(split::Split, Vec<DetectedStep>), DockerfileError> {
+    if text.len() > MAX_DOCKERFILE_BYTES {
+        return Err(DockerfileError::TooLarge {
+            size: text.len(),
+            max: MAX_DOCKERFILE_BYTES,
+        });
+    }
+    let s = split::split(text);
+    let lines = split::physical_lines(text);
+    let directives = attach_directives(&s, &lines)?;
+    let mut stage = None;
+    let steps = s
+        .instructions
+        .iter()
+        .zip(directives)
+        .map(|(ins, directive)| {
+            if ins.is("FROM") {
+                stage = Some(stage.map_or(0, |n| n + 1));
+            }
+            DetectedStep {
+                line: ins.start,
+                end_line: ins.end,
+                stage,
+                instruction: display(ins),
+                fetches: if ins.is("RUN") { run(ins) } else { Vec::new() },
+                directive,
+            }
+        })
+        .collect();
+    Ok((s, steps))
+}
+
+/// Each instruction's directive: one in the comment block directly above
+/// it. A directive anywhere else is an error, not ignored.
+fn attach_directives(
+    s: &split::Split,
+    lines: &[&str],
+) -> Result<Vec<Option<(usize, Refresh)>>, DockerfileError> {
+    use split::LineKind;
+    let mut found = Vec::new();
+    for (i, kind) in s.lines.iter().enumerate() {
+        if lines[i].trim_start().starts_with('#')
+            && let Some(refresh) = policy::directive(lines[i], i + 1)?
+        {
+            found.push((i + 1, *kind, refresh));
+        }
+    }
+    let mut out = vec![None; s.instructions.len()];
+    for (line, kind, refresh) in found {
+        let mut below = line; // 0-based index of the line after it
+        while s.lines.get(below) == Some(&LineKind::Comment) {
+            below += 1;
+        }
+        let target = match (kind, s.lines.get(below)) {
+            (LineKind::Comment, Some(LineKind::Instruction(n))) => *n,
+            _ => {
+                return Err(DockerfileError::Directive {
+                    line,
+                    message: "`# rbuild:refresh=` must be on a comment line directly above \
+                              the step it applies to"
+                        .to_string(),
+                });
+            }
+        };
+        if let Some((first, _)) = out[target] {
+            return Err(DockerfileError::Directive {
+                line,
+                message: format!("a second refresh directive for one step (first on line {first})"),
+            });
+        }
+        out[target] = Some((line, refresh));
+    }
+    Ok(out)
+}
+
+fn display(ins: &split::Instruction) -> String {
+    let args: Vec<&str> = ins.args.split_whitespace().collect();
+    format!("{} {}", ins.keyword.to_ascii_uppercase(), args.join(" "))
+        .trim_end()
+        .to_string()
+}
+
+/// What a RUN instruction fetches: flags stripped, exec or shell form read
+/// with dockerfile-parser (its grammar is narrower than BuildKit's, so the
+/// raw text is the fallback), heredoc bodies when they are the script.
+fn run(ins: &split::Instruction) -> Vec<String> {
+    let mut rest = ins.args.trim_start();
+    let mut offline = false;
+    while rest.starts_with("--") {
+        let (flag, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        offline |= flag == "--network=none";
+        rest = tail.trim_start();
+    }
+    if offline {
+        return Vec::new();
+    }
+    let parsed = dockerfile_parser::Dockerfile::parse(&format!("RUN {rest}"));
+    let expr = parsed.ok().and_then(|d| {
+        d.instructions
+            .into_iter()
+            .next()
+            .and_then(|i| i.into_run())
+            .map(|r| r.expr)
+    });
+    if let Some(dockerfile_parser::ShellOrExecExpr::Exec(array)) = expr {
+        let words: Vec<String> = array.elements.into_iter().map(|e| e.content).collect();
+        return detect::exec(&words);
+    }
+    let mut script = rest.to_string();
+    let first = rest.split_whitespace().next().unwrap_or_default();
+    let body_is_script = first.starts_with("<<")
+        || ["sh", "bash", "ash", "dash", "zsh"]
+            .contains(&first.rsplit('/').next().unwrap_or(first));
+    if body_is_script {
+        for body in &ins.heredocs {
+            script.push('\n');
+            script.push_str(body);
+        }
+    }
+    detect::script(&script)
+}
+
+#[cfg(test)]
+mod tests;

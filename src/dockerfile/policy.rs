@@ -1,0 +1,219 @@
+//! Refresh policies: `--refresh-every DURATION` for the steps the detector
+//! flags, and the `# rbuild:refresh=6h` / `# rbuild:refresh=never` comment
+//! directive on the line(s) directly above any step, which wins over both.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::DockerfileError;
+
+/// How often a step's cached layers are renewed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refresh {
+    /// Rebuilt once per window of this length (windows start at multiples
+    /// of it since the Unix epoch, so every runner agrees on them).
+    Every(Duration),
+    /// Cached like any other step, even with `--refresh`.
+    Never,
+}
+
+impl fmt::Display for Refresh {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refresh::Every(d) => write!(f, "every {}", format_duration(*d)),
+            Refresh::Never => f.write_str("never"),
+        }
+    }
+}
+
+/// Where a step's policy comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicySource {
+    /// A `# rbuild:refresh=` comment on this (1-based) line.
+    Directive { line: usize },
+    /// `--refresh-every`, applied because the step fetches from outside.
+    Flag,
+}
+
+/// A step's effective policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub refresh: Refresh,
+    pub source: PolicySource,
+}
+
+/// The largest period accepted: far beyond any useful window, and small
+/// enough that no arithmetic on it overflows.
+const MAX_SECS: u64 = 100 * 365 * 86_400;
+
+/// Parses `30s`, `90m`, `6h`, `7d`, `2w` or sums like `1h30m`. Whole
+/// seconds, at least one.
+pub fn parse_duration(value: &str) -> Result<Duration, DockerfileError> {
+    let bad = |reason: &'static str| DockerfileError::Duration {
+        value: value.to_string(),
+        reason,
+    };
+    let s = value.trim();
+    if s.is_empty() {
+        return Err(bad("empty"));
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return Err(bad("unknown unit (s, m, h, d or w)")),
+        };
+        if digits.is_empty() {
+            return Err(bad("a unit needs a number before it"));
+        }
+        let n: u64 = digits.parse().map_err(|_| bad("number too large"))?;
+        digits.clear();
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .filter(|v| *v <= MAX_SECS)
+            .ok_or_else(|| bad("longer than 100 years"))?;
+    }
+    if !digits.is_empty() {
+        return Err(bad("the last number has no unit"));
+    }
+    if total == 0 {
+        return Err(bad("must be at least 1s"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// The shortest exact spelling in one unit: `24h`, `7d`, `90m`, `45s`.
+/// Whole days above one day, so `24h` stays `24h` as users write it.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s > 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Reads a comment line. `Ok(None)`: not an rbuild directive. A comment
+/// that looks like one (`# rbuild:NAME=...`) but is malformed is an error
+/// naming the line, so a typo never silently disables a policy.
+pub(crate) fn directive(comment: &str, line: usize) -> Result<Option<Refresh>, DockerfileError> {
+    let Some(body) = comment.trim().strip_prefix('#') else {
+        return Ok(None);
+    };
+    let Some(rest) = body.trim_start().strip_prefix("rbuild:") else {
+        return Ok(None);
+    };
+    let Some((key, value)) = rest.split_once('=') else {
+        return Ok(None);
+    };
+    let key = key.trim();
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Ok(None);
+    }
+    let err = |message: String| DockerfileError::Directive { line, message };
+    if key != "refresh" {
+        return Err(err(format!(
+            "unknown directive `rbuild:{key}` (rbuild knows `# rbuild:refresh=DURATION|never`)"
+        )));
+    }
+    match value.trim() {
+        "never" => Ok(Some(Refresh::Never)),
+        v => parse_duration(v)
+            .map(|d| Some(Refresh::Every(d)))
+            .map_err(|e| err(format!("`# rbuild:refresh={v}`: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let ok: &[(&str, u64)] = &[
+            ("30s", 30),
+            ("90m", 5_400),
+            ("6h", 21_600),
+            ("24h", 86_400),
+            ("7d", 604_800),
+            ("2w", 1_209_600),
+            ("1h30m", 5_400),
+            (" 1d ", 86_400),
+        ];
+        for (s, secs) in ok {
+            assert_eq!(
+                parse_duration(s).unwrap(),
+                Duration::from_secs(*secs),
+                "{s}"
+            );
+        }
+        let bad: &[(&str, &str)] = &[
+            ("", "empty"),
+            ("6", "no unit"),
+            ("h", "number before"),
+            ("6x", "unknown unit"),
+            ("0s", "at least 1s"),
+            ("-1h", "unknown unit"),
+            ("1.5h", "unknown unit"),
+            ("99999999999999999999s", "too large"),
+            ("36600d", "100 years"),
+        ];
+        for (s, why) in bad {
+            let e = parse_duration(s).unwrap_err().to_string();
+            assert!(e.contains(why), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn formatting() {
+        for (secs, want) in [
+            (30, "30s"),
+            (90, "90s"),
+            (5_400, "90m"),
+            (86_400, "24h"),
+            (172_800, "2d"),
+            (604_800, "7d"),
+            (90_000, "25h"),
+        ] {
+            assert_eq!(format_duration(Duration::from_secs(secs)), want);
+        }
+    }
+
+    #[test]
+    fn directives() {
+        let every = |h: u64| Some(Refresh::Every(Duration::from_secs(h * 3_600)));
+        let ok: &[(&str, Option<Refresh>)] = &[
+            ("# rbuild:refresh=6h", every(6)),
+            ("#rbuild:refresh=24h", every(24)),
+            ("  # rbuild:refresh = never ", Some(Refresh::Never)),
+            ("# a comment", None),
+            ("# rbuild: builds this image", None),
+            ("# see rbuild:refresh=6h", None),
+        ];
+        for (line, want) in ok {
+            assert_eq!(directive(line, 3).unwrap(), *want, "{line}");
+        }
+        for (line, why) in [
+            (
+                "# rbuild:refesh=6h",
+                "line 3: unknown directive `rbuild:refesh`",
+            ),
+            ("# rbuild:refresh=6", "line 3: `# rbuild:refresh=6`"),
+            ("# rbuild:refresh=", "empty"),
+        ] {
+            let e = directive(line, 3).unwrap_err().to_string();
+            assert!(e.contains(why), "{line}: {e}");
+        }
+    }
+}
