@@ -1,25 +1,22 @@
 //! `rbuild [build] PATH`: flags -> [`BuildPlan`], then one solve with live
 //! progress, then the files the user asked for (metadata, image id).
 
-use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use anyhow::{Context, bail};
-use bytes::Bytes;
+use anyhow::Context;
 use clap::{Args, ValueEnum};
-use rbuild::cache::CacheEntry;
-use rbuild::dockerfile::Rewritten;
-use rbuild::output::{self, Daemon, OutputFlags};
+use rbuild::Client;
 use rbuild::progress::{Mode, Progress};
-use rbuild::solve::{BuildOutcome, BuildPlan, DockerfileSource, SolveError, solve};
-use rbuild::{Address, Client};
+use rbuild::solve::{BuildOutcome, SolveError, solve};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::GlobalArgs;
 use super::flags;
+use super::plan::plan;
+use super::report;
 
 /// Exit code of a build stopped by SIGINT/SIGTERM, as shells report it.
 pub const EXIT_CANCELED: u8 = 130;
@@ -106,6 +103,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
 
+    /// Write the end-of-build report (steps, cache hits, context upload, cache
+    /// sources) as JSON to FILE, for CI dashboards; written for failed builds too.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
     /// Write the image id (config digest) to FILE.
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
@@ -159,10 +161,16 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     let (tx, rx) = mpsc::channel(256);
     let marks = rewritten.as_ref().map(rbuild::dockerfile::progress_marks);
     let renderer = tokio::spawn(render(mode, rx, marks));
+    let started = std::time::Instant::now();
     let result = solve(&client, &plan, tx, cancel.clone()).await;
     signals.abort();
     let summary = renderer.await.context("progress renderer stopped")??;
     tracing::debug!(?summary, "build finished");
+    if let Some(path) = &args.report {
+        let report = report::json(&summary, result.as_ref().ok(), &plan, started.elapsed());
+        rbuild::output::write_atomically(path, report.to_string().as_bytes())
+            .with_context(|| format!("cannot write --report {}", path.display()))?;
+    }
 
     let outcome = match result {
         Ok(outcome) => outcome,
@@ -191,7 +199,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     }
     write_results(&args, &outcome)?;
     if mode != Mode::Quiet {
-        eprintln!("{}", report_line(&summary, &outcome, &plan));
+        eprintln!("{}", report::line(&summary, &outcome, &plan));
     }
     if mode == Mode::Quiet
         && let Some(id) = image_id(&outcome)
@@ -258,237 +266,7 @@ async fn cancel_on_signal(cancel: CancellationToken) {
     cancel.cancel();
 }
 
-/// Resolves the flags into a plan; every user mistake is reported here,
-/// before connecting.
-pub fn plan(args: &BuildArgs, addr: &Address) -> anyhow::Result<(BuildPlan, Option<Rewritten>)> {
-    let context = args
-        .context
-        .as_deref()
-        .context("no build context given: rbuild [OPTIONS] PATH (try `rbuild .`)")?;
-    let context = existing_dir(context)?;
-    let dockerfile = dockerfile_source(args.file.as_deref(), &context)?;
-    let (dockerfile, rewritten) = refresh_policy(args, dockerfile)?;
-
-    let mut attrs = BTreeMap::new();
-    if let Some(target) = &args.target {
-        attrs.insert("target".to_string(), target.clone());
-    }
-    for (k, v) in flags::build_args(&args.build_args, |k| std::env::var(k).ok())? {
-        attrs.insert(format!("build-arg:{k}"), v);
-    }
-    for (k, v) in flags::labels(&args.labels)? {
-        attrs.insert(format!("label:{k}"), v);
-    }
-    if !args.platform.is_empty() {
-        attrs.insert("platform".to_string(), args.platform.join(","));
-    }
-    if args.no_cache {
-        // Empty means every stage.
-        attrs.insert("no-cache".to_string(), String::new());
-    }
-    if args.pull {
-        attrs.insert("image-resolve-mode".to_string(), "pull".to_string());
-    }
-    let mut entitlements = Vec::new();
-    match args.network {
-        None | Some(Network::Default) => {}
-        Some(Network::None) => {
-            attrs.insert("force-network-mode".to_string(), "none".to_string());
-        }
-        Some(Network::Host) => {
-            attrs.insert("force-network-mode".to_string(), "host".to_string());
-            entitlements.push("network.host".to_string());
-        }
-    }
-    if !args.add_hosts.is_empty() {
-        attrs.insert("add-hosts".to_string(), flags::add_hosts(&args.add_hosts)?);
-    }
-    let mut named_contexts = BTreeMap::new();
-    for (name, dir) in flags::build_contexts(&args.build_contexts)? {
-        named_contexts.insert(name, existing_dir(&dir)?);
-    }
-
-    let daemon = match addr {
-        Address::Docker(_) => Daemon::Engine,
-        _ => Daemon::Buildkitd,
-    };
-    let exports = output::resolve(
-        &OutputFlags {
-            outputs: args.outputs.clone(),
-            tags: args.tags.clone(),
-            push: args.push,
-            load: args.load,
-        },
-        daemon,
-    )?;
-    output::check_destinations(&exports)?;
-    let (cache_imports, cache_exports) = cache_entries(args)?;
-
-    let engine = match &addr {
-        Address::Docker(socket) => rbuild::engine::Engine::new(socket.clone()),
-        _ => rbuild::engine::Engine::new(rbuild::connect::docker_socket_from_env()),
-    };
-    let plan = BuildPlan {
-        engine,
-        shared_key: flags::shared_key(&context),
-        context,
-        dockerfile,
-        frontend_attrs: attrs,
-        named_contexts,
-        exports,
-        cache_imports,
-        cache_exports,
-        entitlements,
-    };
-    Ok((plan, rewritten))
-}
-
-/// Applies the freshness policy (`--refresh-every`, `--refresh`, and
-/// `# rbuild:refresh=` directives): when a step is to be renewed, the
-/// frontend gets a rewritten Dockerfile from memory; the user's file is
-/// never touched.
-fn refresh_policy(
-    args: &BuildArgs,
-    dockerfile: DockerfileSource,
-) -> anyhow::Result<(DockerfileSource, Option<Rewritten>)> {
-    let (name, bytes) = match &dockerfile {
-        DockerfileSource::File { dir, filename } => {
-            let path = dir.join(filename);
-            let data = std::fs::read(&path)
-                .with_context(|| format!("cannot read Dockerfile {}", path.display()))?;
-            (path.display().to_string(), Bytes::from(data))
-        }
-        DockerfileSource::Inline(data) => ("Dockerfile (stdin)".to_string(), data.clone()),
-    };
-    let asked = args.refresh_every.is_some() || args.refresh;
-    let text = match std::str::from_utf8(&bytes) {
-        Ok(text) => text,
-        Err(_) if asked => {
-            bail!("Dockerfile {name} is not UTF-8 text: cannot apply --refresh-every/--refresh")
-        }
-        // Nothing asked for: the frontend reads the file as it is.
-        Err(_) => return Ok((dockerfile, None)),
-    };
-    let rewritten =
-        rbuild::dockerfile::prepare(text, args.refresh_every, args.refresh, SystemTime::now())
-            .with_context(|| format!("Dockerfile {name}"))?;
-    Ok(match rewritten {
-        Some(r) => (
-            DockerfileSource::Inline(Bytes::from(r.text.clone())),
-            Some(r),
-        ),
-        None => (dockerfile, None),
-    })
-}
-
-fn cache_entries(args: &BuildArgs) -> anyhow::Result<(Vec<CacheEntry>, Vec<CacheEntry>)> {
-    let mut imports = Vec::new();
-    let mut exports = Vec::new();
-    if let Some(reference) = &args.cache {
-        let (import, export) = CacheEntry::shorthand(reference)?;
-        imports.push(import);
-        exports.push(export);
-    }
-    for spec in &args.cache_from {
-        imports.push(CacheEntry::import(spec)?);
-    }
-    for spec in &args.cache_to {
-        exports.push(CacheEntry::export(spec)?);
-    }
-    Ok((imports, exports))
-}
-
-fn existing_dir(path: &Path) -> anyhow::Result<PathBuf> {
-    let meta = std::fs::metadata(path).with_context(|| {
-        format!(
-            "build context {} does not exist (give the directory to build)",
-            path.display()
-        )
-    })?;
-    if !meta.is_dir() {
-        bail!("build context {} is not a directory", path.display());
-    }
-    std::fs::canonicalize(path)
-        .with_context(|| format!("cannot resolve build context {}", path.display()))
-}
-
-fn dockerfile_source(file: Option<&Path>, context: &Path) -> anyhow::Result<DockerfileSource> {
-    let path = match file {
-        Some(p) if p == Path::new("-") => {
-            let mut data = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut data)
-                .context("cannot read the Dockerfile from stdin")?;
-            return Ok(DockerfileSource::Inline(Bytes::from(data)));
-        }
-        Some(p) => p.to_path_buf(),
-        None => context.join("Dockerfile"),
-    };
-    let meta = std::fs::metadata(&path).with_context(|| {
-        format!(
-            "no Dockerfile at {} (use -f to name another file)",
-            path.display()
-        )
-    })?;
-    if !meta.is_file() {
-        bail!("Dockerfile {} is not a regular file", path.display());
-    }
-    let path = std::fs::canonicalize(&path)
-        .with_context(|| format!("cannot resolve Dockerfile {}", path.display()))?;
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        bail!("Dockerfile {} has no file name", path.display());
-    };
-    Ok(DockerfileSource::File {
-        dir: dir.to_path_buf(),
-        filename: name.to_string_lossy().into_owned(),
-    })
-}
-
-/// One line a CI log reader can grep: what ran, what was cached, what the
-/// context upload cost.
-fn report_line(
-    summary: &rbuild::progress::Summary,
-    outcome: &BuildOutcome,
-    plan: &BuildPlan,
-) -> String {
-    use rbuild::progress::units::{bytes, secs};
-    let t = &outcome.transfer;
-    let mut line = format!(
-        "rbuild: {} steps: {} cached, {} executed in {}s; context: {} files ({}) sent, {} entries listed",
-        summary.total,
-        summary.cached,
-        summary.executed,
-        secs(summary.executed_time),
-        t.files_sent(),
-        bytes(t.bytes_sent()),
-        t.stats_sent(),
-    );
-    let describe = |entries: &[CacheEntry]| -> String {
-        let names: Vec<String> = entries
-            .iter()
-            .map(|e| match e.kind.as_str() {
-                "registry" => e.reference().unwrap_or_default().to_string(),
-                "local" => e
-                    .attrs
-                    .get("src")
-                    .or_else(|| e.attrs.get("dest"))
-                    .cloned()
-                    .unwrap_or_default(),
-                other => other.to_string(),
-            })
-            .collect();
-        names.join(", ")
-    };
-    if !plan.cache_imports.is_empty() {
-        line.push_str(&format!("; cache from {}", describe(&plan.cache_imports)));
-    }
-    if !plan.cache_exports.is_empty() {
-        line.push_str(&format!("; cache to {}", describe(&plan.cache_exports)));
-    }
-    line
-}
-
-fn image_id(outcome: &BuildOutcome) -> Option<&str> {
+pub(super) fn image_id(outcome: &BuildOutcome) -> Option<&str> {
     let r = &outcome.exporter_response;
     r.get("containerimage.config.digest")
         .or_else(|| r.get("containerimage.digest"))

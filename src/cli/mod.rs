@@ -6,6 +6,8 @@ mod cache;
 mod check;
 mod flags;
 mod info;
+mod plan;
+mod report;
 
 use std::time::Duration;
 
