@@ -9,10 +9,12 @@ mod info;
 mod plan;
 mod report;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use rbuild::connect::TlsConfig;
 use rbuild::{Address, ConnectOptions};
 
 /// A native BuildKit client: build Dockerfiles with a shared registry layer cache.
@@ -67,6 +69,33 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "SECS", default_value_t = 4)]
     pub connect_timeout: u64,
 
+    /// CA certificate (PEM) a tcp:// daemon's TLS certificate must chain to.
+    /// Any --tls* flag turns TLS on; without this one the system's roots are used.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub tlscacert: Option<PathBuf>,
+
+    /// Client certificate (PEM) for a daemon that requires mTLS; needs --tlskey.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub tlscert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tlscert.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub tlskey: Option<PathBuf>,
+
+    /// Name the daemon's certificate must be valid for (default: the address host).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub tlsservername: Option<String>,
+
+    /// Directory with ca.pem|ca.crt, cert.pem|tls.crt and key.pem|tls.key, as buildctl reads it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        value_parser = parse_tlsdir,
+        conflicts_with_all = ["tlscacert", "tlscert", "tlskey"]
+    )]
+    pub tlsdir: Option<TlsConfig>,
+
     /// Developer diagnostics on stderr (same as RBUILD_LOG=debug).
     #[arg(long, global = true)]
     pub debug: bool,
@@ -98,10 +127,36 @@ impl GlobalArgs {
     }
 
     pub fn connect_options(&self) -> ConnectOptions {
+        let tls = match &self.tlsdir {
+            Some(dir) => Some(dir.clone()),
+            None if self.tlscacert.is_some()
+                || self.tlscert.is_some()
+                || self.tlskey.is_some()
+                || self.tlsservername.is_some() =>
+            {
+                Some(TlsConfig {
+                    ca: self.tlscacert.clone(),
+                    cert: self.tlscert.clone(),
+                    key: self.tlskey.clone(),
+                    server_name: None,
+                })
+            }
+            None => None,
+        }
+        .map(|tls| TlsConfig {
+            server_name: self.tlsservername.clone(),
+            ..tls
+        });
         ConnectOptions {
             timeout: Duration::from_secs(self.connect_timeout.max(1)),
+            tls,
         }
     }
+}
+
+/// `--tlsdir`: read when parsed, so a wrong directory is a usage error.
+fn parse_tlsdir(dir: &str) -> Result<TlsConfig, String> {
+    TlsConfig::from_dir(std::path::Path::new(dir)).map_err(|e| e.to_string())
 }
 
 /// Runs the parsed command; the returned code is the process exit code.

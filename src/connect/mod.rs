@@ -6,10 +6,12 @@
 
 mod address;
 mod docker;
+mod tls;
 
 pub use address::{
     Address, AddressError, DEFAULT_BUILDKITD_SOCKET, DEFAULT_DOCKER_SOCKET, docker_socket_from_env,
 };
+pub use tls::TlsConfig;
 
 use std::io;
 use std::path::Path;
@@ -28,12 +30,15 @@ pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
 pub struct ConnectOptions {
     /// Upper bound for opening the stream and the HTTP/2 handshake.
     pub timeout: Duration,
+    /// TLS for a `tcp://` address; refused for socket addresses.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(4),
+            tls: None,
         }
     }
 }
@@ -74,6 +79,16 @@ pub enum ConnectError {
         "cannot connect to BuildKit at {addr}: {detail} (is this a BuildKit or Docker Engine socket?)"
     )]
     Handshake { addr: String, detail: String },
+    #[error(
+        "cannot use TLS with {addr}: --tlscacert, --tlscert, --tlskey, --tlsservername and --tlsdir apply only to tcp://HOST:PORT addresses (drop them or use a tcp:// address)"
+    )]
+    TlsUnsupported { addr: String },
+    #[error("cannot use TLS file {path}: {detail}")]
+    TlsFile { path: String, detail: String },
+    #[error("cannot set up TLS for {addr}: {detail}")]
+    TlsSetup { addr: String, detail: String },
+    #[error("cannot connect to BuildKit at {addr}: TLS handshake failed: {detail}")]
+    Tls { addr: String, detail: String },
 }
 
 /// Opens an HTTP/2 channel to the daemon's Control API.
@@ -82,9 +97,13 @@ pub enum ConnectError {
 /// here, within `opts.timeout`, with an error that names it.
 pub async fn channel(addr: &Address, opts: &ConnectOptions) -> Result<Channel, ConnectError> {
     let shown = addr.to_string();
+    let tls = match &opts.tls {
+        Some(config) => Some(Arc::new(tls::Tls::load(config, addr)?)),
+        None => None,
+    };
     // The authority is not checked by BuildKit; a fixed one keeps URIs valid
-    // for socket paths.
-    let endpoint = Endpoint::from_static("http://buildkitd")
+    // for socket paths. Over TLS it is the verified server name, as Go sends.
+    let mut endpoint = Endpoint::from_static("http://buildkitd")
         .connect_timeout(opts.timeout)
         // grpc-go servers answer frequent pings with GOAWAY too_many_pings, so
         // no HTTP/2 keepalive pings; TCP keepalive covers dead peers.
@@ -92,17 +111,22 @@ pub async fn channel(addr: &Address, opts: &ConnectOptions) -> Result<Channel, C
         // Large windows let context uploads stream without stalls.
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(16 << 20));
+    if let Some(origin) = tls.as_ref().and_then(|t| t.origin()) {
+        endpoint = endpoint.origin(origin);
+    }
 
     // tonic boxes connector errors into an opaque transport error; keep the
     // typed one aside so the user sees the specific cause.
     let failure: Arc<Mutex<Option<ConnectError>>> = Arc::default();
     let target = addr.clone();
     let slot = failure.clone();
+    let session_tls = tls.clone();
     let connector = tower::service_fn(move |_: Uri| {
         let target = target.clone();
         let slot = slot.clone();
+        let tls = session_tls.clone();
         async move {
-            open(&target).await.map_err(|e| {
+            open(&target, tls.as_deref()).await.map_err(|e| {
                 let text = e.to_string();
                 if let Ok(mut slot) = slot.lock() {
                     slot.get_or_insert(e);
@@ -116,10 +140,20 @@ pub async fn channel(addr: &Address, opts: &ConnectOptions) -> Result<Channel, C
     let typed = failure.lock().ok().and_then(|mut slot| slot.take());
     match result {
         Ok(Ok(channel)) => Ok(channel),
-        Ok(Err(e)) => Err(typed.unwrap_or_else(|| ConnectError::Handshake {
-            addr: shown,
-            detail: error_chain(&e),
-        })),
+        Ok(Err(e)) => Err(
+            typed.unwrap_or_else(|| match (&tls, tls::rustls_error(&e)) {
+                // With TLS 1.3 the daemon checks the client certificate after
+                // the client's handshake is done: its alert ends the HTTP/2 one.
+                (Some(tls), Some(err)) => ConnectError::Tls {
+                    addr: shown,
+                    detail: tls::explain(err, &tls.name),
+                },
+                _ => ConnectError::Handshake {
+                    addr: shown,
+                    detail: error_chain(&e),
+                },
+            }),
+        ),
         Err(_) => Err(typed.unwrap_or(ConnectError::Timeout {
             addr: shown,
             secs: opts.timeout.as_secs(),
@@ -140,7 +174,7 @@ where
     Box::new(io)
 }
 
-async fn open(addr: &Address) -> Result<Io, ConnectError> {
+async fn open(addr: &Address, tls: Option<&tls::Tls>) -> Result<Io, ConnectError> {
     let shown = addr.to_string();
     match addr {
         Address::Unix(path) => Ok(boxed(TokioIo::new(unix(&shown, path).await?))),
@@ -153,7 +187,10 @@ async fn open(addr: &Address) -> Result<Io, ConnectError> {
                 })?;
             // Context uploads are many small packets; latency matters more.
             let _ = stream.set_nodelay(true);
-            Ok(boxed(TokioIo::new(stream)))
+            match tls {
+                Some(tls) => Ok(boxed(TokioIo::new(tls.connect(stream, &shown).await?))),
+                None => Ok(boxed(TokioIo::new(stream))),
+            }
         }
         Address::Docker(path) => {
             let stream = unix(&shown, path).await?;

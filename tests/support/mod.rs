@@ -8,6 +8,7 @@
 
 pub mod proxy;
 pub mod registry;
+pub mod tls_proxy;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
 pub struct GrpcProxy {
@@ -67,7 +67,12 @@ impl GrpcProxy {
     }
 }
 
-async fn forward(mut client: UnixStream, engine: &Path) -> std::io::Result<()> {
+/// Opens a fresh engine connection, upgrades it via `POST /grpc`, then copies
+/// bytes between it and `client` until either side closes.
+pub async fn forward<C>(mut client: C, engine: &Path) -> std::io::Result<()>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
     let mut upstream = UnixStream::connect(engine).await?;
     upstream
         .write_all(
