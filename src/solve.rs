@@ -51,6 +51,12 @@ pub struct BuildPlan {
     pub entitlements: Vec<String>,
     /// Stable key for incremental uploads of this project's context.
     pub shared_key: String,
+    /// Registry credentials from the Docker config (redacted in Debug).
+    pub docker_config: crate::session::auth::DockerConfig,
+    /// Secrets for RUN --mount=type=secret (values redacted in Debug).
+    pub secrets: crate::session::secrets::SecretStore,
+    /// SSH agents for RUN --mount=type=ssh.
+    pub ssh: crate::session::sshforward::SshAgents,
     /// The Docker Engine that `--load` streams into when the daemon is not
     /// that engine itself.
     pub engine: Engine,
@@ -210,6 +216,9 @@ pub async fn solve(
             shared_key: plan.shared_key.clone(),
             content: local_cache.stores.clone(),
             filesend,
+            auth: crate::session::auth::AuthService::new(plan.docker_config.clone()),
+            secrets: plan.secrets.clone(),
+            ssh: plan.ssh.clone(),
         }) => s?,
         _ = cancel.cancelled() => return Err(SolveError::Canceled),
     };

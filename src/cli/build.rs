@@ -95,6 +95,15 @@ pub struct BuildArgs {
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
 
+    /// Secret for RUN --mount=type=secret (repeatable): id=ID,src=FILE | id=ID,env=VAR |
+    /// type=env|file,id=ID[,src=...]; read before the build starts.
+    #[arg(long = "secret", value_name = "SPEC")]
+    pub secrets: Vec<String>,
+
+    /// SSH agent for RUN --mount=type=ssh (repeatable): `default` (SSH_AUTH_SOCK) or ID=SOCKET.
+    #[arg(long = "ssh", value_name = "ID[=SOCKET]")]
+    pub ssh: Vec<String>,
+
     /// Shared registry cache: import from REF and export all layers (mode=max) to it.
     #[arg(long, value_name = "REF")]
     pub cache: Option<String>,

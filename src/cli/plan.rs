@@ -12,6 +12,8 @@ use rbuild::Address;
 use rbuild::cache::CacheEntry;
 use rbuild::dockerfile::Rewritten;
 use rbuild::output::{self, Daemon, OutputFlags};
+use rbuild::session::secrets::{self, SecretSpec};
+use rbuild::session::sshforward::{self, SshSpec};
 use rbuild::solve::{BuildPlan, DockerfileSource};
 
 use super::build::{BuildArgs, Network};
@@ -87,7 +89,23 @@ pub fn plan(args: &BuildArgs, addr: &Address) -> anyhow::Result<(BuildPlan, Opti
         Address::Docker(socket) => rbuild::engine::Engine::new(socket.clone()),
         _ => rbuild::engine::Engine::new(rbuild::connect::docker_socket_from_env()),
     };
+    let secret_specs = args
+        .secrets
+        .iter()
+        .map(|s| SecretSpec::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let secrets = secrets::load(&secret_specs)?;
+    let ssh_specs = args
+        .ssh
+        .iter()
+        .map(|s| SshSpec::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ssh = sshforward::load(&ssh_specs)?;
+    let docker_config = rbuild::session::auth::DockerConfig::load()?;
     let plan = BuildPlan {
+        docker_config,
+        secrets,
+        ssh,
         engine,
         shared_key: flags::shared_key(&context),
         context,

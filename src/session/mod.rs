@@ -3,13 +3,16 @@
 //! The daemon reaches our files, credentials and export targets only through
 //! the session: [`Session::start`] opens `Control.Session`, runs a gRPC
 //! server on that tunnel ([`tunnel`]) and registers one service per concern
-//! (health, [`filesync`], [`filesend`], [`content`]; later auth, secrets, ssh). The header that
+//! (health, [`filesync`], [`filesend`], [`content`], [`auth`], [`secrets`], [`sshforward`]). The header that
 //! tells the daemon which methods exist is derived from what was registered
 //! (upstream: session/session.go, `allowedMethods`).
 
+pub mod auth;
 pub mod content;
 pub mod filesend;
 pub mod filesync;
+pub mod secrets;
+pub mod sshforward;
 pub mod tunnel;
 
 use std::collections::HashMap;
@@ -60,6 +63,12 @@ pub struct SessionConfig {
     /// Exports the daemon sends back (FileSend); None when no output goes to
     /// the client.
     pub filesend: Option<filesend::FileSendService>,
+    /// Registry credentials for pulls and pushes; the default is anonymous.
+    pub auth: auth::AuthService,
+    /// Build secrets for RUN --mount=type=secret, read before the build.
+    pub secrets: secrets::SecretStore,
+    /// SSH agents for RUN --mount=type=ssh.
+    pub ssh: sshforward::SshAgents,
 }
 
 /// A running session; dropping it without [`Session::close`] also ends it.
@@ -127,6 +136,18 @@ impl Session {
                 .max_encoding_message_size(MAX_MESSAGE_SIZE),
             &["DiffCopy", "TarStream"],
         );
+        // Always registered, even empty: unknown ids then get NotFound and
+        // optional mounts proceed.
+        let registry = registry
+            .add(config.auth.into_server(), auth::METHODS)
+            .add(
+                secrets::SecretsService::new(config.secrets).into_server(),
+                secrets::METHODS,
+            )
+            .add(
+                sshforward::SshService::new(config.ssh).into_server(),
+                sshforward::METHODS,
+            );
         let registry = match config.filesend {
             Some(filesend) => registry.add(filesend, filesend::METHODS),
             None => registry,
