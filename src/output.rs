@@ -332,6 +332,52 @@ fn normalise_bools(input: &str, attrs: &mut BTreeMap<String, String>) -> Result<
     Ok(())
 }
 
+/// What one exporter of a finished build produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputResult {
+    pub kind: String,
+    pub dest: Destination,
+    /// `containerimage.digest`, `image.name`, ... as far as they are known
+    /// to belong to this exporter.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Keys of the exporter response that describe one produced image.
+const IMAGE_KEYS_PREFIXES: &[&str] = &["containerimage.", "image.name"];
+
+/// Attributes results to each exporter. BuildKit merges the responses of all
+/// exporters into one map where the last one wins (BuildKit issue #4532), so
+/// that map is only trusted for the last image-producing exporter; exporters
+/// that send files report their own metadata with the transfer.
+pub fn attribute(
+    exports: &[Export],
+    merged: &BTreeMap<String, String>,
+    per_exporter: &BTreeMap<u32, BTreeMap<String, String>>,
+) -> Vec<OutputResult> {
+    let produces_image =
+        |e: &Export| matches!(e.kind.as_str(), "image" | "moby" | "oci" | "docker");
+    let last_image = exports.iter().rposition(produces_image);
+    (0u32..)
+        .zip(exports)
+        .map(|(id, e)| {
+            let metadata = match per_exporter.get(&id) {
+                Some(md) => md.clone(),
+                None if Some(id as usize) == last_image => merged
+                    .iter()
+                    .filter(|(k, _)| IMAGE_KEYS_PREFIXES.iter().any(|p| k.starts_with(p)))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                None => BTreeMap::new(),
+            };
+            OutputResult {
+                kind: e.kind.clone(),
+                dest: e.dest.clone(),
+                metadata,
+            }
+        })
+        .collect()
+}
+
 /// Checks that every file or directory destination can be written, before
 /// the build starts: a typo should not cost a whole build.
 pub fn check_destinations(exports: &[Export]) -> Result<(), SpecError> {
@@ -496,6 +542,40 @@ mod tests {
         );
         let dir_as_file = parse_output(&format!("type=tar,dest={}", dir.path().display())).unwrap();
         assert!(check_destinations(&[dir_as_file]).is_err());
+    }
+
+    #[test]
+    fn each_output_gets_only_its_own_metadata() {
+        let exports = resolve(
+            &flags(
+                &["type=oci,dest=a.tar", "type=tar,dest=b.tar"],
+                &["r/a:1"],
+                true,
+                false,
+            ),
+            Daemon::Engine,
+        )
+        .unwrap();
+        // oci (0), tar (1), moby (2): the merged map is the moby image's.
+        let merged = BTreeMap::from([
+            (
+                "containerimage.digest".to_string(),
+                "sha256:moby".to_string(),
+            ),
+            ("image.name".to_string(), "r/a:1".to_string()),
+            ("cache.manifest".to_string(), "x".to_string()),
+        ]);
+        let oci = BTreeMap::from([(
+            "containerimage.digest".to_string(),
+            "sha256:oci".to_string(),
+        )]);
+        let per = BTreeMap::from([(0u32, oci)]);
+        let results = attribute(&exports, &merged, &per);
+        assert_eq!(results[0].metadata["containerimage.digest"], "sha256:oci");
+        assert!(results[1].metadata.is_empty(), "tar reports nothing");
+        assert_eq!(results[2].kind, "moby");
+        assert_eq!(results[2].metadata["containerimage.digest"], "sha256:moby");
+        assert!(!results[2].metadata.contains_key("cache.manifest"));
     }
 
     #[test]

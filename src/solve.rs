@@ -74,6 +74,8 @@ pub struct BuildOutcome {
     pub warnings: Vec<String>,
     /// Files and directories the exports wrote.
     pub written: Vec<PathBuf>,
+    /// What each exporter produced, in `BuildPlan::exports` order.
+    pub outputs: Vec<crate::output::OutputResult>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -247,19 +249,25 @@ pub async fn solve(
     let response = result?.into_inner();
     // Files are renamed into place only now that the whole build succeeded;
     // on every earlier return `outputs` is dropped and its temp files go.
-    let written = match outputs {
-        Some(outputs) => outputs
-            .commit()
-            .await
-            .map_err(|e| SolveError::Failed(e.to_string()))?,
-        None => Vec::new(),
+    let (written, per_exporter) = match outputs {
+        Some(outputs) => {
+            let metadata = outputs.exporter_metadata();
+            let written = outputs
+                .commit()
+                .await
+                .map_err(|e| SolveError::Failed(e.to_string()))?;
+            (written, metadata)
+        }
+        None => (Vec::new(), BTreeMap::new()),
     };
     let exporter_response: BTreeMap<String, String> =
         response.exporter_response.into_iter().collect();
     local_cache
         .finish(&exporter_response)
         .map_err(|e| SolveError::Failed(format!("cannot record the local cache export: {e}")))?;
+    let outputs = crate::output::attribute(&plan.exports, &exporter_response, &per_exporter);
     Ok(BuildOutcome {
+        outputs,
         exporter_response,
         transfer,
         build_ref,

@@ -252,3 +252,62 @@ fn bad_specs_fail_before_connecting() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// BuildKit merges all exporters' responses into one map (BuildKit issue
+/// #4532); --metadata-file also reports each output under its own entry.
+#[test]
+fn metadata_file_describes_each_output() {
+    let stack = stack();
+    let ctx = context(&[("Dockerfile", DOCKERFILE)]);
+    let out_dir = tempfile::tempdir().unwrap();
+    let oci = out_dir.path().join("image-oci.tar");
+    let meta = out_dir.path().join("meta.json");
+    let image = format!("{}/rbuild-test/{}:1", stack.registry, unique("meta"));
+    let out = build_cmd(&stack)
+        .args(["--build-arg", &format!("BASE={}", stack.base)])
+        .args(["-o", &format!("type=oci,dest={}", oci.display())])
+        .args(["-t", &image, "--push"])
+        .arg("--metadata-file")
+        .arg(&meta)
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    let outputs = meta["rbuild.outputs"].as_array().expect("rbuild.outputs");
+    assert_eq!(outputs.len(), 2, "{meta}");
+    // The OCI tarball's entry names the manifest inside that tarball.
+    let index = Command::new("tar")
+        .arg("-xOf")
+        .arg(&oci)
+        .arg("index.json")
+        .output()
+        .unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&index.stdout).unwrap();
+    assert_eq!(outputs[0]["type"], "oci");
+    assert_eq!(
+        outputs[0]["containerimage.digest"], index["manifests"][0]["digest"],
+        "{meta}"
+    );
+    // The pushed image's entry names the manifest in the registry.
+    let pushed = support::registry::manifest(&stack.registry, &image);
+    let pushed_digest = outputs[1]["containerimage.digest"]
+        .as_str()
+        .expect("digest");
+    let repo = image
+        .strip_prefix(&format!("{}/", stack.registry))
+        .and_then(|r| r.rsplit_once(':'))
+        .unwrap()
+        .0;
+    let head = support::registry::request(
+        &stack.registry,
+        "HEAD",
+        &format!("/v2/{repo}/manifests/{pushed_digest}"),
+    );
+    assert_eq!(head.status, 200, "{meta}");
+    assert!(pushed["layers"].is_array());
+    assert_ne!(
+        outputs[0]["containerimage.digest"],
+        outputs[1]["containerimage.digest"]
+    );
+}

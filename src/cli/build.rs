@@ -284,7 +284,13 @@ pub(super) fn image_id(outcome: &BuildOutcome) -> Option<&str> {
 
 fn write_results(args: &BuildArgs, outcome: &BuildOutcome) -> anyhow::Result<()> {
     if let Some(path) = &args.metadata_file {
-        let json = flags::metadata_json(&outcome.exporter_response);
+        let mut json = flags::metadata_json(&outcome.exporter_response);
+        if let Some(map) = json.as_object_mut() {
+            map.insert(
+                "rbuild.outputs".into(),
+                flags::outputs_json(&outcome.outputs),
+            );
+        }
         let text = serde_json::to_string_pretty(&json)?;
         rbuild::output::write_atomically(path, text.as_bytes())
             .with_context(|| format!("cannot write --metadata-file {}", path.display()))?;

@@ -118,6 +118,33 @@ pub fn metadata_json(response: &BTreeMap<String, String>) -> serde_json::Value {
     serde_json::Value::Object(map)
 }
 
+/// Each output's own results, in exporter order, for `--metadata-file`
+/// under `rbuild.outputs` (the merged keys describe only one image).
+pub fn outputs_json(outputs: &[rbuild::output::OutputResult]) -> serde_json::Value {
+    use rbuild::output::Destination;
+    let list = outputs
+        .iter()
+        .map(|o| {
+            let mut entry = match metadata_json(&o.metadata) {
+                serde_json::Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            };
+            entry.insert("type".into(), o.kind.clone().into());
+            let dest = match &o.dest {
+                Destination::File(p) | Destination::Dir(p) => Some(p.display().to_string()),
+                Destination::Stdout => Some("-".to_string()),
+                Destination::Load => Some("docker".to_string()),
+                Destination::Daemon => None,
+            };
+            if let Some(dest) = dest {
+                entry.insert("dest".into(), dest.into());
+            }
+            serde_json::Value::Object(entry)
+        })
+        .collect();
+    serde_json::Value::Array(list)
+}
+
 fn decode_json_b64(v: &str) -> Option<serde_json::Value> {
     let raw = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
     serde_json::from_slice(&raw).ok()

@@ -138,6 +138,7 @@ impl FileSendService {
         let (target, guard) = self.shared.begin(id)?;
         tracing::debug!(exporter = id, target = ?target, "FileSend DiffCopy");
         let md = exporter_md(request.metadata());
+        self.shared.record_metadata(id, &md);
         let multi_platform = request.metadata().contains_key(MULTI_PLATFORM_KEY);
         let inbound = request.into_inner();
         let outbound = match target {

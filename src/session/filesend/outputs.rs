@@ -5,7 +5,7 @@
 //! Calls report through a [`StreamGuard`]: a call that ends without reporting (its future was
 //! dropped, e.g. the daemon reset the stream) counts as failed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,9 @@ struct State {
     /// Set by commit or drop: later arrivals are discarded.
     closed: bool,
     slots: HashMap<u32, Slot>,
+    /// `exporter-md-*` of each exporter's call: what the daemon says that
+    /// exporter produced (BuildKit's merged response mixes exporters, #4532).
+    metadata: BTreeMap<u32, BTreeMap<String, String>>,
 }
 
 struct Slot {
@@ -57,6 +60,7 @@ impl Shared {
             state: Mutex::new(State {
                 closed: false,
                 slots,
+                metadata: BTreeMap::new(),
             }),
         }
     }
@@ -64,6 +68,13 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state stays consistent between statements; a panic elsewhere must not wedge it.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps the metadata the daemon sent with exporter `id`'s call.
+    pub(super) fn record_metadata(&self, id: u32, md: &BTreeMap<String, String>) {
+        if !md.is_empty() {
+            self.lock().metadata.insert(id, md.clone());
+        }
     }
 
     /// Registers a call for exporter `id`. Only a `Dir` may have several streams (upstream's
@@ -184,6 +195,12 @@ pub struct Outputs {
 impl Outputs {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
         Self { shared }
+    }
+
+    /// What each exporter's call said it produced (`containerimage.digest`, ...), by
+    /// exporter id; only exporters that send files carry it.
+    pub fn exporter_metadata(&self) -> BTreeMap<u32, BTreeMap<String, String>> {
+        self.shared.lock().metadata.clone()
     }
 
     /// After Solve succeeded: renames every finished temp file/dir into place; returns what
