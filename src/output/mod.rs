@@ -6,10 +6,17 @@
 //! it sends files — plus the [`Destination`] of what comes back.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::spec::{self, SpecError};
+use crate::spec::SpecError;
+
+mod files;
+mod parse;
+mod result;
+
+pub use files::{check_destinations, write_atomically};
+pub use parse::parse_output;
+pub use result::{OutputResult, attribute};
 
 /// One exporter of a build.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,24 +63,6 @@ pub struct OutputFlags {
 }
 
 const FLAG: &str = "--output";
-const IMAGE_KEYS: &[&str] = &[
-    "name",
-    "push",
-    "push-by-digest",
-    "registry.insecure",
-    "insecure",
-    "oci-mediatypes",
-    "compression",
-    "compression-level",
-    "force-compression",
-    "store",
-    "unpack",
-    "rewrite-timestamp",
-    "dangling-name-prefix",
-    "name-canonical",
-    "buildinfo",
-    "oci-artifact",
-];
 
 /// Resolves the flags into the exporters of one solve; every mistake is
 /// reported here, before the daemon is contacted.
@@ -167,276 +156,12 @@ fn on_daemon(exports: Vec<Export>, daemon: Daemon) -> Vec<Export> {
     out
 }
 
-fn image_export(attrs: BTreeMap<String, String>) -> Export {
+pub(crate) fn image_export(attrs: BTreeMap<String, String>) -> Export {
     Export {
         kind: "image".to_string(),
         attrs,
         dest: Destination::Daemon,
     }
-}
-
-/// One `-o` value: `type=KIND,...`, or a bare path (local) or `-` (tar to
-/// stdout), as buildx reads them.
-pub fn parse_output(input: &str) -> Result<Export, SpecError> {
-    let (mut s, bare) = spec::parse(FLAG, input)?;
-    let kind = match (s.kind.take(), bare.as_slice()) {
-        (Some(kind), []) => kind,
-        (None, [b]) if b == "-" => {
-            s.attrs.insert("dest".to_string(), "-".to_string());
-            "tar".to_string()
-        }
-        (None, [path]) => {
-            s.attrs.insert("dest".to_string(), path.clone());
-            "local".to_string()
-        }
-        (None, []) => {
-            return Err(SpecError::new(
-                FLAG,
-                input,
-                "missing type= (e.g. type=tar,dest=out.tar)",
-            ));
-        }
-        (_, extra) => {
-            return Err(SpecError::new(
-                FLAG,
-                input,
-                format!("unexpected value {:?} (use key=value)", extra[0]),
-            ));
-        }
-    };
-    let dest = s.attrs.remove("dest");
-    let check = |known: &[&str]| check_keys(input, &kind, &s.attrs, known);
-    let export = match kind.as_str() {
-        "image" | "registry" => {
-            check(IMAGE_KEYS)?;
-            if dest.is_some() {
-                return Err(SpecError::new(
-                    FLAG,
-                    input,
-                    format!("type={kind} takes no dest (it goes to the image store or registry)"),
-                ));
-            }
-            let mut attrs = s.attrs;
-            if kind == "registry" {
-                attrs.insert("push".to_string(), "true".to_string());
-            }
-            normalise_bools(input, &mut attrs)?;
-            image_export(attrs)
-        }
-        "tar" => {
-            check(&[])?;
-            file_export("tar", s.attrs, dest, input)?
-        }
-        "oci" | "docker" => {
-            check(IMAGE_KEYS)?;
-            let mut attrs = s.attrs;
-            normalise_bools(input, &mut attrs)?;
-            match dest {
-                // buildx: type=docker without dest loads into the engine.
-                None if kind == "docker" => Export {
-                    kind,
-                    attrs,
-                    dest: Destination::Load,
-                },
-                _ => file_export(&kind, attrs, dest, input)?,
-            }
-        }
-        "local" => {
-            check(&["platform-split"])?;
-            let Some(dir) = dest.filter(|d| !d.is_empty() && d != "-") else {
-                return Err(SpecError::new(FLAG, input, "type=local needs dest=DIR"));
-            };
-            Export {
-                kind,
-                attrs: s.attrs,
-                dest: Destination::Dir(PathBuf::from(dir)),
-            }
-        }
-        other => {
-            return Err(SpecError::new(
-                FLAG,
-                input,
-                format!(
-                    "unknown output type {other:?} (use image, registry, tar, oci, docker or local)"
-                ),
-            ));
-        }
-    };
-    Ok(export)
-}
-
-fn file_export(
-    kind: &str,
-    attrs: BTreeMap<String, String>,
-    dest: Option<String>,
-    input: &str,
-) -> Result<Export, SpecError> {
-    let dest = match dest.as_deref() {
-        None | Some("") => {
-            return Err(SpecError::new(
-                FLAG,
-                input,
-                format!("type={kind} needs dest=FILE (or dest=- for stdout)"),
-            ));
-        }
-        Some("-") => Destination::Stdout,
-        Some(path) => Destination::File(PathBuf::from(path)),
-    };
-    Ok(Export {
-        kind: kind.to_string(),
-        attrs,
-        dest,
-    })
-}
-
-fn check_keys(
-    input: &str,
-    kind: &str,
-    attrs: &BTreeMap<String, String>,
-    known: &[&str],
-) -> Result<(), SpecError> {
-    for key in attrs.keys() {
-        if !known.contains(&key.as_str()) && !key.starts_with("annotation") {
-            let hint = if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            };
-            return Err(SpecError::new(
-                FLAG,
-                input,
-                format!("unknown attribute {key:?} for type={kind} (known: dest, {hint})"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn normalise_bools(input: &str, attrs: &mut BTreeMap<String, String>) -> Result<(), SpecError> {
-    for key in [
-        "push",
-        "push-by-digest",
-        "oci-mediatypes",
-        "force-compression",
-        "store",
-        "unpack",
-        "rewrite-timestamp",
-        "registry.insecure",
-        "insecure",
-    ] {
-        if let Some(v) = attrs.get(key) {
-            let b = spec::parse_bool(FLAG, input, key, v)?;
-            attrs.insert(key.to_string(), b.to_string());
-        }
-    }
-    Ok(())
-}
-
-/// What one exporter of a finished build produced.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutputResult {
-    pub kind: String,
-    pub dest: Destination,
-    /// `containerimage.digest`, `image.name`, ... as far as they are known
-    /// to belong to this exporter.
-    pub metadata: BTreeMap<String, String>,
-}
-
-/// Keys of the exporter response that describe one produced image.
-const IMAGE_KEYS_PREFIXES: &[&str] = &["containerimage.", "image.name"];
-
-/// Attributes results to each exporter. BuildKit merges the responses of all
-/// exporters into one map where the last one wins (BuildKit issue #4532), so
-/// that map is only trusted for the last image-producing exporter; exporters
-/// that send files report their own metadata with the transfer.
-pub fn attribute(
-    exports: &[Export],
-    merged: &BTreeMap<String, String>,
-    per_exporter: &BTreeMap<u32, BTreeMap<String, String>>,
-) -> Vec<OutputResult> {
-    let produces_image =
-        |e: &Export| matches!(e.kind.as_str(), "image" | "moby" | "oci" | "docker");
-    let last_image = exports.iter().rposition(produces_image);
-    (0u32..)
-        .zip(exports)
-        .map(|(id, e)| {
-            let metadata = match per_exporter.get(&id) {
-                Some(md) => md.clone(),
-                None if Some(id as usize) == last_image => merged
-                    .iter()
-                    .filter(|(k, _)| IMAGE_KEYS_PREFIXES.iter().any(|p| k.starts_with(p)))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                None => BTreeMap::new(),
-            };
-            OutputResult {
-                kind: e.kind.clone(),
-                dest: e.dest.clone(),
-                metadata,
-            }
-        })
-        .collect()
-}
-
-/// Checks that every file or directory destination can be written, before
-/// the build starts: a typo should not cost a whole build.
-pub fn check_destinations(exports: &[Export]) -> Result<(), SpecError> {
-    for e in exports {
-        let (path, what) = match &e.dest {
-            Destination::File(p) => (p, "file"),
-            Destination::Dir(p) => (p, "directory"),
-            _ => continue,
-        };
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        if !parent.is_dir() {
-            return Err(SpecError::new(
-                FLAG,
-                &path.display().to_string(),
-                format!(
-                    "the {what}'s parent directory {} does not exist",
-                    parent.display()
-                ),
-            ));
-        }
-        if what == "file" && path.is_dir() {
-            return Err(SpecError::new(
-                FLAG,
-                &path.display().to_string(),
-                "is a directory; give a file name",
-            ));
-        }
-        if what == "directory" && path.exists() && !path.is_dir() {
-            return Err(SpecError::new(
-                FLAG,
-                &path.display().to_string(),
-                "exists and is not a directory",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Writes `data` to a temporary file beside `path` and renames it into
-/// place, so a failure never leaves a half-written file and a previous file
-/// stays intact until the new one is complete.
-pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    // tempfile creates 0600 files; results are ordinary readable files.
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )?;
-    tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 #[cfg(test)]
