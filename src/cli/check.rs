@@ -2,10 +2,11 @@
 //! outside the build, and the refresh policy each would get. Reads the file
 //! only; no daemon is contacted.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::plan::{DockerfileInput, locate_dockerfile};
 use anyhow::{Context, bail};
 use clap::Args;
 use rbuild::dockerfile::{self, DetectedStep, PolicySource};
@@ -45,26 +46,11 @@ pub(super) fn read_dockerfile(
     file: Option<&Path>,
     context: &Path,
 ) -> anyhow::Result<(String, String)> {
-    let (name, bytes) = match file {
-        Some(p) if p == Path::new("-") => {
-            let mut data = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut data)
-                .context("cannot read the Dockerfile from stdin")?;
-            ("Dockerfile (stdin)".to_string(), data)
-        }
-        _ => {
-            let path = file.map_or_else(|| context.join("Dockerfile"), Path::to_path_buf);
-            let meta = std::fs::metadata(&path).with_context(|| {
-                format!(
-                    "no Dockerfile at {} (use -f to name another file)",
-                    path.display()
-                )
-            })?;
-            if !meta.is_file() {
-                bail!("Dockerfile {} is not a regular file", path.display());
-            }
-            if meta.len() > dockerfile::MAX_DOCKERFILE_BYTES as u64 {
+    let (name, bytes) = match locate_dockerfile(file, context)? {
+        DockerfileInput::Stdin(data) => ("Dockerfile (stdin)".to_string(), data),
+        DockerfileInput::File(path) => {
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if size > dockerfile::MAX_DOCKERFILE_BYTES as u64 {
                 bail!(
                     "Dockerfile {} is larger than {} bytes",
                     path.display(),

@@ -189,14 +189,27 @@ fn existing_dir(path: &Path) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("cannot resolve build context {}", path.display()))
 }
 
-fn dockerfile_source(file: Option<&Path>, context: &Path) -> anyhow::Result<DockerfileSource> {
+/// Where the Dockerfile comes from, checked: shared by `build` and `check`.
+pub(super) enum DockerfileInput {
+    /// `-f -`: the whole of standard input.
+    Stdin(Vec<u8>),
+    /// An existing regular file.
+    File(PathBuf),
+}
+
+/// `-` is stdin, else FILE, else PATH/Dockerfile; a missing or non-regular
+/// file is a clear error.
+pub(super) fn locate_dockerfile(
+    file: Option<&Path>,
+    context: &Path,
+) -> anyhow::Result<DockerfileInput> {
     let path = match file {
         Some(p) if p == Path::new("-") => {
             let mut data = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut data)
                 .context("cannot read the Dockerfile from stdin")?;
-            return Ok(DockerfileSource::Inline(Bytes::from(data)));
+            return Ok(DockerfileInput::Stdin(data));
         }
         Some(p) => p.to_path_buf(),
         None => context.join("Dockerfile"),
@@ -210,6 +223,14 @@ fn dockerfile_source(file: Option<&Path>, context: &Path) -> anyhow::Result<Dock
     if !meta.is_file() {
         bail!("Dockerfile {} is not a regular file", path.display());
     }
+    Ok(DockerfileInput::File(path))
+}
+
+fn dockerfile_source(file: Option<&Path>, context: &Path) -> anyhow::Result<DockerfileSource> {
+    let path = match locate_dockerfile(file, context)? {
+        DockerfileInput::Stdin(data) => return Ok(DockerfileSource::Inline(Bytes::from(data))),
+        DockerfileInput::File(path) => path,
+    };
     let path = std::fs::canonicalize(&path)
         .with_context(|| format!("cannot resolve Dockerfile {}", path.display()))?;
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
