@@ -42,6 +42,7 @@ pub struct Client {
     /// Bound for quick queries (Info, ListWorkers): a listener that accepts
     /// but never answers must not hang the caller.
     query_timeout: Duration,
+    keepalive: Option<Duration>,
 }
 
 /// What `rbuild info` shows.
@@ -78,11 +79,17 @@ impl Client {
             addr,
             control,
             query_timeout: opts.timeout,
+            keepalive: opts.keepalive,
         })
     }
 
     pub fn address(&self) -> &Address {
         &self.addr
+    }
+
+    /// The HTTP/2 ping interval this connection was opened with.
+    pub fn keepalive(&self) -> Option<Duration> {
+        self.keepalive
     }
 
     /// A handle on the generated Control stub (cheap to clone; it shares the
@@ -156,6 +163,40 @@ pub fn status_message(status: &tonic::Status) -> String {
     } else {
         msg.to_string()
     }
+}
+
+/// How a call died when the connection under it broke, as opposed to the
+/// daemon answering with an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BrokenConnection {
+    /// An HTTP/2 keepalive ping went unanswered: the daemon hung or the
+    /// network to it is gone.
+    KeepaliveTimeout,
+    /// The connection failed otherwise (reset, closed, protocol error); the
+    /// text is the transport's error chain.
+    Failed(String),
+}
+
+/// `Some` when `status` was made on this side from a transport error rather
+/// than sent by the daemon. tonic keeps the transport error as the source.
+pub fn broken_connection(status: &tonic::Status) -> Option<BrokenConnection> {
+    use std::error::Error;
+    let source = status.source()?;
+    let chain = connect::error_chain(source);
+    let mut cause: Option<&dyn Error> = Some(source);
+    while let Some(e) = cause {
+        if let Some(h) = e.downcast_ref::<hyper::Error>()
+            && h.is_timeout()
+        {
+            return Some(BrokenConnection::KeepaliveTimeout);
+        }
+        cause = e.source();
+    }
+    // hyper reports its ping timeout as an opaque h2 error on some paths.
+    if chain.contains("keep-alive timed out") {
+        return Some(BrokenConnection::KeepaliveTimeout);
+    }
+    Some(BrokenConnection::Failed(chain))
 }
 
 /// Keeps the first of equal strings, in order: the engine lists its native

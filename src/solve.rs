@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{self, CacheEntry, LocalCache};
-use crate::client::{Client, status_message};
+use crate::client::{BrokenConnection, Client, broken_connection, status_message};
 use crate::engine::{Engine, LoadSink};
 use crate::output::{Destination, Export};
 use crate::proto::moby::buildkit::v1::{
@@ -87,6 +87,13 @@ pub enum SolveError {
     Failed(String),
     #[error("build canceled")]
     Canceled,
+    #[error(
+        "BuildKit at {addr} stopped answering: no reply to a keepalive ping within {secs}s \
+         (the daemon hung or the network to it is down; --keepalive sets the ping interval)"
+    )]
+    DaemonSilent { addr: String, secs: u64 },
+    #[error("lost the connection to BuildKit at {addr}: {detail} (is the daemon still running?)")]
+    ConnectionLost { addr: String, detail: String },
 }
 
 /// The name the frontend uses for the Dockerfile's local source.
@@ -231,7 +238,7 @@ pub async fn solve(
     let status_task = tokio::spawn(forward_status(client.clone(), build_ref.clone(), status));
     let mut control = client.control();
     let result = tokio::select! {
-        r = control.solve(request) => r.map_err(|s| SolveError::Failed(status_message(&s))),
+        r = control.solve(request) => r.map_err(|s| solve_failure(client, &s)),
         // Dropping the Solve call resets its stream: the daemon cancels the
         // job and its running steps.
         _ = cancel.cancelled() => Err(SolveError::Canceled),
@@ -274,6 +281,25 @@ pub async fn solve(
         warnings,
         written,
     })
+}
+
+/// The daemon's own error, or what happened to the connection when the
+/// call died on this side.
+fn solve_failure(client: &Client, status: &tonic::Status) -> SolveError {
+    let addr = client.address().to_string();
+    match broken_connection(status) {
+        None => SolveError::Failed(status_message(status)),
+        Some(BrokenConnection::KeepaliveTimeout) => SolveError::DaemonSilent {
+            addr,
+            secs: client
+                .keepalive()
+                .map_or(0, |k| crate::connect::ping_timeout(k).as_secs()),
+        },
+        Some(BrokenConnection::Failed(detail)) => {
+            tracing::debug!(%detail, "the Solve call lost its connection");
+            SolveError::ConnectionLost { addr, detail }
+        }
+    }
 }
 
 async fn forward_status(client: Client, build_ref: String, out: mpsc::Sender<StatusResponse>) {

@@ -69,6 +69,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "SECS", default_value_t = 4)]
     pub connect_timeout: u64,
 
+    /// Seconds between HTTP/2 pings while a call runs; a ping unanswered for
+    /// 20 s fails the build instead of waiting on a hung daemon. 0 = no pings.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 30)]
+    pub keepalive: u64,
+
     /// CA certificate (PEM) a tcp:// daemon's TLS certificate must chain to.
     /// Any --tls* flag turns TLS on; without this one the system's roots are used.
     #[arg(long, global = true, value_name = "PATH")]
@@ -150,6 +155,7 @@ impl GlobalArgs {
         ConnectOptions {
             timeout: Duration::from_secs(self.connect_timeout.max(1)),
             tls,
+            keepalive: (self.keepalive > 0).then(|| Duration::from_secs(self.keepalive)),
         }
     }
 }

@@ -32,6 +32,24 @@ pub struct ConnectOptions {
     pub timeout: Duration,
     /// TLS for a `tcp://` address; refused for socket addresses.
     pub tls: Option<TlsConfig>,
+    /// Interval of HTTP/2 pings while a call is open; `None` sends none.
+    /// A ping unanswered within [`ping_timeout`] ends the connection, so a
+    /// daemon that hangs or a peer that vanished fails the build instead of
+    /// leaving it waiting forever.
+    pub keepalive: Option<Duration>,
+}
+
+/// grpc-go servers refuse pings more often than every 5 minutes unless they
+/// have sent data since the last one. During a build they do: BuildKit checks
+/// the session's health every 5 s over this connection (measured against the
+/// engine: data frames every 5 s, and 1 s pings through a 30 s quiet step drew
+/// no GOAWAY). So 30 s is safe and a hung daemon is noticed within ~50 s.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// How long a keepalive ping may go unanswered: 20 s, or the interval when
+/// that is shorter (tests use seconds).
+pub fn ping_timeout(interval: Duration) -> Duration {
+    interval.clamp(Duration::from_secs(1), Duration::from_secs(20))
 }
 
 impl Default for ConnectOptions {
@@ -39,6 +57,7 @@ impl Default for ConnectOptions {
         Self {
             timeout: Duration::from_secs(4),
             tls: None,
+            keepalive: Some(DEFAULT_KEEPALIVE),
         }
     }
 }
@@ -105,14 +124,19 @@ pub async fn channel(addr: &Address, opts: &ConnectOptions) -> Result<Channel, C
     // for socket paths. Over TLS it is the verified server name, as Go sends.
     let mut endpoint = Endpoint::from_static("http://buildkitd")
         .connect_timeout(opts.timeout)
-        // grpc-go servers answer frequent pings with GOAWAY too_many_pings, so
-        // no HTTP/2 keepalive pings; TCP keepalive covers dead peers.
-        .tcp_keepalive(Some(Duration::from_secs(30)))
         // Large windows let context uploads stream without stalls.
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(16 << 20));
     if let Some(origin) = tls.as_ref().and_then(|t| t.origin()) {
         endpoint = endpoint.origin(origin);
+    }
+    if let Some(interval) = opts.keepalive {
+        // Only while a call is open: grpc-go also refuses pings on an idle
+        // connection, and rbuild holds none.
+        endpoint = endpoint
+            .http2_keep_alive_interval(interval)
+            .keep_alive_timeout(ping_timeout(interval))
+            .keep_alive_while_idle(false);
     }
 
     // tonic boxes connector errors into an opaque transport error; keep the
@@ -187,6 +211,16 @@ async fn open(addr: &Address, tls: Option<&tls::Tls>) -> Result<Io, ConnectError
                 })?;
             // Context uploads are many small packets; latency matters more.
             let _ = stream.set_nodelay(true);
+            // Endpoint::tcp_keepalive only reaches tonic's own connector, so the
+            // kernel's keepalive is set here: a peer host that disappears
+            // (no FIN, no RST) is noticed in about a minute, not hours.
+            let keepalive = socket2::TcpKeepalive::new()
+                .with_time(Duration::from_secs(30))
+                .with_interval(Duration::from_secs(10))
+                .with_retries(3);
+            if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
+                tracing::debug!(error = %e, "cannot enable TCP keepalive");
+            }
             match tls {
                 Some(tls) => Ok(boxed(TokioIo::new(tls.connect(stream, &shown).await?))),
                 None => Ok(boxed(TokioIo::new(stream))),

@@ -4,12 +4,18 @@
 //! serves (HTTP/2 with prior knowledge) while BuildKit's real server answers.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
 pub struct GrpcProxy {
     pub socket: PathBuf,
+    /// Once set, no byte crosses any more while both sockets stay open: a
+    /// daemon that hangs, or a peer that vanished without a FIN.
+    frozen: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
     /// An Option so Drop can shut it down without blocking, which also works
     /// when the proxy is dropped inside an async test.
@@ -44,11 +50,14 @@ impl GrpcProxy {
             UnixListener::bind(&socket).expect("bind proxy socket")
         };
         let engine = engine_socket.to_path_buf();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let gate = frozen.clone();
         runtime.spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let engine = engine.clone();
+                let gate = gate.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = forward(client, &engine).await {
+                    if let Err(e) = forward_gated(client, &engine, gate).await {
                         eprintln!("grpc proxy: {e}");
                     }
                 });
@@ -56,9 +65,15 @@ impl GrpcProxy {
         });
         GrpcProxy {
             socket,
+            frozen,
             _dir: dir,
             runtime: Some(runtime),
         }
+    }
+
+    /// Stops forwarding on every connection, without closing any.
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
     }
 
     /// The proxy in rbuild's address syntax.
@@ -69,7 +84,18 @@ impl GrpcProxy {
 
 /// Opens a fresh engine connection, upgrades it via `POST /grpc`, then copies
 /// bytes between it and `client` until either side closes.
-pub async fn forward<C>(mut client: C, engine: &Path) -> std::io::Result<()>
+pub async fn forward<C>(client: C, engine: &Path) -> std::io::Result<()>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    forward_gated(client, engine, Arc::new(AtomicBool::new(false))).await
+}
+
+async fn forward_gated<C>(
+    mut client: C,
+    engine: &Path,
+    frozen: Arc<AtomicBool>,
+) -> std::io::Result<()>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
@@ -101,6 +127,29 @@ where
         )));
     }
     client.write_all(&head[end..]).await?;
-    tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    let (mut client_rx, mut client_tx) = tokio::io::split(client);
+    let (mut upstream_rx, mut upstream_tx) = upstream.into_split();
+    let up = pump(&mut client_rx, &mut upstream_tx, &frozen);
+    let down = pump(&mut upstream_rx, &mut client_tx, &frozen);
+    tokio::try_join!(up, down)?;
     Ok(())
+}
+
+/// Copies until EOF; while frozen it holds what it read and keeps both ends open.
+async fn pump<R, W>(from: &mut R, to: &mut W, frozen: &AtomicBool) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = from.read(&mut buf).await?;
+        while frozen.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        to.write_all(&buf[..n]).await?;
+    }
 }
