@@ -1,7 +1,8 @@
 //! `--secret` and `--ssh` against the real stack: secrets reach `RUN
 //! --mount=type=secret` and nothing else (not the image, not our output);
 //! missing sources fail before connecting; an agent socket is proxied byte for
-//! byte to `RUN --mount=type=ssh`.
+//! byte to `RUN --mount=type=ssh`, and key files are served by rbuild's own
+//! agent whose signatures verify.
 
 mod support;
 
@@ -139,6 +140,9 @@ fn fake_agent(path: &Path) -> Arc<Mutex<Vec<Vec<u8>>>> {
 
 /// busybox has no unix-socket client, so the step runs this one, built
 /// statically (the image has no libc) with the C compiler cargo links with.
+/// It asks for the identities; with arguments FLAGS [PREFIX] it then asks
+/// for a signature of "rbuild ssh test" by the first identity. Each answer
+/// is printed in hex, length prefix included, after PREFIX.
 const AGENT_CLIENT: &str = r#"
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,26 +150,55 @@ const AGENT_CLIENT: &str = r#"
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-int main(void) {
+static unsigned char buf[65536];
+static const char *prefix = "";
+static int roundtrip(int fd, const unsigned char *req, size_t len, const char *label) {
+    if (write(fd, req, len) != (ssize_t)len) { perror("write"); return -1; }
+    size_t got = 0, want = 4;
+    while (got < want) {
+        ssize_t n = read(fd, buf + got, want - got);
+        if (n <= 0) { fprintf(stderr, "%s: short answer\n", label); return -1; }
+        got += (size_t)n;
+        if (got == 4) {
+            want = 4 + ((size_t)buf[0] << 24 | buf[1] << 16 | buf[2] << 8 | buf[3]);
+            if (want > sizeof buf) { fprintf(stderr, "%s: too long\n", label); return -1; }
+        }
+    }
+    printf("%s%s=", prefix, label);
+    for (size_t i = 0; i < got; i++) printf("%02x", buf[i]);
+    printf("\n");
+    return (int)got;
+}
+static void put32(unsigned char *p, unsigned v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
+int main(int argc, char **argv) {
     const char *path = getenv("SSH_AUTH_SOCK");
     if (!path) { fprintf(stderr, "no SSH_AUTH_SOCK\n"); return 2; }
+    if (argc > 2) prefix = argv[2];
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) { perror("connect"); return 3; }
-    const unsigned char req[] = {0, 0, 0, 1, 11};
-    if (write(fd, req, sizeof req) != sizeof req) { perror("write"); return 4; }
-    unsigned char buf[64];
-    size_t got = 0;
-    while (got < 9) {
-        ssize_t n = read(fd, buf + got, sizeof buf - got);
-        if (n <= 0) break;
-        got += (size_t)n;
-    }
-    printf("agent-answer=");
-    for (size_t i = 0; i < got; i++) printf("%02x", buf[i]);
-    printf("\n");
-    return 0;
+    const unsigned char ids[] = {0, 0, 0, 1, 11};
+    int n = roundtrip(fd, ids, sizeof ids, "agent-answer");
+    if (n < 0) return 4;
+    if (argc < 2) return 0;
+    /* 4 len, 1 type, 4 count, then the first key: 4 len + blob. */
+    if (n < 13 || buf[4] != 12) { fprintf(stderr, "no identities\n"); return 5; }
+    unsigned blob_len = (unsigned)buf[9] << 24 | buf[10] << 16 | buf[11] << 8 | buf[12];
+    static const char data[] = "rbuild ssh test";
+    static unsigned char req[70000];
+    size_t len = 0;
+    req[4] = 13;
+    put32(req + 5, blob_len);
+    memcpy(req + 9, buf + 13, blob_len);
+    len = 9 + blob_len;
+    put32(req + len, sizeof data - 1);
+    memcpy(req + len + 4, data, sizeof data - 1);
+    len += 4 + sizeof data - 1;
+    put32(req + len, (unsigned)atoi(argv[1]));
+    len += 4;
+    put32(req, (unsigned)(len - 4));
+    return roundtrip(fd, req, len, "sign-answer") < 0 ? 6 : 0;
 }
 "#;
 
@@ -228,4 +261,148 @@ fn a_required_ssh_mount_without_an_agent_fails_clearly() {
     let err = stderr(&out);
     assert!(err.contains("nokey"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// `ssh-keygen` into `dir`; returns the private key path.
+fn keygen(dir: &Path, name: &str, args: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(args)
+        .args(["-q", "-C", name, "-f"])
+        .arg(&path)
+        .output()
+        .expect("ssh-keygen (OpenSSH client) is needed for this test");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+fn public_key(private: &Path) -> ssh_key::PublicKey {
+    let text = std::fs::read_to_string(private.with_extension("pub")).unwrap();
+    ssh_key::PublicKey::from_openssh(&text).unwrap()
+}
+
+/// The hex after `label=` in the build's output, decoded.
+fn answer(output: &str, label: &str) -> Vec<u8> {
+    let needle = format!("{label}=");
+    let hex = output
+        .lines()
+        .find_map(|l| l.split_once(&needle).map(|(_, h)| h.trim().to_string()))
+        .unwrap_or_else(|| panic!("no {label} in:\n{output}"));
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Splits an SSH wire string off the front.
+fn take_string<'a>(data: &mut &'a [u8]) -> &'a [u8] {
+    let len = u32::from_be_bytes(data[..4].try_into().unwrap()) as usize;
+    let s = &data[4..4 + len];
+    *data = &data[4 + len..];
+    s
+}
+
+/// `--ssh ID=KEYFILE[,KEYFILE]`: a CI deploy key without an agent. rbuild
+/// answers the agent protocol itself: the step sees every key of its id,
+/// and signatures verify with the public keys ssh-keygen wrote.
+#[test]
+fn key_files_are_served_by_an_in_process_agent() {
+    use rsa::signature::Verifier;
+
+    let stack = stack();
+    let keys = tempfile::tempdir().unwrap();
+    let ed = keygen(keys.path(), "deploy_ed", &["-t", "ed25519", "-N", ""]);
+    let rsa = keygen(
+        keys.path(),
+        "deploy_rsa",
+        &["-t", "rsa", "-b", "2048", "-N", ""],
+    );
+    let ctx = context(&[(
+        "Dockerfile",
+        "ARG BASE\nFROM ${BASE}\nCOPY agentc /agentc\n\
+         RUN --mount=type=ssh,id=ed /agentc 0 ed-\n\
+         RUN --mount=type=ssh,id=both /agentc 2 both-\n",
+    )]);
+    static_agent_client(ctx.path());
+    let out = build_cmd(&stack)
+        .args(["--build-arg", &format!("BASE={}", stack.base)])
+        .args(["--ssh", &format!("ed={}", ed.display())])
+        .args(["--ssh", &format!("both={},{}", rsa.display(), ed.display())])
+        .arg(ctx.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let err = stderr(&out);
+    assert!(!err.contains("PRIVATE KEY"), "{err}");
+
+    // Identities: type 12, the count, then (blob, comment) per key in order.
+    for (label, expect) in [
+        ("ed-agent-answer", vec![&ed]),
+        ("both-agent-answer", vec![&rsa, &ed]),
+    ] {
+        let raw = answer(&err, label);
+        let mut body = &raw[4..];
+        assert_eq!(body[0], 12, "{label}");
+        assert_eq!(
+            u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize,
+            expect.len()
+        );
+        body = &body[5..];
+        for key in expect {
+            assert_eq!(
+                take_string(&mut body),
+                public_key(key).to_bytes().unwrap(),
+                "{label}"
+            );
+            assert_eq!(
+                take_string(&mut body),
+                key.file_name().unwrap().as_encoded_bytes()
+            );
+        }
+    }
+    // Signatures by the first key of each id, over what the client sent.
+    for (label, key, algorithm) in [
+        ("ed-sign-answer", &ed, "ssh-ed25519"),
+        ("both-sign-answer", &rsa, "rsa-sha2-256"),
+    ] {
+        let raw = answer(&err, label);
+        let mut body = &raw[4..];
+        assert_eq!(body[0], 14, "{label}: not a SIGN_RESPONSE");
+        body = &body[1..];
+        let mut blob = take_string(&mut body);
+        let name = std::str::from_utf8(take_string(&mut blob)).unwrap();
+        assert_eq!(name, algorithm);
+        let sig = ssh_key::Signature::new(
+            ssh_key::Algorithm::new(name).unwrap(),
+            take_string(&mut blob).to_vec(),
+        )
+        .unwrap();
+        Verifier::verify(&public_key(key), b"rbuild ssh test", &sig)
+            .unwrap_or_else(|e| panic!("{label}: the signature does not verify: {e}"));
+    }
+}
+
+/// A key rbuild cannot use stops the build before it starts, naming the file.
+#[test]
+fn an_unusable_key_file_fails_before_connecting() {
+    let keys = tempfile::tempdir().unwrap();
+    let locked = keygen(
+        keys.path(),
+        "locked",
+        &["-t", "ed25519", "-N", "hunter2-passphrase"],
+    );
+    let ctx = context(&[("Dockerfile", "FROM scratch\n")]);
+    let out = rbuild()
+        .args(["build", "--addr", "unix:///nonexistent/buildkitd.sock"])
+        .args(["--ssh", &format!("git={}", locked.display())])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, &["--ssh git", "passphrase-protected", "ssh-add"]);
+    assert!(!stderr(&out).contains("hunter2"));
 }

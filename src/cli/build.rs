@@ -100,8 +100,9 @@ pub struct BuildArgs {
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
 
-    /// SSH agent for RUN --mount=type=ssh (repeatable): `default` (SSH_AUTH_SOCK) or ID=SOCKET.
-    #[arg(long = "ssh", value_name = "ID[=SOCKET]")]
+    /// SSH agent for RUN --mount=type=ssh (repeatable): `default` (SSH_AUTH_SOCK),
+    /// ID=SOCKET, or ID=KEYFILE[,KEYFILE] (unencrypted OpenSSH keys, served in-process).
+    #[arg(long = "ssh", value_name = "ID[=SOCKET|KEYFILE,...]")]
     pub ssh: Vec<String>,
 
     /// Shared registry cache: import from REF and export all layers (mode=max) to it.

@@ -1,9 +1,8 @@
 //! SSH agent forwarding: the `--ssh` flag and the `SSH` service the daemon
 //! calls for `RUN --mount=type=ssh`.
 //!
-//! Only agent sockets are forwarded. buildx also accepts private key files and
-//! runs an in-process agent for them; that needs an SSH key parser and signer,
-//! so here a key file is refused with a hint to `ssh-add` it to an agent.
+//! An id maps to an agent socket, whose bytes are copied through, or to
+//! private key files, which [`keyring`] serves as an in-process agent.
 //!
 //! Follows buildx `util/buildflags/ssh.go` (flag syntax) and buildkit
 //! `session/sshforward/sshprovider/agentprovider.go` and `sshforward/copy.go`.
@@ -27,6 +26,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::proto::moby::sshforward::v1::ssh_server::{Ssh, SshServer};
 use crate::proto::moby::sshforward::v1::{BytesMessage, CheckAgentRequest, CheckAgentResponse};
+
+mod keyring;
+pub use keyring::Keyring;
 
 /// The method names to list in the session header (`/moby.sshforward.v1.SSH/<m>`).
 pub const METHODS: &[&str] = &["CheckAgent", "ForwardAgent"];
@@ -54,22 +56,29 @@ pub enum SshError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("--ssh {id}: key file {}: {reason}", path.display())]
+    Key {
+        id: String,
+        path: PathBuf,
+        reason: String,
+    },
     #[error(
-        "--ssh {id}: {} is not an agent socket; key files are not supported, \
-         add the key to an agent (ssh-add) and forward that",
+        "--ssh {id}: {} is an agent socket; a socket must be given alone, \
+         several paths are key files",
         path.display()
     )]
-    NotSocket { id: String, path: PathBuf },
+    SocketAmongKeys { id: String, path: PathBuf },
     #[error("--ssh {id} is given twice")]
     Duplicate { id: String },
 }
 
-/// One `--ssh` flag: `ID` (the agent at `SSH_AUTH_SOCK`) or `ID=SOCKET`.
+/// One `--ssh` flag: `ID` (the agent at `SSH_AUTH_SOCK`), `ID=SOCKET` or
+/// `ID=KEYFILE[,KEYFILE...]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SshSpec {
     pub id: String,
-    /// None: `SSH_AUTH_SOCK`, as buildkit does for any id given without paths.
-    pub socket: Option<PathBuf>,
+    /// Empty: `SSH_AUTH_SOCK`, as buildkit does for any id given without paths.
+    pub paths: Vec<PathBuf>,
 }
 
 impl SshSpec {
@@ -83,40 +92,47 @@ impl SshSpec {
             None => (input, None),
         };
         if id.is_empty() {
-            return Err(err("the id is empty (use default or ID=SOCKET)"));
+            return Err(err(
+                "the id is empty (use default, ID=SOCKET or ID=KEYFILE)",
+            ));
         }
-        let socket = match path {
-            None => None,
-            Some("") => return Err(err("the socket path is empty")),
-            // buildx allows several comma-separated key files per id; they
-            // need the in-process agent we do not have.
-            Some(p) if p.contains(',') => {
-                return Err(err(
-                    "several paths need key files, which are not supported; use one agent socket",
-                ));
-            }
-            Some(p) => Some(PathBuf::from(p)),
+        let paths = match path {
+            None => Vec::new(),
+            Some(p) => p
+                .split(',')
+                .map(|p| match p {
+                    "" => Err(err("a path is empty (ID=SOCKET or ID=KEYFILE[,KEYFILE])")),
+                    p => Ok(PathBuf::from(p)),
+                })
+                .collect::<Result<_, _>>()?,
         };
         Ok(SshSpec {
             id: id.to_string(),
-            socket,
+            paths,
         })
     }
 }
 
-/// Agent sockets by id, checked to exist before the build.
+/// What answers for one id.
+#[derive(Clone, Debug)]
+enum Agent {
+    Socket(PathBuf),
+    Keys(Arc<Keyring>),
+}
+
+/// Agents by id, checked (sockets) or loaded (key files) before the build.
 #[derive(Clone, Debug, Default)]
 pub struct SshAgents {
-    sockets: HashMap<String, PathBuf>,
+    agents: HashMap<String, Agent>,
 }
 
 impl SshAgents {
     pub fn is_empty(&self) -> bool {
-        self.sockets.is_empty()
+        self.agents.is_empty()
     }
 }
 
-/// Resolves `SSH_AUTH_SOCK` and checks that every socket exists and is one.
+/// Resolves `SSH_AUTH_SOCK`, checks sockets and reads key files.
 pub fn load(specs: &[SshSpec]) -> Result<SshAgents, SshError> {
     load_with(specs, std::env::var_os("SSH_AUTH_SOCK"))
 }
@@ -124,34 +140,55 @@ pub fn load(specs: &[SshSpec]) -> Result<SshAgents, SshError> {
 /// [`load`] with `SSH_AUTH_SOCK` as a parameter, so tests need not mutate
 /// the process environment.
 fn load_with(specs: &[SshSpec], auth_sock: Option<OsString>) -> Result<SshAgents, SshError> {
-    let mut sockets = HashMap::new();
+    let mut agents = HashMap::new();
     for s in specs {
-        let path = match (&s.socket, &auth_sock) {
-            (Some(p), _) => p.clone(),
-            (None, Some(sock)) if !sock.is_empty() => PathBuf::from(sock),
-            (None, _) => return Err(SshError::NoAuthSock { id: s.id.clone() }),
+        let agent = match (s.paths.as_slice(), &auth_sock) {
+            ([], Some(sock)) if !sock.is_empty() => {
+                let path = PathBuf::from(sock);
+                check_socket(&s.id, &path)?;
+                Agent::Socket(path)
+            }
+            ([], _) => return Err(SshError::NoAuthSock { id: s.id.clone() }),
+            // As buildkit decides: one path that is a socket is an agent,
+            // anything else is key files.
+            ([path], _) if is_socket(&s.id, path)? => Agent::Socket(path.clone()),
+            (paths, _) => {
+                for path in paths {
+                    if is_socket(&s.id, path)? {
+                        return Err(SshError::SocketAmongKeys {
+                            id: s.id.clone(),
+                            path: path.clone(),
+                        });
+                    }
+                }
+                Agent::Keys(Arc::new(Keyring::load(&s.id, paths)?))
+            }
         };
-        check_socket(&s.id, &path)?;
-        if sockets.insert(s.id.clone(), path).is_some() {
+        if agents.insert(s.id.clone(), agent).is_some() {
             return Err(SshError::Duplicate { id: s.id.clone() });
         }
     }
-    Ok(SshAgents { sockets })
+    Ok(SshAgents { agents })
 }
 
-fn check_socket(id: &str, path: &Path) -> Result<(), SshError> {
+fn is_socket(id: &str, path: &Path) -> Result<bool, SshError> {
     let meta = std::fs::metadata(path).map_err(|source| SshError::Socket {
         id: id.to_string(),
         path: path.to_path_buf(),
         source,
     })?;
-    if !meta.file_type().is_socket() {
-        return Err(SshError::NotSocket {
-            id: id.to_string(),
-            path: path.to_path_buf(),
-        });
+    Ok(meta.file_type().is_socket())
+}
+
+fn check_socket(id: &str, path: &Path) -> Result<(), SshError> {
+    if is_socket(id, path)? {
+        return Ok(());
     }
-    Ok(())
+    Err(SshError::Socket {
+        id: id.to_string(),
+        path: path.to_path_buf(),
+        source: std::io::Error::other("SSH_AUTH_SOCK names no socket"),
+    })
 }
 
 /// `SSH.CheckAgent` and `SSH.ForwardAgent` over configured agent sockets.
@@ -162,7 +199,7 @@ pub struct SshService {
 
 impl fmt::Debug for SshService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut ids: Vec<_> = self.agents.sockets.keys().collect();
+        let mut ids: Vec<_> = self.agents.agents.keys().collect();
         ids.sort();
         f.debug_struct("SshService").field("ids", &ids).finish()
     }
@@ -180,17 +217,14 @@ impl SshService {
         SshServer::new(self)
     }
 
-    fn socket(&self, id: &str) -> Result<&Path, Status> {
+    fn agent(&self, id: &str) -> Result<&Agent, Status> {
         let id = if id.is_empty() { DEFAULT_ID } else { id };
-        self.agents
-            .sockets
-            .get(id)
-            .map(PathBuf::as_path)
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "no SSH agent forwarded for id {id:?} (add --ssh {id} or --ssh {id}=SOCKET)"
-                ))
-            })
+        self.agents.agents.get(id).ok_or_else(|| {
+            Status::not_found(format!(
+                "no SSH agent forwarded for id {id:?} (add --ssh {id}, --ssh {id}=SOCKET \
+                 or --ssh {id}=KEYFILE)"
+            ))
+        })
     }
 }
 
@@ -202,7 +236,7 @@ impl Ssh for SshService {
         &self,
         request: Request<CheckAgentRequest>,
     ) -> Result<Response<CheckAgentResponse>, Status> {
-        self.socket(&request.into_inner().id)?;
+        self.agent(&request.into_inner().id)?;
         Ok(Response::new(CheckAgentResponse {}))
     }
 
@@ -218,17 +252,64 @@ impl Ssh for SshService {
             .and_then(|v| v.to_str().ok())
             .unwrap_or(DEFAULT_ID)
             .to_string();
-        let path = self.socket(&id)?;
-        let conn = UnixStream::connect(path).await.map_err(|e| {
-            Status::unavailable(format!("ssh agent {id:?} at {}: {e}", path.display()))
-        })?;
-        tracing::debug!(id = %id, "forwarding ssh agent connection");
-        let (reader, writer) = conn.into_split();
         // Small buffer: the agent protocol is request/response, and a slow
         // daemon should push back on the socket rather than queue in memory.
         let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(proxy(request.into_inner(), reader, writer, tx));
+        match self.agent(&id)? {
+            Agent::Socket(path) => {
+                let conn = UnixStream::connect(path).await.map_err(|e| {
+                    Status::unavailable(format!("ssh agent {id:?} at {}: {e}", path.display()))
+                })?;
+                tracing::debug!(id = %id, "forwarding ssh agent connection");
+                let (reader, writer) = conn.into_split();
+                tokio::spawn(proxy(request.into_inner(), reader, writer, tx));
+            }
+            Agent::Keys(keyring) => {
+                tracing::debug!(id = %id, "serving ssh agent from key files");
+                tokio::spawn(serve_keys(keyring.clone(), request.into_inner(), tx));
+            }
+        }
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Answers agent requests from `keyring` until the daemon half-closes.
+async fn serve_keys(
+    keyring: Arc<Keyring>,
+    mut inbound: Streaming<BytesMessage>,
+    tx: mpsc::Sender<Result<BytesMessage, Status>>,
+) {
+    let mut framer = keyring::Framer::default();
+    loop {
+        let msg = tokio::select! {
+            msg = inbound.message() => msg,
+            () = tx.closed() => return,
+        };
+        match msg {
+            Ok(Some(msg)) => framer.push(&msg.data),
+            Ok(None) => return,
+            Err(status) => {
+                tracing::debug!(error = %status, "ssh forward stream failed");
+                return;
+            }
+        }
+        loop {
+            let request = match framer.next_message() {
+                Ok(Some(request)) => request,
+                Ok(None) => break,
+                Err(len) => {
+                    tracing::debug!(len, "ssh agent request too long; closing");
+                    return;
+                }
+            };
+            let reply = keyring::frame(&keyring.answer(&request));
+            for chunk in reply.chunks(CHUNK) {
+                let data = Bytes::copy_from_slice(chunk);
+                if tx.send(Ok(BytesMessage { data })).await.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -297,25 +378,27 @@ mod tests {
 
     #[test]
     fn parses_buildx_syntax() {
-        for (input, id, socket) in [
-            ("default", "default", None),
-            ("git", "git", None),
+        for (input, id, paths) in [
+            ("default", "default", vec![]),
+            ("git", "git", vec![]),
             (
                 "default=/run/agent.sock",
                 "default",
-                Some("/run/agent.sock"),
+                vec!["/run/agent.sock"],
             ),
-            ("a=/p=q", "a", Some("/p=q")),
+            ("a=/p=q", "a", vec!["/p=q"]),
+            ("k=/k1,/k2", "k", vec!["/k1", "/k2"]),
         ] {
             let got = SshSpec::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(got.id, id, "{input}");
-            assert_eq!(got.socket.as_deref(), socket.map(Path::new), "{input}");
+            let want: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+            assert_eq!(got.paths, want, "{input}");
         }
         for (input, reason) in [
             ("", "id is empty"),
             ("=/p", "id is empty"),
             ("a=", "path is empty"),
-            ("a=/k1,/k2", "key files"),
+            ("a=/k1,", "path is empty"),
         ] {
             let err = SshSpec::parse(input).unwrap_err().to_string();
             assert!(err.contains(reason), "{input}: {err}");
@@ -323,22 +406,29 @@ mod tests {
     }
 
     #[test]
-    fn validates_sockets_before_the_build() {
+    fn validates_sockets_and_key_files_before_the_build() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("agent.sock");
         let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        let key = dir.path().join("id_ed25519");
-        std::fs::write(&key, "key").unwrap();
+        let not_a_key = dir.path().join("id_ed25519");
+        std::fs::write(&not_a_key, "key").unwrap();
         let spec = |s: &str| SshSpec::parse(s).unwrap();
 
         let agents = load_with(&[spec("default")], Some(sock.clone().into())).unwrap();
-        assert_eq!(agents.sockets["default"], sock);
+        assert!(matches!(&agents.agents["default"], Agent::Socket(p) if *p == sock));
         let err = load_with(&[spec("default")], None).unwrap_err();
         assert!(matches!(err, SshError::NoAuthSock { .. }), "{err}");
-        let err = load_with(&[spec(&format!("k={}", key.display()))], None).unwrap_err();
-        assert!(matches!(err, SshError::NotSocket { .. }), "{err}");
+        let err = load_with(&[spec(&format!("k={}", not_a_key.display()))], None).unwrap_err();
+        assert!(matches!(err, SshError::Key { .. }), "{err}");
+        assert!(
+            err.to_string().contains("not an OpenSSH private key"),
+            "{err}"
+        );
         let err = load_with(&[spec("k=/nonexistent.sock")], None).unwrap_err();
         assert!(err.to_string().contains("/nonexistent.sock"), "{err}");
+        let mixed = spec(&format!("k={},{}", not_a_key.display(), sock.display()));
+        let err = load_with(&[mixed], None).unwrap_err();
+        assert!(matches!(err, SshError::SocketAmongKeys { .. }), "{err}");
         let twice = [
             spec("default"),
             spec(&format!("default={}", sock.display())),

@@ -1,0 +1,149 @@
+//! The keyring against keys made by OpenSSH's own ssh-keygen, signatures
+//! checked with the public key files it wrote.
+
+use std::process::Command;
+
+use rsa::signature::Verifier;
+use ssh_key::{Algorithm, PublicKey, Signature};
+
+use super::*;
+
+/// `ssh-keygen -t TYPE` into `dir`; returns the private key path.
+fn keygen(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(args)
+        .args(["-q", "-C", name, "-f"])
+        .arg(&path)
+        .output()
+        .expect("ssh-keygen (OpenSSH client) is needed for these tests");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+fn public(path: &Path) -> PublicKey {
+    let text = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    PublicKey::from_openssh(&text).unwrap()
+}
+
+fn sign_request(blob: &[u8], data: &[u8], flags: u32) -> Vec<u8> {
+    let mut req = vec![SIGN_REQUEST];
+    put_string(&mut req, blob);
+    put_string(&mut req, data);
+    req.extend_from_slice(&flags.to_be_bytes());
+    req
+}
+
+fn parse_signature(reply: &[u8]) -> Signature {
+    let mut r = Reader(reply);
+    assert_eq!(r.byte(), Some(SIGN_RESPONSE), "{reply:?}");
+    let mut blob = Reader(r.string().unwrap());
+    let algorithm = std::str::from_utf8(blob.string().unwrap()).unwrap();
+    let sig = blob.string().unwrap();
+    Signature::new(Algorithm::new(algorithm).unwrap(), sig.to_vec()).unwrap()
+}
+
+#[test]
+fn lists_and_signs_with_every_key_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = [
+        keygen(dir.path(), "ed", &["-t", "ed25519", "-N", ""]),
+        keygen(dir.path(), "ec", &["-t", "ecdsa", "-b", "256", "-N", ""]),
+        keygen(dir.path(), "rsa", &["-t", "rsa", "-b", "2048", "-N", ""]),
+    ];
+    let ring = Keyring::load("k", &keys).unwrap();
+
+    let answer = ring.answer(&[REQUEST_IDENTITIES]);
+    let mut r = Reader(&answer);
+    assert_eq!(r.byte(), Some(IDENTITIES_ANSWER));
+    assert_eq!(r.u32(), Some(3));
+    for key in &keys {
+        let blob = r.string().unwrap();
+        assert_eq!(blob, public(key).to_bytes().unwrap().as_slice());
+        let comment = r.string().unwrap();
+        assert_eq!(comment, key.file_name().unwrap().as_encoded_bytes());
+    }
+    assert!(r.0.is_empty());
+
+    let data = b"session id and userauth request";
+    for (key, flags, algorithm) in [
+        (&keys[0], 0, "ssh-ed25519"),
+        (&keys[1], 0, "ecdsa-sha2-nistp256"),
+        (&keys[2], RSA_SHA2_256, "rsa-sha2-256"),
+        (&keys[2], RSA_SHA2_512, "rsa-sha2-512"),
+    ] {
+        let pubkey = public(key);
+        let reply = ring.answer(&sign_request(&pubkey.to_bytes().unwrap(), data, flags));
+        let sig = parse_signature(&reply);
+        assert_eq!(sig.algorithm().as_str(), algorithm);
+        Verifier::verify(&pubkey, data, &sig).unwrap_or_else(|e| panic!("{algorithm}: {e}"));
+        assert!(Verifier::verify(&pubkey, b"other data", &sig).is_err());
+    }
+}
+
+#[test]
+fn refuses_what_a_read_only_agent_must_not_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let rsa = keygen(dir.path(), "rsa", &["-t", "rsa", "-b", "2048", "-N", ""]);
+    let other = keygen(dir.path(), "other", &["-t", "ed25519", "-N", ""]);
+    let ring = Keyring::load("k", std::slice::from_ref(&rsa)).unwrap();
+    let blob = public(&rsa).to_bytes().unwrap();
+    // SHA-1 ssh-rsa, a key it does not hold, add/remove/lock, garbage.
+    assert_eq!(ring.answer(&sign_request(&blob, b"x", 0)), [FAILURE]);
+    let foreign = public(&other).to_bytes().unwrap();
+    assert_eq!(ring.answer(&sign_request(&foreign, b"x", 0)), [FAILURE]);
+    for request in [17u8, 18, 19, 22, 23] {
+        assert_eq!(ring.answer(&[request]), [FAILURE], "request {request}");
+    }
+    assert_eq!(ring.answer(&[]), [FAILURE]);
+    let mut truncated = sign_request(&blob, b"x", RSA_SHA2_256);
+    truncated.truncate(truncated.len() - 2);
+    assert_eq!(ring.answer(&truncated), [FAILURE]);
+}
+
+#[test]
+fn unusable_key_files_are_named_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let locked = keygen(
+        dir.path(),
+        "locked",
+        &["-t", "ed25519", "-N", "secret phrase"],
+    );
+    let pem = keygen(
+        dir.path(),
+        "pem",
+        &["-t", "rsa", "-b", "2048", "-m", "PEM", "-N", ""],
+    );
+    let ok = keygen(dir.path(), "ok", &["-t", "ed25519", "-N", ""]);
+    for (path, expect) in [
+        (locked.clone(), "passphrase-protected"),
+        (pem, "ssh-keygen -p -f"),
+        (ok.with_extension("pub"), "not the .pub file"),
+        (dir.path().join("missing"), "No such file"),
+    ] {
+        let err = Keyring::load("deploy", &[ok.clone(), path.clone()]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("--ssh deploy"), "{text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains(expect), "{text}");
+        assert!(!text.contains("secret phrase"), "{text}");
+    }
+}
+
+#[test]
+fn frames_split_and_joined_messages() {
+    let mut framer = Framer::default();
+    let wire = [frame(&[REQUEST_IDENTITIES]), frame(&[1, 2, 3])].concat();
+    framer.push(&wire[..3]);
+    assert_eq!(framer.next_message(), Ok(None));
+    framer.push(&wire[3..]);
+    assert_eq!(framer.next_message(), Ok(Some(vec![REQUEST_IDENTITIES])));
+    assert_eq!(framer.next_message(), Ok(Some(vec![1, 2, 3])));
+    assert_eq!(framer.next_message(), Ok(None));
+    framer.push(&((MAX_MESSAGE + 1) as u32).to_be_bytes());
+    assert_eq!(framer.next_message(), Err(MAX_MESSAGE + 1));
+}
