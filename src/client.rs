@@ -158,10 +158,23 @@ impl Client {
 /// when the message is empty.
 pub fn status_message(status: &tonic::Status) -> String {
     let msg = status.message().trim();
-    if msg.is_empty() {
+    let msg = if msg.is_empty() {
         format!("{:?}", status.code())
     } else {
         msg.to_string()
+    };
+    // A status made on this side from a transport error says only
+    // "transport error"; the cause is in its source.
+    match std::error::Error::source(status) {
+        Some(source) => {
+            let chain = connect::error_chain(source);
+            if chain.starts_with(&msg) {
+                chain
+            } else {
+                format!("{msg}: {chain}")
+            }
+        }
+        None => msg,
     }
 }
 

@@ -4,6 +4,7 @@
 mod build;
 mod cache;
 mod check;
+mod dial;
 mod flags;
 mod info;
 mod plan;
@@ -117,6 +118,9 @@ pub enum Command {
     /// Registry cache housekeeping: ls, du, prune.
     #[command(subcommand)]
     Cache(cache::CacheCommand),
+    /// Bridge stdin/stdout to the daemon, as `buildctl dial-stdio` (for
+    /// docker-container:// clients).
+    DialStdio(dial::DialStdioArgs),
 }
 
 impl GlobalArgs {
@@ -172,5 +176,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Info(args) => info::run(&cli.global, args).await,
         Command::Check(args) => check::run(args),
         Command::Cache(cmd) => cache::run(&cli.global, cmd).await,
+        Command::DialStdio(args) => dial::run(&cli.global, args).await,
     }
 }

@@ -87,6 +87,8 @@ pub fn plan(args: &BuildArgs, addr: &Address) -> anyhow::Result<(BuildPlan, Opti
 
     let engine = match &addr {
         Address::Docker(socket) => rbuild::engine::Engine::new(socket.clone()),
+        // --load goes to the engine that runs the builder container.
+        Address::DockerContainer { engine, .. } => rbuild::engine::Engine::new(engine.clone()),
         _ => rbuild::engine::Engine::new(rbuild::connect::docker_socket_from_env()),
     };
     let secret_specs = args

@@ -1,7 +1,9 @@
 //! Daemon addresses as users write them (`--addr`, `BUILDKIT_HOST`).
 //!
 //! The syntax follows buildctl's so an existing `BUILDKIT_HOST` keeps working,
-//! plus `docker://SOCKET` for the BuildKit embedded in a Docker Engine.
+//! plus `docker://SOCKET` for the BuildKit embedded in a Docker Engine and
+//! `docker-container://NAME` for a buildkitd in a container (buildx's
+//! docker-container driver).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -16,6 +18,10 @@ pub enum Address {
     Tcp { host: String, port: u16 },
     /// A Docker Engine on a unix socket: HTTP/1.1 `POST /grpc` upgraded to h2c.
     Docker(PathBuf),
+    /// A buildkitd in container `name` of the engine at `engine`: the
+    /// engine's exec API runs `buildctl dial-stdio` there and its stdio
+    /// carries plain HTTP/2.
+    DockerContainer { name: String, engine: PathBuf },
 }
 
 /// The engine socket Docker itself uses when `DOCKER_HOST` is unset.
@@ -48,7 +54,7 @@ impl FromStr for Address {
             AddressError::new(
                 input,
                 "expected SCHEME://..., e.g. unix:///run/buildkit/buildkitd.sock, \
-                 tcp://HOST:PORT or docker:///var/run/docker.sock",
+                 tcp://HOST:PORT, docker:///var/run/docker.sock or docker-container://NAME",
             )
         })?;
         match scheme {
@@ -62,9 +68,15 @@ impl FromStr for Address {
                 }
             }
             "tcp" => parse_tcp(input, rest),
+            "docker-container" => Ok(Address::DockerContainer {
+                name: container_name(input, rest)?,
+                engine: docker_socket_from_env(),
+            }),
             other => Err(AddressError::new(
                 input,
-                format!("unsupported scheme {other:?} (use unix://, tcp:// or docker://)"),
+                format!(
+                    "unsupported scheme {other:?} (use unix://, tcp://, docker:// or docker-container://)"
+                ),
             )),
         }
     }
@@ -81,6 +93,29 @@ fn socket_path(input: &str, rest: &str) -> Result<PathBuf, AddressError> {
         ));
     }
     Ok(PathBuf::from(rest))
+}
+
+/// Docker's container name rule (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`), which also
+/// admits IDs. buildctl's `?context=` query is not supported: the engine is
+/// the one `DOCKER_HOST` names.
+fn container_name(input: &str, rest: &str) -> Result<String, AddressError> {
+    let name = rest.trim_end_matches('/');
+    if name.contains('?') {
+        return Err(AddressError::new(
+            input,
+            "query parameters are not supported; set DOCKER_HOST to choose the engine",
+        ));
+    }
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !valid {
+        return Err(AddressError::new(
+            input,
+            "expected docker-container://NAME with a container name or ID",
+        ));
+    }
+    Ok(name.to_string())
 }
 
 fn parse_tcp(input: &str, rest: &str) -> Result<Address, AddressError> {
@@ -129,6 +164,7 @@ impl fmt::Display for Address {
         match self {
             Address::Unix(p) => write!(f, "unix://{}", p.display()),
             Address::Docker(p) => write!(f, "docker://{}", p.display()),
+            Address::DockerContainer { name, .. } => write!(f, "docker-container://{name}"),
             Address::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Address::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
         }
@@ -177,6 +213,7 @@ mod tests {
             "docker:///c.sock",
             "tcp://h:1",
             "tcp://[::1]:2",
+            "docker-container://buildkitd_1",
         ] {
             let addr: Address = input.parse().unwrap();
             assert_eq!(addr.to_string(), input);
@@ -193,6 +230,10 @@ mod tests {
             ("tcp://host:99999", "not a port number"),
             ("tcp://:80", "host is empty"),
             ("ssh://me@host", "unsupported scheme"),
+            ("docker-container://", "container name"),
+            ("docker-container://-x", "container name"),
+            ("docker-container://a/b", "container name"),
+            ("docker-container://b?context=x", "DOCKER_HOST"),
         ];
         for (input, want) in cases {
             let err = input.parse::<Address>().unwrap_err();

@@ -6,6 +6,7 @@
 
 mod address;
 mod docker;
+mod stdio;
 mod tls;
 
 pub use address::{
@@ -108,6 +109,13 @@ pub enum ConnectError {
     TlsSetup { addr: String, detail: String },
     #[error("cannot connect to BuildKit at {addr}: TLS handshake failed: {detail}")]
     Tls { addr: String, detail: String },
+    #[error("cannot connect to BuildKit at {addr}: {source} ({hint})")]
+    Container {
+        addr: String,
+        hint: &'static str,
+        #[source]
+        source: crate::engine::EngineError,
+    },
 }
 
 /// Opens an HTTP/2 channel to the daemon's Control API.
@@ -230,7 +238,49 @@ async fn open(addr: &Address, tls: Option<&tls::Tls>) -> Result<Io, ConnectError
             let stream = unix(&shown, path).await?;
             Ok(boxed(docker::upgrade_to_grpc(stream, &shown).await?))
         }
+        Address::DockerContainer { name, engine } => {
+            let engine = crate::engine::Engine::new(engine.clone());
+            let failed = |hint: &'static str| {
+                let addr = shown.clone();
+                move |source| ConnectError::Container { addr, hint, source }
+            };
+            let exec = engine
+                .exec_create(name, &["buildctl", "dial-stdio"])
+                .await
+                .map_err(failed(
+                    "is the container running on the engine DOCKER_HOST names? docker ps shows it",
+                ))?;
+            let io = engine
+                .exec_start_attached(&exec)
+                .await
+                .map_err(failed("the engine accepted the exec but did not start it"))?;
+            let what = format!("`buildctl dial-stdio` in container {name}");
+            Ok(boxed(TokioIo::new(stdio::Demux::new(
+                TokioIo::new(io),
+                what,
+            ))))
+        }
     }
+}
+
+/// The raw byte stream to the daemon's HTTP/2 server, as `buildctl
+/// dial-stdio` offers it: for bridging, not for rbuild's own calls.
+pub async fn dial(
+    addr: &Address,
+    opts: &ConnectOptions,
+) -> Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + use<>, ConnectError>
+{
+    let tls = match &opts.tls {
+        Some(config) => Some(tls::Tls::load(config, addr)?),
+        None => None,
+    };
+    let io = tokio::time::timeout(opts.timeout, open(addr, tls.as_ref()))
+        .await
+        .map_err(|_| ConnectError::Timeout {
+            addr: addr.to_string(),
+            secs: opts.timeout.as_secs(),
+        })??;
+    Ok(TokioIo::new(io))
 }
 
 async fn unix(shown: &str, path: &Path) -> Result<tokio::net::UnixStream, ConnectError> {

@@ -117,7 +117,7 @@ impl Engine {
         .await
     }
 
-    fn unreachable(&self, source: std::io::Error) -> EngineError {
+    pub(super) fn unreachable(&self, source: std::io::Error) -> EngineError {
         let hint = match source.kind() {
             std::io::ErrorKind::NotFound => {
                 "no socket there: is dockerd running, and does DOCKER_HOST=unix://… point at its socket?"

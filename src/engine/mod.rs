@@ -15,6 +15,7 @@
 //! descriptor, the manifest or the index, not the config digest; see
 //! [`Engine::find_by_config_digest`].
 
+mod exec;
 mod export_scan;
 mod http;
 mod images;
