@@ -243,6 +243,7 @@ pub async fn solve(
         // job and its running steps.
         _ = cancel.cancelled() => Err(SolveError::Canceled),
     };
+    tracing::debug!(ok = result.is_ok(), "solve returned");
     // Keep the session until Status has drained: closing it first turns a
     // clean cancel into "no active session" errors on the daemon.
     if tokio::time::timeout(STATUS_DRAIN, status_task)
@@ -251,8 +252,10 @@ pub async fn solve(
     {
         tracing::debug!("status stream did not end within {STATUS_DRAIN:?}");
     }
+    tracing::debug!("status drained");
     let transfer = session.context_stats();
     session.close().await;
+    tracing::debug!("session closed");
     let response = result?.into_inner();
     // Files are renamed into place only now that the whole build succeeded;
     // on every earlier return `outputs` is dropped and its temp files go.

@@ -163,7 +163,9 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     let addr = global.address();
     // Everything the user typed is checked before the daemon is contacted.
     let (plan, rewritten) = plan(&args, &addr)?;
+    tracing::debug!("plan ready");
     let client = Client::connect(addr, &global.connect_options()).await?;
+    tracing::debug!("connected");
 
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(cancel_on_signal(cancel.clone()));
