@@ -56,10 +56,10 @@ impl<S> Demux<S> {
     fn failure(&self, detail: &str) -> io::Error {
         let stderr = String::from_utf8_lossy(&self.stderr);
         let stderr = stderr.trim();
-        let text = match (detail.is_empty(), stderr.is_empty()) {
-            (_, false) if detail.is_empty() => stderr.to_string(),
-            (false, false) => format!("{detail}; it said: {stderr}"),
-            _ => detail.to_string(),
+        let text = match (detail, stderr) {
+            (detail, "") => detail.to_string(),
+            ("", stderr) => stderr.to_string(),
+            (detail, stderr) => format!("{detail}; it said: {stderr}"),
         };
         io::Error::other(format!("{}: {text}", self.what))
     }
