@@ -3,6 +3,7 @@
 
 mod cli;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
@@ -16,14 +17,18 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: cannot start the async runtime: {e}"
+            );
             return ExitCode::from(1);
         }
     };
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            // Ignored if stderr is gone: the exit code still tells.
+            let _ = writeln!(std::io::stderr(), "error: {}", one_line(&e));
             ExitCode::from(1)
         }
     }
@@ -40,6 +45,9 @@ fn init_tracing(debug: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Its own complaint about a failed write goes through eprintln!,
+        // which panics when stderr is a closed pipe.
+        .log_internal_errors(false)
         .with_target(false)
         .init();
 }

@@ -119,3 +119,45 @@ fn a_dockerfile_syntax_error_names_the_line() {
     assert!(last.to_lowercase().contains("runn"), "{err}");
     assert!(last.contains("line 3"), "{err}");
 }
+
+/// `rbuild … 2>&1 | head`: the progress reader goes away mid-build. The
+/// build still finishes (its outputs are written) and exits 0, with debug
+/// logging on as well; no panic from printing to a closed pipe.
+#[test]
+fn a_progress_reader_that_goes_away_does_not_fail_the_build() {
+    use std::io::Read;
+    use std::process::Stdio;
+
+    let stack = stack();
+    let ctx = context(&[(
+        "Dockerfile",
+        "ARG BASE\nFROM ${BASE}\nRUN for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.2; done\n",
+    )]);
+    let meta = ctx.path().join("meta.json");
+    for mode in ["plain", "rawjson"] {
+        let _ = std::fs::remove_file(&meta);
+        let mut child = rbuild()
+            .args(["build", "--addr", &stack.buildkit_host, "--no-cache"])
+            .args(["--progress", mode, "--metadata-file"])
+            .arg(&meta)
+            .args(["--build-arg", &format!("BASE={}", stack.base)])
+            .arg(ctx.path())
+            .env("RBUILD_LOG", "rbuild=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read the first bytes of the progress, then close both pipes.
+        let mut first = [0u8; 64];
+        let progress: &mut dyn Read = match mode {
+            "rawjson" => child.stdout.as_mut().unwrap(),
+            _ => child.stderr.as_mut().unwrap(),
+        };
+        progress.read_exact(&mut first).unwrap();
+        drop(child.stdout.take());
+        drop(child.stderr.take());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{mode}: {status:?}");
+        assert!(meta.exists(), "{mode}: the metadata file was not written");
+    }
+}

@@ -187,7 +187,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(SolveError::Canceled) => {
-            eprintln!("build canceled");
+            super::say(format_args!("build canceled"));
             return Ok(EXIT_CANCELED);
         }
         // Errors name lines of the Dockerfile the daemon saw; point them
@@ -199,24 +199,24 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
         Err(e) => return Err(e.into()),
     };
     for warning in &outcome.warnings {
-        eprintln!("WARNING: {warning}");
+        super::say(format_args!("WARNING: {warning}"));
     }
     // A step can fail without failing the build: a cache ref that does not
     // exist yet, a cache export with ignore-error=true.
     if let Some(failed) = &summary.failed_vertex {
-        eprintln!(
+        super::say(format_args!(
             "WARNING: {} failed, the build went on without it: {}",
             failed.name, failed.error
-        );
+        ));
     }
     write_results(&args, &outcome)?;
     if mode != Mode::Quiet {
-        eprintln!("{}", report::line(&summary, &outcome, &plan));
+        super::say(format_args!("{}", report::line(&summary, &outcome, &plan)));
     }
     if mode == Mode::Quiet
         && let Some(id) = image_id(&outcome)
     {
-        println!("{id}");
+        super::say_out(format_args!("{id}"));
     }
     Ok(0)
 }
@@ -241,8 +241,8 @@ async fn render(
 ) -> anyhow::Result<rbuild::progress::Summary> {
     let out: Box<dyn std::io::Write + Send> = match mode {
         // rawjson is data for a program: it goes to stdout like buildx's.
-        Mode::RawJson => Box::new(std::io::stdout()),
-        _ => Box::new(std::io::stderr()),
+        Mode::RawJson => Box::new(super::Lenient::new(std::io::stdout())),
+        _ => Box::new(super::Lenient::new(std::io::stderr())),
     };
     let mut progress = Progress::new(mode, out);
     if let Some(marks) = marks {

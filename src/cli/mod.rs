@@ -164,6 +164,65 @@ impl GlobalArgs {
     }
 }
 
+/// Writes a line to stderr. A reader that went away (`rbuild … 2>&1 | head`)
+/// must not turn a finished build into a panic, so write errors are dropped.
+pub(crate) fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// [`say`] for stdout.
+pub(crate) fn say_out(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Progress output that outlives its reader: after a broken pipe it
+/// discards, so the build (push, exports, report) still completes and its
+/// exit code still says how it went.
+pub(crate) struct Lenient<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W> Lenient<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        Lenient {
+            inner,
+            closed: false,
+        }
+    }
+
+    fn absorb<T>(&mut self, result: std::io::Result<T>, done: T) -> std::io::Result<T> {
+        match result {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                tracing::debug!("progress reader went away; output discarded from here");
+                self.closed = true;
+                Ok(done)
+            }
+            other => other,
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Lenient<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        let result = self.inner.write(buf);
+        self.absorb(result, buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let result = self.inner.flush();
+        self.absorb(result, ())
+    }
+}
+
 /// `--tlsdir`: read when parsed, so a wrong directory is a usage error.
 fn parse_tlsdir(dir: &str) -> Result<TlsConfig, String> {
     TlsConfig::from_dir(std::path::Path::new(dir)).map_err(|e| e.to_string())
