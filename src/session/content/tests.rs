@@ -2,7 +2,6 @@
 //! driven the way the daemon's proxy store drives it, and the index.json
 //! helpers on temporary directories.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
@@ -54,7 +53,8 @@ fn req<T>(msg: T, store: &str) -> Request<T> {
     r
 }
 
-fn sha256(data: &[u8]) -> String {
+/// Shared with the layout tests.
+pub(super) fn sha256(data: &[u8]) -> String {
     let sum = Sha256::digest(data);
     let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
@@ -130,7 +130,7 @@ async fn put(
     .await
 }
 
-fn blob(dir: &Path, digest: &str) -> std::path::PathBuf {
+pub(super) fn blob(dir: &Path, digest: &str) -> std::path::PathBuf {
     let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
     dir.join("blobs/sha256").join(hex)
 }
@@ -434,114 +434,4 @@ fn local_store_ids_keep_the_attr_verbatim() {
     let id = stores.insert_local("./cache dir");
     assert_eq!(id, "local:./cache dir");
     assert_eq!(stores.get(&id), Some(Path::new("./cache dir")));
-}
-
-fn descriptor(digest: &str) -> Descriptor {
-    serde_json::from_str(&format!(
-        r#"{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{digest}","size":895}}"#
-    ))
-    .expect("descriptor")
-}
-
-#[test]
-fn update_index_writes_a_layout_like_buildx() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = sha256(b"manifest");
-    let response = BTreeMap::from([(
-        CACHE_MANIFEST_KEY.to_string(),
-        serde_json::to_string(&descriptor(&d)).expect("json"),
-    )]);
-    let manifest = cache_manifest(&response).expect("parse").expect("present");
-    update_index(dir.path(), &manifest, None).expect("update");
-
-    let layout = std::fs::read_to_string(dir.path().join("oci-layout")).expect("oci-layout");
-    assert_eq!(layout, r#"{"imageLayoutVersion":"1.0.0"}"#);
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).expect("index"))
-            .expect("json");
-    assert_eq!(index["schemaVersion"], 2);
-    assert_eq!(index["manifests"].as_array().map(Vec::len), Some(1));
-    let m = &index["manifests"][0];
-    assert_eq!(m["digest"], d.as_str());
-    assert_eq!(m["size"], 895);
-    assert_eq!(m["mediaType"], "application/vnd.oci.image.index.v1+json");
-    assert_eq!(
-        m["annotations"]["org.opencontainers.image.ref.name"],
-        "latest"
-    );
-}
-
-#[test]
-fn a_tag_replaces_only_its_own_entry() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    // What buildx 0.13 wrote (no index mediaType), plus an image entry and
-    // a field rbuild does not know.
-    let old = sha256(b"old");
-    let image = sha256(b"image");
-    std::fs::write(
-        dir.path().join("index.json"),
-        format!(
-            r#"{{"schemaVersion":2,"manifests":[
-            {{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{old}","size":1,"annotations":{{"org.opencontainers.image.ref.name":"latest"}}}},
-            {{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{image}","size":2,"platform":{{"os":"linux"}},"annotations":{{"io.containerd.image.name":"docker.io/library/app:latest","org.opencontainers.image.ref.name":"latest"}}}}],
-            "annotations":{{"keep":"me"}}}}"#
-        ),
-    )
-    .expect("seed index");
-    let new = sha256(b"new");
-    update_index(dir.path(), &descriptor(&new), Some("latest")).expect("update");
-    let other = sha256(b"other");
-    update_index(dir.path(), &descriptor(&other), Some("v2")).expect("update");
-
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).expect("index"))
-            .expect("json");
-    let digests: Vec<&str> = index["manifests"]
-        .as_array()
-        .expect("manifests")
-        .iter()
-        .map(|m| m["digest"].as_str().expect("digest"))
-        .collect();
-    assert_eq!(digests, [image.as_str(), new.as_str(), other.as_str()]);
-    assert_eq!(index["manifests"][0]["platform"]["os"], "linux");
-    assert_eq!(index["annotations"]["keep"], "me");
-    assert_eq!(
-        index["mediaType"],
-        "application/vnd.oci.image.index.v1+json"
-    );
-}
-
-#[test]
-fn import_digest_follows_the_tag_and_needs_the_blob() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let missing = import_digest(dir.path(), None, None).unwrap_err();
-    assert!(matches!(missing, LayoutError::Read { .. }), "{missing}");
-
-    let d = sha256(b"manifest");
-    update_index(dir.path(), &descriptor(&d), None).expect("update");
-    assert!(matches!(
-        import_digest(dir.path(), None, None),
-        Err(LayoutError::MissingBlob { .. })
-    ));
-    let path = blob(dir.path(), &d);
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(&path, b"manifest").expect("blob");
-    assert_eq!(import_digest(dir.path(), None, None).expect("latest"), d);
-    assert_eq!(
-        import_digest(dir.path(), None, Some("latest")).expect("tag"),
-        d
-    );
-    assert!(matches!(
-        import_digest(dir.path(), None, Some("v9")),
-        Err(LayoutError::NoTag { .. })
-    ));
-    // An explicit digest skips the index.
-    assert_eq!(
-        import_digest(dir.path(), Some(&d), Some("v9")).expect("explicit"),
-        d
-    );
-    assert!(matches!(
-        import_digest(dir.path(), Some("sha256:nope"), None),
-        Err(LayoutError::InvalidDigest(_))
-    ));
 }
