@@ -11,6 +11,8 @@ const PROTOS: &[&str] = &[
     "secrets.proto",
     "sshforward.proto",
     "content.proto",
+    "errdefs.proto",
+    "rpc_status.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -9,16 +9,55 @@ use crate::session::content::{self, ContentStores, LayoutError};
 
 use crate::spec::{self, Spec, SpecError};
 
-/// A cache import or export: a backend type and its attributes, as sent in
-/// `CacheOptionsEntry`.
+/// A cache import or export: a backend and its attributes, as sent in
+/// `CacheOptionsEntry`. Build one with the typed constructors
+/// ([`CacheEntry::registry`], [`CacheEntry::local_dir`], ...) or from
+/// buildx's spec strings ([`CacheEntry::import`], [`CacheEntry::export`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheEntry {
-    pub kind: String,
+    /// The cache backend.
+    pub kind: CacheBackend,
+    /// The backend's attributes (`ref`, `mode`, `dest`, ...).
     pub attrs: BTreeMap<String, String>,
 }
 
-const FROM: &str = "--cache-from";
-const TO: &str = "--cache-to";
+/// A build cache backend of BuildKit's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CacheBackend {
+    /// An OCI registry (`ref=`).
+    Registry,
+    /// A local OCI layout directory (`src=` / `dest=`).
+    Local,
+    /// Cache metadata inside the image itself (export only).
+    Inline,
+    /// Another backend of the daemon's (`gha`, `s3`, `azblob`), passed
+    /// through unchecked.
+    Other(String),
+}
+
+impl CacheBackend {
+    /// BuildKit's name of the backend.
+    pub fn as_str(&self) -> &str {
+        match self {
+            CacheBackend::Registry => "registry",
+            CacheBackend::Local => "local",
+            CacheBackend::Inline => "inline",
+            CacheBackend::Other(name) => name,
+        }
+    }
+
+    fn from_name(name: &str) -> CacheBackend {
+        match name {
+            "registry" => CacheBackend::Registry,
+            "local" => CacheBackend::Local,
+            "inline" => CacheBackend::Inline,
+            other => CacheBackend::Other(other.to_string()),
+        }
+    }
+}
+
+const FROM: &str = "cache-from";
+const TO: &str = "cache-to";
 
 const REGISTRY_IMPORT_KEYS: &[&str] = &["ref"];
 const REGISTRY_EXPORT_KEYS: &[&str] = &[
@@ -61,9 +100,54 @@ impl CacheEntry {
             _ => return Err(unknown_type(FROM, input, &kind)),
         }
         Ok(CacheEntry {
-            kind,
+            kind: CacheBackend::from_name(&kind),
             attrs: spec.attrs,
         })
+    }
+
+    /// Import from (or export to, `mode=min`) a registry ref.
+    pub fn registry(reference: impl Into<String>) -> CacheEntry {
+        CacheEntry {
+            kind: CacheBackend::Registry,
+            attrs: BTreeMap::from([("ref".to_string(), reference.into())]),
+        }
+    }
+
+    /// Export every layer, intermediate stages too (`mode=max`), to a registry ref.
+    pub fn registry_max(reference: impl Into<String>) -> CacheEntry {
+        let mut entry = CacheEntry::registry(reference);
+        entry.attrs.insert("mode".to_string(), "max".to_string());
+        entry
+    }
+
+    /// A local cache directory: read with `src=` on import, written with
+    /// `dest=` (`mode=max`) on export; pick with [`CacheEntry::as_export`].
+    pub fn local_dir(dir: impl Into<PathBuf>) -> CacheEntry {
+        let dir = dir.into().display().to_string();
+        CacheEntry {
+            kind: CacheBackend::Local,
+            attrs: BTreeMap::from([("src".to_string(), dir)]),
+        }
+    }
+
+    /// The export form of a [`CacheEntry::local_dir`] entry (`dest=`,
+    /// `mode=max`); other entries are returned unchanged.
+    pub fn as_export(mut self) -> CacheEntry {
+        if self.kind == CacheBackend::Local
+            && let Some(dir) = self.attrs.remove("src")
+        {
+            self.attrs.insert("dest".to_string(), dir);
+            self.attrs.insert("mode".to_string(), "max".to_string());
+        }
+        self
+    }
+
+    /// Cache metadata inside the image (export only).
+    pub fn inline() -> CacheEntry {
+        CacheEntry {
+            kind: CacheBackend::Inline,
+            attrs: BTreeMap::new(),
+        }
     }
 
     /// Parses one `--cache-to` value.
@@ -101,7 +185,7 @@ impl CacheEntry {
             }
         }
         Ok(CacheEntry {
-            kind,
+            kind: CacheBackend::from_name(&kind),
             attrs: spec.attrs,
         })
     }
@@ -110,7 +194,7 @@ impl CacheEntry {
     pub fn shorthand(reference: &str) -> Result<(CacheEntry, CacheEntry), SpecError> {
         if reference.is_empty() || reference.contains(',') || reference.contains('=') {
             return Err(SpecError::new(
-                "--cache",
+                "cache",
                 reference,
                 "expected a registry ref such as registry:5000/app-cache (use --cache-from/--cache-to for options)",
             ));
@@ -197,7 +281,7 @@ fn unknown_type(flag: &'static str, input: &str, kind: &str) -> SpecError {
 /// import digest before the build and records the export in `index.json`
 /// after it (upstream: client/solve.go, parseCacheOptions).
 #[derive(Default)]
-pub struct LocalCache {
+pub(crate) struct LocalCache {
     pub stores: ContentStores,
     exports: Vec<(PathBuf, Option<String>)>,
 }
@@ -210,11 +294,11 @@ impl LocalCache {
     pub fn prepare(
         imports: &mut Vec<CacheEntry>,
         exports: &[CacheEntry],
-    ) -> Result<(LocalCache, Vec<String>), std::io::Error> {
+    ) -> Result<(LocalCache, Vec<String>), (PathBuf, std::io::Error)> {
         let mut local = LocalCache::default();
-        for e in exports.iter().filter(|e| e.kind == "local") {
+        for e in exports.iter().filter(|e| e.kind == CacheBackend::Local) {
             if let Some(dest) = e.attrs.get("dest") {
-                std::fs::create_dir_all(dest)?;
+                std::fs::create_dir_all(dest).map_err(|err| (PathBuf::from(dest), err))?;
                 local.stores.insert_local(dest);
                 local
                     .exports
@@ -223,7 +307,7 @@ impl LocalCache {
         }
         let mut warnings = Vec::new();
         imports.retain_mut(|e| {
-            if e.kind != "local" {
+            if e.kind != CacheBackend::Local {
                 return true;
             }
             let Some(src) = e.attrs.get("src").cloned() else {
@@ -266,10 +350,10 @@ impl LocalCache {
 
 /// The frontend attribute `cache-imports`: the Dockerfile frontend reads its
 /// imports from here (the Go client mirrors `Cache.Imports` into it).
-pub fn imports_attr(imports: &[CacheEntry]) -> String {
+pub(crate) fn imports_attr(imports: &[CacheEntry]) -> String {
     let list: Vec<serde_json::Value> = imports
         .iter()
-        .map(|c| serde_json::json!({"Type": c.kind, "Attrs": c.attrs}))
+        .map(|c| serde_json::json!({"Type": c.kind.as_str(), "Attrs": c.attrs}))
         .collect();
     serde_json::Value::Array(list).to_string()
 }
@@ -281,7 +365,7 @@ mod tests {
     #[test]
     fn bare_refs_mean_registry() {
         let e = CacheEntry::import("registry:5000/app-cache").unwrap();
-        assert_eq!(e.kind, "registry");
+        assert_eq!(e.kind, CacheBackend::Registry);
         assert_eq!(e.reference(), Some("registry:5000/app-cache"));
     }
 
@@ -294,7 +378,10 @@ mod tests {
         assert_eq!(e.attrs["image-manifest"], "true");
         assert_eq!(e.attrs["force-compression"], "true");
         assert_eq!(e.attrs["mode"], "max");
-        assert_eq!(CacheEntry::export("type=inline").unwrap().kind, "inline");
+        assert_eq!(
+            CacheEntry::export("type=inline").unwrap().kind,
+            CacheBackend::Inline
+        );
         assert_eq!(
             CacheEntry::export("type=local,dest=/tmp/c").unwrap().attrs["dest"],
             "/tmp/c"

@@ -1,7 +1,12 @@
 //! A connected BuildKit daemon.
 //!
 //! [`Client`] owns the Control stub; builds and queries go through it so a Rust
-//! program can script builds without knowing about transports.
+//! program can script builds without knowing about transports: see
+//! [`Client::build`] and [`Client::build_all`].
+
+mod builds;
+
+pub use builds::BuildOptions;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +14,8 @@ use std::time::Duration;
 use tonic::transport::Channel;
 
 use crate::connect::{self, Address, ConnectError, ConnectOptions, MAX_MESSAGE_SIZE};
+use crate::engine::Engine;
+use crate::output::Daemon;
 use crate::proto::moby::buildkit::v1::control_client::ControlClient;
 use crate::proto::moby::buildkit::v1::{InfoRequest, ListWorkersRequest};
 use crate::proto::pb::Platform;
@@ -43,6 +50,8 @@ pub struct Client {
     /// but never answers must not hang the caller.
     query_timeout: Duration,
     keepalive: Option<Duration>,
+    /// The engine `Output::load()` streams into when the daemon is not it.
+    load_engine: Option<Engine>,
 }
 
 /// What `rbuild info` shows.
@@ -75,16 +84,45 @@ impl Client {
         let control = ControlClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE);
+        let load_engine = match &addr {
+            Address::Docker(socket) => Some(Engine::new(socket.clone())),
+            // --load goes to the engine that runs the builder container.
+            Address::DockerContainer { engine, .. } => Some(Engine::new(engine.clone())),
+            Address::Unix(_) | Address::Tcp { .. } => None,
+        };
         Ok(Self {
             addr,
             control,
             query_timeout: opts.timeout,
             keepalive: opts.keepalive,
+            load_engine,
         })
     }
 
+    /// The address this client is connected to.
     pub fn address(&self) -> &Address {
         &self.addr
+    }
+
+    /// Loads images into `engine` instead of the one the address implies
+    /// (a Docker Engine address: that engine; otherwise `DOCKER_HOST`).
+    pub fn with_load_engine(mut self, engine: Engine) -> Client {
+        self.load_engine = Some(engine);
+        self
+    }
+
+    /// Which kind of daemon this is: a Docker Engine keeps built images in
+    /// its own store, a standalone buildkitd in its own.
+    pub(crate) fn daemon(&self) -> Daemon {
+        match self.addr {
+            Address::Docker(_) => Daemon::Engine,
+            _ => Daemon::Buildkitd,
+        }
+    }
+
+    /// The engine loads go to; `None`: the engine `DOCKER_HOST` names.
+    pub(crate) fn load_engine(&self) -> Option<Engine> {
+        self.load_engine.clone()
     }
 
     /// The HTTP/2 ping interval this connection was opened with.
@@ -94,7 +132,7 @@ impl Client {
 
     /// A handle on the generated Control stub (cheap to clone; it shares the
     /// connection).
-    pub fn control(&self) -> ControlClient<Channel> {
+    pub(crate) fn control(&self) -> ControlClient<Channel> {
         self.control.clone()
     }
 

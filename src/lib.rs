@@ -1,41 +1,70 @@
 //! rbuild: a native Rust client for BuildKit.
 //!
-//! A Rust program can script builds with it: connect a [`Client`], describe
-//! the build as a [`solve::BuildPlan`], run [`solve::solve`] and feed the
-//! status stream to a [`progress::Progress`] renderer.
+//! A Rust program scripts builds with one typed API, the same one the
+//! `rbuild` CLI (and bake) use: connect a [`Client`], describe each build as
+//! a [`Build`], run it with [`Client::build`] (or several at once, sharing
+//! one connection and one upload of a shared context, with
+//! [`Client::build_all`]) and get a [`BuildResult`] or a typed
+//! [`BuildError`]. Progress arrives as [`progress::Event`]s, which the
+//! renderers in [`progress`] turn into buildx-style output.
+//!
+//! ```no_run
+//! use rbuild::{Address, Build, Client, ConnectOptions, Output};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::connect(Address::default_local(), &ConnectOptions::default()).await?;
+//! let result = client
+//!     .build(
+//!         &Build::new("examples/app")
+//!             .tag("127.0.0.1:5000/app:1")
+//!             .output(Output::registry())
+//!             .cache("127.0.0.1:5000/app-cache"),
+//!     )
+//!     .await?;
+//! println!("pushed {:?}", result.outputs[0].digest());
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Layout
 //!
-//! - [`connect`]: daemon addresses and transports (unix, tcp, Docker Engine).
-//! - [`client`]: a connected daemon: info, workers, and the Control stubs.
-//! - [`session`]: the session tunnel and the services the daemon calls back
-//!   on (health, filesync).
-//! - [`dockerfile`]: Dockerfile analysis and the cache freshness policy
-//!   (steps that fetch from outside renewed per time window).
-//! - [`solve`]: a build plan becomes a `SolveRequest`; session, Solve and
-//!   Status run together under one cancel token.
-//! - [`cache`], [`spec`]: `--cache-from`/`--cache-to` and buildx's
-//!   `type=...,k=v` flag syntax, validated before connecting.
-//! - [`output`]: exporters and safe writing of the files they produce.
-//! - [`status`], [`progress`]: status stream events and their renderers.
+//! - [`build`]: the typed build description, its outputs, results and errors.
+//! - [`client`]: a connected daemon: info, workers, `build`, `build_all`.
+//! - [`connect`]: daemon addresses and transports (unix, tcp, TLS, Docker
+//!   Engine, docker-container).
+//! - [`progress`]: typed build events and their renderers (tty, plain,
+//!   rawjson, quiet), one output for many concurrent builds.
+//! - [`status`]: the daemon's progress messages as plain Rust values.
+//! - [`dockerfile`]: Dockerfile analysis and the cache freshness policy.
 //! - [`engine`]: a small Docker Engine API client (`--load`, tests).
-//! - [`registry`]: an OCI distribution client for cache housekeeping
-//!   (`rbuild cache ls/du/prune`).
-//! - [`proto`]: the generated BuildKit API.
+//! - [`registry`]: an OCI distribution client for cache housekeeping.
+//! - [`proto`]: the generated BuildKit API, for programs that need a raw call.
+//!
+//! Internals (the session and its services, the solve runner, exporter
+//! wiring) are private: the daemon calls them back, a program never does.
 
-pub mod cache;
+#![warn(missing_docs)]
+
+pub mod build;
+pub(crate) mod cache;
 pub mod client;
 pub mod connect;
 pub mod dockerfile;
 pub mod engine;
-pub mod output;
+pub(crate) mod output;
 pub mod progress;
 pub mod proto;
 pub mod registry;
-pub mod session;
-pub mod solve;
-pub mod spec;
+pub(crate) mod session;
+pub(crate) mod solve;
+pub(crate) mod spec;
 pub mod status;
 
-pub use client::{Client, ClientError, DaemonInfo, Worker};
+pub use build::{
+    Build, BuildError, BuildResult, CacheEntry, Dockerfile, Entitlement, Network, Output,
+    StepFailure,
+};
+pub use client::{BuildOptions, Client, ClientError, DaemonInfo, Worker};
 pub use connect::{Address, ConnectError, ConnectOptions};
+pub use spec::SpecError;
+pub use tokio_util::sync::CancellationToken;

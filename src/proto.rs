@@ -10,6 +10,19 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/pb.rs"));
 }
 
+/// `package errdefs` (solver/errdefs/errdefs.proto): a failed Solve's
+/// vertex and Dockerfile source range.
+pub mod errdefs {
+    include!(concat!(env!("OUT_DIR"), "/errdefs.rs"));
+}
+
+/// `package google.rpc`: the gRPC status details envelope.
+pub mod google {
+    pub mod rpc {
+        include!(concat!(env!("OUT_DIR"), "/google.rpc.rs"));
+    }
+}
+
 /// `package fsutil.types`: the stat and packet framing of directory transfers.
 pub mod fsutil {
     pub mod types {

@@ -1,108 +1,47 @@
-//! One build: a [`BuildPlan`] becomes a `SolveRequest`, and the session, the
-//! Solve call and the Status stream run together under one cancel token
-//! (upstream: client/solve.go runs the same three in one errgroup).
+//! One build on the daemon: a [`BuildPlan`] becomes a `SolveRequest`, and the
+//! session, the Solve call and the Status stream run together under one
+//! cancel token (upstream: client/solve.go runs the same three in one
+//! errgroup).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{self, CacheEntry, LocalCache};
+use crate::build::plan::{BuildPlan, DockerfileSource};
+use crate::build::{BuildError, BuildResult, StepReport, UploadStats};
+use crate::cache::{self, LocalCache};
 use crate::client::{BrokenConnection, Client, broken_connection, status_message};
-use crate::engine::{Engine, LoadSink};
-use crate::output::{Destination, Export};
+use crate::engine::LoadSink;
+use crate::output::Destination;
+use crate::progress::Summary;
+use crate::progress::event::{EventKind, EventSink};
+use crate::progress::state::State;
 use crate::proto::moby::buildkit::v1::{
-    CacheOptions, CacheOptionsEntry, Exporter, SolveRequest, StatusRequest, StatusResponse,
+    CacheOptions, CacheOptionsEntry, Exporter, SolveRequest, StatusRequest,
 };
-use crate::session::filesend::{ExportTarget, FileSendService};
-use crate::session::filesync::{LocalSource, TransferStats};
-use crate::session::{CONTEXT_SOURCE, Session, SessionConfig, SessionError, new_id};
+use crate::session::filesend::{ExportTarget, FileSendService, StreamSink};
+use crate::session::filesync::LocalSource;
+use crate::session::{CONTEXT_SOURCE, Session, SessionConfig, new_id};
+
+mod failure;
+mod shared;
+
+pub(crate) use shared::{LocalsView, SharedLocals};
 
 /// After Solve returns, how long the Status stream may take to deliver its
 /// last messages (the Go client waits the same).
 const STATUS_DRAIN: Duration = Duration::from_secs(5);
 
-/// Where the Dockerfile comes from.
-#[derive(Clone, Debug)]
-pub enum DockerfileSource {
-    /// `filename` inside directory `dir` (which may be the context itself).
-    File { dir: PathBuf, filename: String },
-    /// Contents held in memory (`-f -`, or a rewritten Dockerfile).
-    Inline(Bytes),
-}
-
-/// Everything one build needs, resolved from user input.
-#[derive(Clone, Debug)]
-pub struct BuildPlan {
-    pub context: PathBuf,
-    pub dockerfile: DockerfileSource,
-    /// `dockerfile.v0` attributes: target, build-arg:*, label:*, platform...
-    pub frontend_attrs: BTreeMap<String, String>,
-    /// Extra local directories, served under their own names and wired to
-    /// the frontend as `context:NAME=local:NAME`.
-    pub named_contexts: BTreeMap<String, PathBuf>,
-    pub exports: Vec<Export>,
-    pub cache_imports: Vec<CacheEntry>,
-    pub cache_exports: Vec<CacheEntry>,
-    pub entitlements: Vec<String>,
-    /// Stable key for incremental uploads of this project's context.
-    pub shared_key: String,
-    /// Registry credentials from the Docker config (redacted in Debug).
-    pub docker_config: crate::session::auth::DockerConfig,
-    /// Secrets for RUN --mount=type=secret (values redacted in Debug).
-    pub secrets: crate::session::secrets::SecretStore,
-    /// SSH agents for RUN --mount=type=ssh.
-    pub ssh: crate::session::sshforward::SshAgents,
-    /// The Docker Engine that `--load` streams into when the daemon is not
-    /// that engine itself.
-    pub engine: Engine,
-}
-
-/// What a finished build reports.
-#[derive(Clone, Debug, Default)]
-pub struct BuildOutcome {
-    /// The daemon's merged exporter response (`containerimage.digest`, ...).
-    pub exporter_response: BTreeMap<String, String>,
-    pub transfer: TransferStats,
-    /// The build's ref, as shown in the daemon's history.
-    pub build_ref: String,
-    /// Things the user should know that did not fail the build.
-    pub warnings: Vec<String>,
-    /// Files and directories the exports wrote.
-    pub written: Vec<PathBuf>,
-    /// What each exporter produced, in `BuildPlan::exports` order.
-    pub outputs: Vec<crate::output::OutputResult>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SolveError {
-    #[error("cannot start the build session: {0}")]
-    Session(#[from] SessionError),
-    /// The build itself failed: a step, the frontend, an export.
-    #[error("{0}")]
-    Failed(String),
-    #[error("build canceled")]
-    Canceled,
-    #[error(
-        "BuildKit at {addr} stopped answering: no reply to a keepalive ping within {secs}s \
-         (the daemon hung or the network to it is down; --keepalive sets the ping interval)"
-    )]
-    DaemonSilent { addr: String, secs: u64 },
-    #[error("lost the connection to BuildKit at {addr}: {detail} (is the daemon still running?)")]
-    ConnectionLost { addr: String, detail: String },
-}
-
 /// The name the frontend uses for the Dockerfile's local source.
-const DOCKERFILE_LOCAL: &str = "dockerfile";
+pub(crate) const DOCKERFILE_LOCAL: &str = "dockerfile";
 /// The file name served for an in-memory Dockerfile.
 const INLINE_DOCKERFILE: &str = "Dockerfile";
 
 impl BuildPlan {
-    fn sources(&self) -> HashMap<String, LocalSource> {
+    /// The local sources the frontend reads, by the names it asks for.
+    pub(crate) fn sources(&self) -> HashMap<String, LocalSource> {
         let mut sources = HashMap::new();
         sources.insert(
             CONTEXT_SOURCE.to_string(),
@@ -122,8 +61,14 @@ impl BuildPlan {
         sources
     }
 
-    /// The request sent to `Control.Solve`.
-    pub fn solve_request(&self, build_ref: &str, session_id: &str) -> SolveRequest {
+    /// The request sent to `Control.Solve`; `locals` names the session that
+    /// serves each local source when it is not the build's own.
+    fn solve_request(
+        &self,
+        build_ref: &str,
+        session_id: &str,
+        locals: &BTreeMap<String, String>,
+    ) -> SolveRequest {
         let mut attrs: HashMap<String, String> = self.frontend_attrs.clone().into_iter().collect();
         let filename = match &self.dockerfile {
             DockerfileSource::File { filename, .. } => filename.clone(),
@@ -133,8 +78,14 @@ impl BuildPlan {
         for name in self.named_contexts.keys() {
             attrs.insert(format!("context:{name}"), format!("local:{name}"));
         }
-        let entry = |c: &CacheEntry| CacheOptionsEntry {
-            r#type: c.kind.clone(),
+        // The Dockerfile frontend reads each local from the session named
+        // here (dockerui's `local-sessionid:` option), as buildx does for
+        // builds that share a directory.
+        for (name, session) in locals {
+            attrs.insert(format!("local-sessionid:{name}"), session.clone());
+        }
+        let entry = |c: &cache::CacheEntry| CacheOptionsEntry {
+            r#type: c.kind.as_str().to_string(),
             attrs: c.attrs.clone().into_iter().collect(),
         };
         if !self.cache_imports.is_empty() {
@@ -171,57 +122,73 @@ impl BuildPlan {
             ..Default::default()
         }
     }
-}
 
-/// Where each exporter's result goes on this machine, by exporter id; None
-/// when nothing comes back to the client.
-fn export_targets(plan: &BuildPlan) -> Option<HashMap<u32, ExportTarget>> {
-    let mut targets = HashMap::new();
-    for (id, export) in (0u32..).zip(&plan.exports) {
-        let target = match &export.dest {
-            Destination::Daemon => continue,
-            Destination::File(path) => ExportTarget::File(path.clone()),
-            Destination::Stdout => ExportTarget::Stdout,
-            Destination::Dir(path) => ExportTarget::Dir(path.clone()),
-            Destination::Load => {
-                let names = export
-                    .attrs
-                    .get("name")
-                    .map(|n| n.split(',').map(str::to_string).collect())
-                    .unwrap_or_default();
-                ExportTarget::Stream(Arc::new(LoadSink::new(plan.engine.clone(), names)))
-            }
-        };
-        targets.insert(id, target);
+    /// Where each exporter's result goes on this machine, by exporter id;
+    /// None when nothing comes back to the client.
+    fn export_targets(&self) -> Option<HashMap<u32, ExportTarget>> {
+        let mut targets = HashMap::new();
+        for (id, export) in (0u32..).zip(&self.exports) {
+            let target = match &export.dest {
+                Destination::Daemon => continue,
+                Destination::File(path) => ExportTarget::File(path.clone()),
+                Destination::Stdout => ExportTarget::Stdout,
+                Destination::Dir(path) => ExportTarget::Dir(path.clone()),
+                Destination::Stream(channel) => {
+                    ExportTarget::Stream(Arc::new(crate::output::ChannelSink::new(channel)))
+                }
+                Destination::Load => {
+                    let names = export
+                        .attrs
+                        .get("name")
+                        .map(|n| n.split(',').map(str::to_string).collect())
+                        .unwrap_or_default();
+                    let engine = self.engine.clone().unwrap_or_else(|| {
+                        crate::engine::Engine::new(crate::connect::docker_socket_from_env())
+                    });
+                    let sink: Arc<dyn StreamSink> = Arc::new(LoadSink::new(engine, names));
+                    ExportTarget::Stream(sink)
+                }
+            };
+            targets.insert(id, target);
+        }
+        (!targets.is_empty()).then_some(targets)
     }
-    (!targets.is_empty()).then_some(targets)
 }
 
-/// Runs one build. Status messages go to `status` as they arrive; `cancel`
-/// stops the build on the daemon.
-pub async fn solve(
+/// Runs one build. Events go to `events`; `cancel` stops the build on the
+/// daemon. With `shared`, the local sources are served by that session
+/// (shared with other builds) instead of the build's own.
+pub(crate) async fn run(
     client: &Client,
     plan: &BuildPlan,
-    status: mpsc::Sender<StatusResponse>,
+    events: &EventSink,
     cancel: CancellationToken,
-) -> Result<BuildOutcome, SolveError> {
+    shared: Option<LocalsView>,
+) -> Result<BuildResult, BuildError> {
+    let started = Instant::now();
     let mut plan = plan.clone();
-    let (local_cache, warnings) = LocalCache::prepare(&mut plan.cache_imports, &plan.cache_exports)
-        .map_err(|e| SolveError::Failed(format!("cannot create the local cache directory: {e}")))?;
-    for w in &warnings {
-        tracing::warn!("{w}");
-    }
+    let (local_cache, mut warnings) =
+        LocalCache::prepare(&mut plan.cache_imports, &plan.cache_exports).map_err(|(dir, e)| {
+            BuildError::LocalIo {
+                what: format!("cannot create the local cache directory {}", dir.display()),
+                source: Box::new(e),
+            }
+        })?;
     let plan = &plan;
-    let (filesend, outputs) = match export_targets(plan) {
+    let (filesend, outputs) = match plan.export_targets() {
         Some(targets) => {
             let (service, outputs) = FileSendService::new(targets);
             (Some(service), Some(outputs))
         }
         None => (None, None),
     };
+    let (sources, locals, transfer) = match shared {
+        Some(v) => (HashMap::new(), v.ids, Some((v.context, v.shared))),
+        None => (plan.sources(), BTreeMap::new(), None),
+    };
     let session = tokio::select! {
         s = Session::start(client.control(), SessionConfig {
-            sources: plan.sources(),
+            sources,
             shared_key: plan.shared_key.clone(),
             content: local_cache.stores.clone(),
             filesend,
@@ -229,43 +196,49 @@ pub async fn solve(
             secrets: plan.secrets.clone(),
             ssh: plan.ssh.clone(),
         }) => s?,
-        _ = cancel.cancelled() => return Err(SolveError::Canceled),
+        _ = cancel.cancelled() => return Err(BuildError::Canceled),
     };
+    let transfer = transfer.unwrap_or_else(|| (session.context_stats(), false));
     let build_ref = new_id();
-    let request = plan.solve_request(&build_ref, session.id());
+    let request = plan.solve_request(&build_ref, session.id(), &locals);
     tracing::debug!(build_ref, session = session.id(), "solving");
 
-    let status_task = tokio::spawn(forward_status(client.clone(), build_ref.clone(), status));
+    let status_task = tokio::spawn(forward_status(
+        client.clone(),
+        build_ref.clone(),
+        events.clone(),
+    ));
     let mut control = client.control();
     let result = tokio::select! {
-        r = control.solve(request) => r.map_err(|s| solve_failure(client, &s)),
+        r = control.solve(request) => r,
         // Dropping the Solve call resets its stream: the daemon cancels the
         // job and its running steps.
-        _ = cancel.cancelled() => Err(SolveError::Canceled),
+        _ = cancel.cancelled() => {
+            drain(status_task).await;
+            session.close().await;
+            return Err(BuildError::Canceled);
+        }
     };
     tracing::debug!(ok = result.is_ok(), "solve returned");
     // Keep the session until Status has drained: closing it first turns a
     // clean cancel into "no active session" errors on the daemon.
-    if tokio::time::timeout(STATUS_DRAIN, status_task)
-        .await
-        .is_err()
-    {
-        tracing::debug!("status stream did not end within {STATUS_DRAIN:?}");
-    }
+    let (summary, state) = drain(status_task).await;
     tracing::debug!("status drained");
-    let transfer = session.context_stats();
     session.close().await;
     tracing::debug!("session closed");
-    let response = result?.into_inner();
+    let response = match result {
+        Ok(r) => r.into_inner(),
+        Err(status) => return Err(solve_failure(client, plan, &status, &summary, &state)),
+    };
     // Files are renamed into place only now that the whole build succeeded;
     // on every earlier return `outputs` is dropped and its temp files go.
     let (written, per_exporter) = match outputs {
         Some(outputs) => {
             let metadata = outputs.exporter_metadata();
-            let written = outputs
-                .commit()
-                .await
-                .map_err(|e| SolveError::Failed(e.to_string()))?;
+            let written = outputs.commit().await.map_err(|e| BuildError::LocalIo {
+                what: "cannot write the outputs".to_string(),
+                source: Box::new(e),
+            })?;
             (written, metadata)
         }
         None => (Vec::new(), BTreeMap::new()),
@@ -274,25 +247,61 @@ pub async fn solve(
         response.exporter_response.into_iter().collect();
     local_cache
         .finish(&exporter_response)
-        .map_err(|e| SolveError::Failed(format!("cannot record the local cache export: {e}")))?;
+        .map_err(|e| BuildError::LocalIo {
+            what: "cannot record the local cache export".to_string(),
+            source: Box::new(e),
+        })?;
+    // A step can fail without failing the build: a cache ref that does not
+    // exist yet, a cache export with ignore-error=true.
+    if let Some(failed) = &summary.failed_vertex {
+        warnings.push(format!(
+            "{} failed, the build went on without it: {}",
+            failed.name, failed.error
+        ));
+    }
     let outputs = crate::output::attribute(&plan.exports, &exporter_response, &per_exporter);
-    Ok(BuildOutcome {
+    Ok(BuildResult {
+        name: plan.name.clone(),
+        build_ref,
         outputs,
         exporter_response,
-        transfer,
-        build_ref,
+        steps: StepReport::from(&summary),
+        upload: UploadStats::of(&transfer.0, transfer.1),
+        cache_from: plan.cache_imports.clone(),
+        cache_to: plan.cache_exports.clone(),
         warnings,
         written,
+        duration: started.elapsed(),
     })
+}
+
+/// Waits for the status task (bounded), returning its fold.
+async fn drain(task: tokio::task::JoinHandle<State>) -> (Summary, State) {
+    match tokio::time::timeout(STATUS_DRAIN, task).await {
+        Ok(Ok(mut state)) => {
+            state.finish();
+            (state.summary(), state)
+        }
+        Ok(Err(_)) | Err(_) => {
+            tracing::debug!("status stream did not end within {STATUS_DRAIN:?}");
+            (Summary::default(), State::default())
+        }
+    }
 }
 
 /// The daemon's own error, or what happened to the connection when the
 /// call died on this side.
-fn solve_failure(client: &Client, status: &tonic::Status) -> SolveError {
+fn solve_failure(
+    client: &Client,
+    plan: &BuildPlan,
+    status: &tonic::Status,
+    summary: &Summary,
+    state: &State,
+) -> BuildError {
     let addr = client.address().to_string();
     match broken_connection(status) {
-        None => SolveError::Failed(status_message(status)),
-        Some(BrokenConnection::KeepaliveTimeout) => SolveError::DaemonSilent {
+        None => failure::from_status(plan, status, summary, state),
+        Some(BrokenConnection::KeepaliveTimeout) => BuildError::DaemonSilent {
             addr,
             secs: client
                 .keepalive()
@@ -300,31 +309,33 @@ fn solve_failure(client: &Client, status: &tonic::Status) -> SolveError {
         },
         Some(BrokenConnection::Failed(detail)) => {
             tracing::debug!(%detail, "the Solve call lost its connection");
-            SolveError::ConnectionLost { addr, detail }
+            BuildError::ConnectionLost { addr, detail }
         }
     }
 }
 
-async fn forward_status(client: Client, build_ref: String, out: mpsc::Sender<StatusResponse>) {
+/// Folds the Status stream and passes each update on as an event.
+async fn forward_status(client: Client, build_ref: String, events: EventSink) -> State {
+    let mut state = State::default();
     let mut control = client.control();
     let mut stream = match control.status(StatusRequest { r#ref: build_ref }).await {
         Ok(resp) => resp.into_inner(),
         Err(status) => {
             tracing::debug!(error = %status_message(&status), "status stream refused");
-            return;
+            return state;
         }
     };
     loop {
         match stream.message().await {
             Ok(Some(msg)) => {
-                if out.send(msg).await.is_err() {
-                    return;
-                }
+                let update = crate::status::StatusUpdate::from(&msg);
+                state.apply(&update);
+                events.send(EventKind::Status(update)).await;
             }
-            Ok(None) => return,
+            Ok(None) => return state,
             Err(status) => {
                 tracing::debug!(error = %status_message(&status), "status stream ended");
-                return;
+                return state;
             }
         }
     }

@@ -12,17 +12,19 @@ pub struct Spec {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{flag} {input:?}: {reason}")]
+#[error("{field} {input:?}: {reason}")]
 pub struct SpecError {
-    pub flag: &'static str,
+    /// What the value describes (`output`, `cache-to`, ...): a CLI adds
+    /// its own flag spelling.
+    pub field: &'static str,
     pub input: String,
     pub reason: String,
 }
 
 impl SpecError {
-    pub fn new(flag: &'static str, input: &str, reason: impl Into<String>) -> Self {
+    pub fn new(field: &'static str, input: &str, reason: impl Into<String>) -> Self {
         Self {
-            flag,
+            field,
             input: input.to_string(),
             reason: reason.into(),
         }

@@ -1,5 +1,5 @@
-//! `rbuild [build] PATH`: flags -> [`BuildPlan`], then one solve with live
-//! progress, then the files the user asked for (metadata, image id).
+//! `rbuild [build] PATH`: flags -> [`rbuild::Build`], then `Client::build_with`
+//! with live progress, then the files the user asked for (metadata, image id).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,15 +7,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use rbuild::Client;
-use rbuild::progress::{Mode, Progress};
-use rbuild::solve::{BuildOutcome, SolveError, solve};
+use rbuild::progress::Mode;
+use rbuild::{BuildError, BuildOptions, BuildResult, Client};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::GlobalArgs;
 use super::flags;
-use super::plan::plan;
+use super::plan::build_from_flags;
 use super::report;
 
 /// Exit code of a build stopped by SIGINT/SIGTERM, as shells report it.
@@ -162,7 +161,8 @@ pub enum Network {
 pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     let addr = global.address();
     // Everything the user typed is checked before the daemon is contacted.
-    let (plan, rewritten) = plan(&args, &addr)?;
+    let build = build_from_flags(&args)?;
+    build.validate().map_err(user_error)?;
     tracing::debug!("plan ready");
     let client = Client::connect(addr, &global.connect_options()).await?;
     tracing::debug!("connected");
@@ -171,54 +171,69 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     let signals = tokio::spawn(cancel_on_signal(cancel.clone()));
     let mode = progress_mode(&args);
     let (tx, rx) = mpsc::channel(256);
-    let marks = rewritten.as_ref().map(rbuild::dockerfile::progress_marks);
-    let renderer = tokio::spawn(render(mode, rx, marks));
+    let out: Box<dyn std::io::Write + Send> = match mode {
+        // rawjson is data for a program: it goes to stdout like buildx's.
+        Mode::RawJson => Box::new(super::Lenient::new(std::io::stdout())),
+        _ => Box::new(super::Lenient::new(std::io::stderr())),
+    };
+    let renderer = tokio::spawn(rbuild::progress::render(mode, out, rx));
     let started = std::time::Instant::now();
-    let result = solve(&client, &plan, tx, cancel.clone()).await;
+    let result = {
+        // Dropped at the end of the block: the renderer ends with the
+        // last sender.
+        let options = BuildOptions::default().events(tx).cancel(cancel.clone());
+        client.build_with(&build, &options).await
+    };
     signals.abort();
-    let summary = renderer.await.context("progress renderer stopped")??;
+    let summaries = renderer.await.context("progress renderer stopped")??;
+    let summary = summaries.into_iter().next().flatten().unwrap_or_default();
     tracing::debug!(?summary, "build finished");
     if let Some(path) = &args.report {
-        let report = report::json(&summary, result.as_ref().ok(), &plan, started.elapsed());
-        rbuild::output::write_atomically(path, report.to_string().as_bytes())
+        let report = report::json(&summary, result.as_ref().ok(), &build, started.elapsed());
+        rbuild::build::write_atomically(path, report.to_string().as_bytes())
             .with_context(|| format!("cannot write --report {}", path.display()))?;
     }
 
     let outcome = match result {
         Ok(outcome) => outcome,
-        Err(SolveError::Canceled) => {
+        Err(BuildError::Canceled) => {
             super::say(format_args!("build canceled"));
             return Ok(EXIT_CANCELED);
         }
-        // Errors name lines of the Dockerfile the daemon saw; point them
-        // back at the user's file when the refresh rewrite moved lines.
-        Err(SolveError::Failed(msg)) => match &rewritten {
-            Some(r) => return Err(anyhow::anyhow!(r.map_message(&msg))),
-            None => return Err(SolveError::Failed(msg).into()),
-        },
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(user_error(e)),
     };
     for warning in &outcome.warnings {
         super::say(format_args!("WARNING: {warning}"));
     }
-    // A step can fail without failing the build: a cache ref that does not
-    // exist yet, a cache export with ignore-error=true.
-    if let Some(failed) = &summary.failed_vertex {
-        super::say(format_args!(
-            "WARNING: {} failed, the build went on without it: {}",
-            failed.name, failed.error
-        ));
-    }
     write_results(&args, &outcome)?;
     if mode != Mode::Quiet {
-        super::say(format_args!("{}", report::line(&summary, &outcome, &plan)));
+        super::say(format_args!("{}", report::line(&outcome)));
     }
     if mode == Mode::Quiet
-        && let Some(id) = image_id(&outcome)
+        && let Some(id) = outcome.image_id()
     {
         super::say_out(format_args!("{id}"));
     }
     Ok(0)
+}
+
+/// A library error as the user should read it: where the cause is one of
+/// their flags, the flag is named.
+pub(super) fn user_error(e: BuildError) -> anyhow::Error {
+    use rbuild::build::InvalidBuild;
+    match e {
+        BuildError::Invalid(InvalidBuild::Spec(e)) => flags::spec_error(e),
+        // Their messages start with the field the flag is named after.
+        BuildError::Invalid(InvalidBuild::Ssh(e)) => anyhow::anyhow!("--{e}"),
+        BuildError::Invalid(InvalidBuild::Secret(e)) => anyhow::anyhow!("--{e}"),
+        BuildError::Invalid(InvalidBuild::PushWithoutName) => anyhow::anyhow!(
+            "pushing needs an image name: add -t REGISTRY/NAME[:TAG] or name= to the output"
+        ),
+        e @ BuildError::DaemonSilent { .. } => {
+            anyhow::anyhow!("{e} (--keepalive sets the ping interval)")
+        }
+        e => e.into(),
+    }
 }
 
 fn progress_mode(args: &BuildArgs) -> Mode {
@@ -232,33 +247,6 @@ fn progress_mode(args: &BuildArgs) -> Mode {
         ProgressArg::Rawjson => Mode::RawJson,
         ProgressArg::Quiet => Mode::Quiet,
     }
-}
-
-async fn render(
-    mode: Mode,
-    mut rx: mpsc::Receiver<rbuild::proto::moby::buildkit::v1::StatusResponse>,
-    marks: Option<impl Fn(&str) -> Option<String> + Send + 'static>,
-) -> anyhow::Result<rbuild::progress::Summary> {
-    let out: Box<dyn std::io::Write + Send> = match mode {
-        // rawjson is data for a program: it goes to stdout like buildx's.
-        Mode::RawJson => Box::new(super::Lenient::new(std::io::stdout())),
-        _ => Box::new(super::Lenient::new(std::io::stderr())),
-    };
-    let mut progress = Progress::new(mode, out);
-    if let Some(marks) = marks {
-        progress.mark(marks);
-    }
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    loop {
-        tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(msg) => progress.update(&msg)?,
-                None => break,
-            },
-            _ = tick.tick() => progress.tick()?,
-        }
-    }
-    Ok(progress.finish()?)
 }
 
 /// SIGINT or SIGTERM cancels the build on the daemon.
@@ -278,30 +266,17 @@ async fn cancel_on_signal(cancel: CancellationToken) {
     cancel.cancel();
 }
 
-pub(super) fn image_id(outcome: &BuildOutcome) -> Option<&str> {
-    let r = &outcome.exporter_response;
-    r.get("containerimage.config.digest")
-        .or_else(|| r.get("containerimage.digest"))
-        .map(String::as_str)
-}
-
-fn write_results(args: &BuildArgs, outcome: &BuildOutcome) -> anyhow::Result<()> {
+fn write_results(args: &BuildArgs, outcome: &BuildResult) -> anyhow::Result<()> {
     if let Some(path) = &args.metadata_file {
-        let mut json = flags::metadata_json(&outcome.exporter_response);
-        if let Some(map) = json.as_object_mut() {
-            map.insert(
-                "rbuild.outputs".into(),
-                flags::outputs_json(&outcome.outputs),
-            );
-        }
-        let text = serde_json::to_string_pretty(&json)?;
-        rbuild::output::write_atomically(path, text.as_bytes())
+        let text = serde_json::to_string_pretty(&outcome.metadata_json())?;
+        rbuild::build::write_atomically(path, text.as_bytes())
             .with_context(|| format!("cannot write --metadata-file {}", path.display()))?;
     }
     if let Some(path) = &args.iidfile {
-        let id = image_id(outcome)
+        let id = outcome
+            .image_id()
             .context("--iidfile: the build produced no image (add -t or an image output)")?;
-        rbuild::output::write_atomically(path, id.as_bytes())
+        rbuild::build::write_atomically(path, id.as_bytes())
             .with_context(|| format!("cannot write --iidfile {}", path.display()))?;
     }
     Ok(())

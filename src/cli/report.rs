@@ -3,68 +3,68 @@
 
 use std::time::Duration;
 
-use rbuild::cache::CacheEntry;
 use rbuild::progress::Summary;
-use rbuild::solve::{BuildOutcome, BuildPlan};
-
-use super::build::image_id;
+use rbuild::{Build, BuildResult, CacheEntry};
 
 /// One line a CI log reader can grep: what ran, what was cached, what the
 /// context upload cost.
-pub fn line(summary: &Summary, outcome: &BuildOutcome, plan: &BuildPlan) -> String {
+pub fn line(result: &BuildResult) -> String {
     use rbuild::progress::units::{bytes, secs};
-    let t = &outcome.transfer;
+    let (s, t) = (&result.steps, &result.upload);
     let mut line = format!(
         "rbuild: {} steps: {} cached, {} executed in {}s; context: {} files ({}) sent, {} entries listed",
-        summary.total,
-        summary.cached,
-        summary.executed,
-        secs(summary.executed_time),
-        t.files_sent(),
-        bytes(t.bytes_sent()),
-        t.stats_sent(),
+        s.total,
+        s.cached,
+        s.executed,
+        secs(s.executed_time),
+        t.files_sent,
+        bytes(t.bytes_sent),
+        t.entries_listed,
     );
-    let describe = |entries: &[CacheEntry]| -> String {
-        let names: Vec<String> = entries
-            .iter()
-            .map(|e| match e.kind.as_str() {
-                "registry" => e.reference().unwrap_or_default().to_string(),
-                "local" => e
-                    .attrs
-                    .get("src")
-                    .or_else(|| e.attrs.get("dest"))
-                    .cloned()
-                    .unwrap_or_default(),
-                other => other.to_string(),
-            })
-            .collect();
-        names.join(", ")
-    };
-    if !plan.cache_imports.is_empty() {
-        line.push_str(&format!("; cache from {}", describe(&plan.cache_imports)));
+    if !result.cache_from.is_empty() {
+        line.push_str(&format!("; cache from {}", describe(&result.cache_from)));
     }
-    if !plan.cache_exports.is_empty() {
-        line.push_str(&format!("; cache to {}", describe(&plan.cache_exports)));
+    if !result.cache_to.is_empty() {
+        line.push_str(&format!("; cache to {}", describe(&result.cache_to)));
     }
     line
 }
 
-/// The report line's facts as JSON; `outcome` is None for a failed build.
+fn describe(entries: &[CacheEntry]) -> String {
+    use rbuild::build::CacheBackend;
+    let names: Vec<String> = entries
+        .iter()
+        .map(|e| match &e.kind {
+            CacheBackend::Registry => e.reference().unwrap_or_default().to_string(),
+            CacheBackend::Local => e
+                .attrs
+                .get("src")
+                .or_else(|| e.attrs.get("dest"))
+                .cloned()
+                .unwrap_or_default(),
+            other => other.as_str().to_string(),
+        })
+        .collect();
+    names.join(", ")
+}
+
+/// The report line's facts as JSON; `result` is None for a failed build.
 pub fn json(
     summary: &Summary,
-    outcome: Option<&BuildOutcome>,
-    plan: &BuildPlan,
+    result: Option<&BuildResult>,
+    build: &Build,
     took: Duration,
 ) -> serde_json::Value {
     let refs = |entries: &[CacheEntry]| -> Vec<serde_json::Value> {
         entries
             .iter()
-            .map(|e| serde_json::json!({"type": e.kind, "ref": e.reference(), "attrs": e.attrs}))
+            .map(|e| serde_json::json!({"type": e.kind.as_str(), "ref": e.reference(), "attrs": e.attrs}))
             .collect()
     };
-    let transfer = outcome.map(|o| &o.transfer);
+    let upload = result.map(|r| &r.upload);
+    let (from, to) = build.cache_entries();
     serde_json::json!({
-        "status": if outcome.is_some() { "succeeded" } else { "failed" },
+        "status": if result.is_some() { "succeeded" } else { "failed" },
         "duration_seconds": took.as_secs_f64(),
         "steps": {
             "total": summary.total,
@@ -74,13 +74,13 @@ pub fn json(
             "executed_seconds": summary.executed_time.as_secs_f64(),
         },
         "context": {
-            "files_sent": transfer.map(|t| t.files_sent()),
-            "bytes_sent": transfer.map(|t| t.bytes_sent()),
-            "entries_listed": transfer.map(|t| t.stats_sent()),
+            "files_sent": upload.map(|t| t.files_sent),
+            "bytes_sent": upload.map(|t| t.bytes_sent),
+            "entries_listed": upload.map(|t| t.entries_listed),
         },
-        "cache_from": refs(&plan.cache_imports),
-        "cache_to": refs(&plan.cache_exports),
-        "image_id": outcome.and_then(image_id),
+        "cache_from": refs(&from),
+        "cache_to": refs(&to),
+        "image_id": result.and_then(BuildResult::image_id),
         "failed_step": summary.failed_vertex.as_ref().map(|f| serde_json::json!({"name": f.name, "error": f.error})),
     })
 }

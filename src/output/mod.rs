@@ -13,10 +13,12 @@ use crate::spec::SpecError;
 mod files;
 mod parse;
 mod result;
+mod stream;
 
 pub use files::{check_destinations, write_atomically};
 pub use parse::parse_output;
 pub use result::{OutputResult, attribute};
+pub(crate) use stream::ChannelSink;
 
 /// One exporter of a build.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,7 +43,21 @@ pub enum Destination {
     Dir(PathBuf),
     /// A docker-format tarball loaded into the Docker Engine at `DOCKER_HOST`.
     Load,
+    /// One file's bytes handed to the caller's channel as they arrive.
+    Stream(Channel),
 }
+
+/// A caller's byte channel; equal when it is the same channel.
+#[derive(Clone, Debug)]
+pub struct Channel(pub tokio::sync::mpsc::Sender<bytes::Bytes>);
+
+impl PartialEq for Channel {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_channel(&other.0)
+    }
+}
+
+impl Eq for Channel {}
 
 /// Who runs the build: a Docker Engine keeps built images in its own store
 /// through the `moby` exporter, where a standalone buildkitd uses `image`.
@@ -51,51 +67,23 @@ pub enum Daemon {
     Buildkitd,
 }
 
-/// The output flags as the user gave them.
-#[derive(Clone, Debug, Default)]
-pub struct OutputFlags {
-    /// `-o/--output` values.
-    pub outputs: Vec<String>,
-    /// `-t/--tag` values.
-    pub tags: Vec<String>,
-    pub push: bool,
-    pub load: bool,
-}
+const FLAG: &str = "output";
 
-const FLAG: &str = "--output";
-
-/// Resolves the flags into the exporters of one solve; every mistake is
+/// Resolves typed outputs into the exporters of one solve; every mistake is
 /// reported here, before the daemon is contacted.
-pub fn resolve(flags: &OutputFlags, daemon: Daemon) -> Result<Vec<Export>, SpecError> {
-    let mut exports = Vec::new();
-    for input in &flags.outputs {
-        exports.push(parse_output(input)?);
-    }
-    if flags.push {
-        exports.push(image_export(BTreeMap::from([(
-            "push".to_string(),
-            "true".to_string(),
-        )])));
-    }
-    if flags.load {
-        exports.push(Export {
-            kind: "docker".to_string(),
-            attrs: BTreeMap::new(),
-            dest: Destination::Load,
-        });
-    }
-    // Tags name every image-producing exporter that has no name of its own.
-    for e in &mut exports {
-        let names_image = matches!(e.kind.as_str(), "image" | "docker" | "oci");
-        if names_image && !e.attrs.contains_key("name") && !flags.tags.is_empty() {
-            e.attrs.insert("name".to_string(), flags.tags.join(","));
-        }
-    }
-    if exports.is_empty() && (!flags.tags.is_empty() || daemon == Daemon::Engine) {
+pub(crate) fn resolve(
+    outputs: &[crate::build::Output],
+    tags: &[String],
+    daemon: Daemon,
+) -> Result<Vec<Export>, crate::build::InvalidBuild> {
+    use crate::build::{InvalidBuild, Output};
+    let cache_only = outputs.iter().any(|o| matches!(o, Output::CacheOnly));
+    let mut exports: Vec<Export> = outputs.iter().filter_map(|o| o.to_export(tags)).collect();
+    if exports.is_empty() && !cache_only && (!tags.is_empty() || daemon == Daemon::Engine) {
         // buildx's docker driver keeps the image in the engine by default.
         let mut attrs = BTreeMap::new();
-        if !flags.tags.is_empty() {
-            attrs.insert("name".to_string(), flags.tags.join(","));
+        if !tags.is_empty() {
+            attrs.insert("name".to_string(), tags.join(","));
         }
         exports.push(image_export(attrs));
     }
@@ -104,11 +92,7 @@ pub fn resolve(flags: &OutputFlags, daemon: Daemon) -> Result<Vec<Export>, SpecE
             && e.attrs.get("push").is_some_and(|p| p == "true")
             && !e.attrs.contains_key("name")
         {
-            return Err(SpecError::new(
-                FLAG,
-                "push",
-                "pushing needs an image name: add -t REGISTRY/NAME[:TAG] or name=",
-            ));
+            return Err(InvalidBuild::PushWithoutName);
         }
     }
     if exports
@@ -117,11 +101,7 @@ pub fn resolve(flags: &OutputFlags, daemon: Daemon) -> Result<Vec<Export>, SpecE
         .count()
         > 1
     {
-        return Err(SpecError::new(
-            FLAG,
-            "-",
-            "only one output can go to stdout",
-        ));
+        return Err(InvalidBuild::TwoStdouts);
     }
     Ok(on_daemon(exports, daemon))
 }
@@ -168,13 +148,24 @@ pub(crate) fn image_export(attrs: BTreeMap<String, String>) -> Export {
 mod tests {
     use super::*;
 
-    fn flags(outputs: &[&str], tags: &[&str], push: bool, load: bool) -> OutputFlags {
-        OutputFlags {
-            outputs: outputs.iter().map(|s| s.to_string()).collect(),
-            tags: tags.iter().map(|s| s.to_string()).collect(),
-            push,
-            load,
+    use crate::build::Output;
+
+    /// The CLI's order: `-o` values, then `--push`, then `--load`.
+    struct Flags(Vec<Output>, Vec<String>);
+
+    fn flags(outputs: &[&str], tags: &[&str], push: bool, load: bool) -> Flags {
+        let mut list: Vec<Output> = outputs.iter().map(|s| Output::parse(s).unwrap()).collect();
+        if push {
+            list.push(Output::registry());
         }
+        if load {
+            list.push(Output::load());
+        }
+        Flags(list, tags.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn resolve(f: &Flags, daemon: Daemon) -> Result<Vec<Export>, crate::build::InvalidBuild> {
+        super::resolve(&f.0, &f.1, daemon)
     }
 
     #[test]
@@ -250,7 +241,7 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("stdout"));
         let err = resolve(&flags(&[], &[], true, false), Daemon::Buildkitd).unwrap_err();
-        assert!(err.to_string().contains("-t"));
+        assert!(err.to_string().contains("image name"));
     }
 
     #[test]

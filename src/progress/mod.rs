@@ -6,10 +6,13 @@
 //! end. It never decides where output goes or whether it is a terminal: the
 //! caller resolves `auto` and passes the writer (normally stderr).
 
+mod display;
+pub mod event;
+mod group;
 mod plain;
 mod rawjson;
 mod report;
-mod state;
+pub(crate) mod state;
 mod tty;
 pub mod units;
 mod vertex;
@@ -21,6 +24,9 @@ mod replay;
 
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
+
+pub use display::{Display, render};
+pub use event::{Event, EventKind, StepMarker};
 
 use crate::proto::moby::buildkit::v1::StatusResponse;
 use crate::status::StatusUpdate;
@@ -151,6 +157,27 @@ impl Progress {
         let summary = self.state.summary();
         self.finished = Some(summary.clone());
         Ok(summary)
+    }
+
+    /// Folds `update` without drawing when another painter owns the
+    /// screen (the grouped tty frame of several builds).
+    pub(crate) fn apply_quietly(&mut self, update: &StatusUpdate, quiet: bool) -> io::Result<()> {
+        if quiet {
+            self.state.apply(update);
+            return Ok(());
+        }
+        self.apply(update)
+    }
+
+    /// Ends the fold without drawing (see [`Progress::apply_quietly`]).
+    pub(crate) fn finish_state(&mut self) -> Summary {
+        if let Some(s) = &self.finished {
+            return s.clone();
+        }
+        self.state.finish();
+        let summary = self.state.summary();
+        self.finished = Some(summary.clone());
+        summary
     }
 
     /// Annotates steps by name, e.g. `(refresh every 24h)` after a step

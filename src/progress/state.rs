@@ -153,6 +153,17 @@ impl State {
         s
     }
 
+    /// The step with this digest (or a member of its group), as a failure
+    /// report: BuildKit names the failed vertex in the Solve error.
+    pub fn vertex_report(&self, digest: &str) -> Option<FailedVertex> {
+        let v = &self.vertices[*self.by_digest.get(digest)?];
+        Some(FailedVertex {
+            name: v.name.clone(),
+            error: v.error.clone().unwrap_or_default(),
+            logs: v.recent.iter().map(|l| l.text.clone()).collect(),
+        })
+    }
+
     fn apply_status(&mut self, s: &StatusItem, applied: &mut Applied) {
         let Some(idx) = self.known(&s.vertex, "status") else {
             return;

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 use super::state::State;
 use super::vertex::VertexState;
 use super::{Clock, report, units};
+
+pub(crate) use super::group::Group;
 use crate::status::is_canceled;
 
 /// Frames are drawn at most this often on updates (progressui: 100ms);
@@ -29,7 +31,7 @@ const MIN_REDRAW: Duration = Duration::from_millis(100);
 const LOG_TAIL: usize = 6;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Style {
+pub(super) enum Style {
     Plain,
     Done,
     Error,
@@ -38,7 +40,7 @@ enum Style {
 }
 
 impl Style {
-    fn ansi(self) -> &'static str {
+    pub(super) fn ansi(self) -> &'static str {
         match self {
             Style::Plain => "",
             Style::Done => "\x1b[34m",
@@ -49,11 +51,11 @@ impl Style {
     }
 }
 
-struct Row {
+pub(super) struct Row {
     text: String,
     /// Right-aligned elapsed time; log lines have none.
     time: Option<Duration>,
-    style: Style,
+    pub(super) style: Style,
     done: bool,
 }
 
@@ -168,7 +170,7 @@ impl Tty {
 }
 
 /// `[+] Building 12.3s (5/7)`, and ` FINISHED` on a complete last frame.
-fn header(state: &State, elapsed: Duration, last: bool) -> String {
+pub(super) fn header(state: &State, elapsed: Duration, last: bool) -> String {
     let visible = state.vertices.iter().filter(|v| !v.hidden);
     let total = visible.clone().count();
     let done = visible.filter(|v| v.is_completed()).count();
@@ -183,7 +185,7 @@ fn header(state: &State, elapsed: Duration, last: bool) -> String {
     )
 }
 
-fn build_rows(state: &State, now: Option<SystemTime>, tails: bool) -> Vec<Row> {
+pub(super) fn build_rows(state: &State, now: Option<SystemTime>, tails: bool) -> Vec<Row> {
     let mut rows = Vec::new();
     for v in state.numbered().into_iter().map(|i| &state.vertices[i]) {
         if !v.is_started() {
@@ -280,7 +282,7 @@ fn style(v: &VertexState) -> Style {
 }
 
 /// Too many rows for the screen: finished rows go first, then the oldest.
-fn fit(rows: Vec<Row>, limit: usize) -> Vec<Row> {
+pub(super) fn fit(rows: Vec<Row>, limit: usize) -> Vec<Row> {
     let mut excess = rows.len().saturating_sub(limit);
     let mut kept: Vec<Row> = Vec::with_capacity(limit);
     for r in rows {
@@ -296,7 +298,7 @@ fn fit(rows: Vec<Row>, limit: usize) -> Vec<Row> {
 }
 
 /// Name left, time right, exactly `width` characters.
-fn layout(row: &Row, width: usize) -> String {
+pub(super) fn layout(row: &Row, width: usize) -> String {
     let Some(time) = row.time else {
         return truncate(&row.text, width);
     };
@@ -313,7 +315,7 @@ fn layout(row: &Row, width: usize) -> String {
 
 /// At most `width` printable characters: control characters and the colour
 /// escapes that build tools print would break the cursor arithmetic.
-fn truncate(s: &str, width: usize) -> String {
+pub(super) fn truncate(s: &str, width: usize) -> String {
     let mut out = String::new();
     let mut kept = 0;
     let mut chars = s.chars();
@@ -343,7 +345,7 @@ fn truncate(s: &str, width: usize) -> String {
 
 /// `COLUMNS`/`LINES` win (users and CI set them), then the terminal on
 /// stderr, then 80x24.
-fn terminal_size() -> (usize, usize) {
+pub(super) fn terminal_size() -> (usize, usize) {
     let env = |name| {
         std::env::var(name)
             .ok()

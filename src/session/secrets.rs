@@ -31,7 +31,7 @@ pub const METHODS: &[&str] = &["GetSecret"];
 /// secrets on tmpfs, so larger values are almost certainly a wrong `src`.
 pub const MAX_SECRET_SIZE: usize = 500 * 1024;
 
-const FLAG: &str = "--secret";
+const FLAG: &str = "secret";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {

@@ -41,7 +41,7 @@ pub use patterns::PatternError;
 use request::DiffCopyRequest;
 
 /// What a local source name (`context`, `dockerfile`, a named context) serves.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalSource {
     /// A directory on disk (symlinks to it are resolved once per transfer).
     Dir(PathBuf),

@@ -166,7 +166,7 @@ fn load_key(id: &str, path: &Path) -> Result<Key, SshError> {
     if private.is_encrypted() {
         return Err(key_error(
             "the key is passphrase-protected; add it to an agent (ssh-add) and give \
-             --ssh ID=$SSH_AUTH_SOCK instead"
+             ID=$SSH_AUTH_SOCK (the agent) instead"
                 .to_string(),
         ));
     }

@@ -46,29 +46,29 @@ const CHUNK: usize = 32 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
-    #[error("--ssh {input:?}: {reason}")]
+    #[error("ssh {input:?}: {reason}")]
     Spec { input: String, reason: String },
-    #[error("--ssh {id}: SSH_AUTH_SOCK is not set; start an agent or give --ssh {id}=SOCKET")]
+    #[error("ssh {id}: SSH_AUTH_SOCK is not set; start an agent or give {id}=SOCKET")]
     NoAuthSock { id: String },
-    #[error("--ssh {id}: {}: {source}", path.display())]
+    #[error("ssh {id}: {}: {source}", path.display())]
     Socket {
         id: String,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("--ssh {id}: key file {}: {reason}", path.display())]
+    #[error("ssh {id}: key file {}: {reason}", path.display())]
     Key {
         id: String,
         path: PathBuf,
         reason: String,
     },
     #[error(
-        "--ssh {id}: {} is an agent socket; a socket must be given alone, \
+        "ssh {id}: {} is an agent socket; a socket must be given alone, \
          several paths are key files",
         path.display()
     )]
     SocketAmongKeys { id: String, path: PathBuf },
-    #[error("--ssh {id} is given twice")]
+    #[error("ssh {id} is given twice")]
     Duplicate { id: String },
 }
 

@@ -1,0 +1,184 @@
+//! Why a build did not produce its result, by what the caller can do about
+//! it: fix the input, fix the Dockerfile step, look at the daemon or the
+//! network, or free local disk. Messages name no CLI flag; a CLI adds its
+//! own hints where it maps a variant to a flag.
+
+use std::path::PathBuf;
+
+use crate::dockerfile::DockerfileError;
+use crate::session::SessionError;
+use crate::session::auth::AuthError;
+use crate::session::secrets::SecretError;
+use crate::session::sshforward::SshError;
+use crate::spec::SpecError;
+
+/// A failed build.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The build description is wrong; nothing was sent to the daemon.
+    #[error(transparent)]
+    Invalid(#[from] InvalidBuild),
+    /// A step of the build failed (a RUN exited non-zero, a COPY source is
+    /// missing, ...): the step, its Dockerfile lines and its last log lines.
+    #[error("{}", .0.message)]
+    Step(Box<StepFailure>),
+    /// The daemon failed the build outside any one step (frontend errors,
+    /// exporter or push failures).
+    #[error("{message}")]
+    Daemon {
+        /// The daemon's message.
+        message: String,
+    },
+    /// The session the daemon calls back on could not be opened.
+    #[error("cannot start the build session: {0}")]
+    Session(#[from] SessionError),
+    /// The connection broke while the build ran.
+    #[error("lost the connection to BuildKit at {addr}: {detail} (is the daemon still running?)")]
+    ConnectionLost {
+        /// The daemon's address.
+        addr: String,
+        /// What the transport said.
+        detail: String,
+    },
+    /// The daemon stopped answering keepalive pings.
+    #[error(
+        "BuildKit at {addr} stopped answering: no reply to a keepalive ping within {secs}s \
+         (the daemon hung or the network to it is down)"
+    )]
+    DaemonSilent {
+        /// The daemon's address.
+        addr: String,
+        /// How long the ping went unanswered.
+        secs: u64,
+    },
+    /// Writing a result on this machine failed (an export file, a local
+    /// cache directory); the previous file at that place is untouched.
+    #[error("{what}: {source}")]
+    LocalIo {
+        /// What was being written, and where.
+        what: String,
+        /// The cause.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The caller canceled the build; the daemon was told to stop it.
+    #[error("build canceled")]
+    Canceled,
+}
+
+/// The failing step, as data.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepFailure {
+    /// The step's name as progress shows it, e.g. `[2/3] RUN make`.
+    pub step: Option<String>,
+    /// Where the step is in the user's Dockerfile.
+    pub location: Option<SourceLocation>,
+    /// The step's last log lines (about ten), oldest first.
+    pub logs: Vec<String>,
+    /// The daemon's message, with Dockerfile line numbers pointing at the
+    /// user's file.
+    pub message: String,
+}
+
+/// A range of lines in a Dockerfile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceLocation {
+    /// The file name the frontend saw (`Dockerfile`).
+    pub file: String,
+    /// First line, 1-based.
+    pub line: u32,
+    /// Last line, 1-based (equal to `line` for one-line steps).
+    pub end_line: u32,
+}
+
+/// A mistake in the build description, found before contacting the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidBuild {
+    /// The context directory is missing or not a directory.
+    #[error("build context {} {reason}", path.display())]
+    Context {
+        /// The path given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A named context's directory is missing or not a directory.
+    #[error("named context {name:?} at {} {reason}", path.display())]
+    NamedContext {
+        /// The name.
+        name: String,
+        /// The path given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A named context's name is reserved or malformed.
+    #[error("named context {name:?}: {reason}")]
+    ContextName {
+        /// The name.
+        name: String,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+    /// The Dockerfile is missing or unreadable.
+    #[error("{message}")]
+    Dockerfile {
+        /// What is wrong, naming the file.
+        message: String,
+    },
+    /// A `# rbuild:` directive or the freshness policy cannot be applied.
+    #[error("Dockerfile {file}: {source}")]
+    Freshness {
+        /// The Dockerfile.
+        file: String,
+        /// What is wrong.
+        source: DockerfileError,
+    },
+    /// An output, cache or secret spec is malformed.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// An image output pushes but nothing names the image.
+    #[error("pushing needs an image name: tag the build or give the output a name")]
+    PushWithoutName,
+    /// More than one output writes to standard output.
+    #[error("only one output can go to stdout")]
+    TwoStdouts,
+    /// An extra host entry is malformed.
+    #[error("extra host {input:?}: expected HOST:IP, e.g. db:10.0.0.5")]
+    ExtraHost {
+        /// What was given.
+        input: String,
+    },
+    /// A build argument or label has an empty name.
+    #[error("{what} {input:?}: the name is empty")]
+    EmptyKey {
+        /// `build argument` or `label`.
+        what: &'static str,
+        /// What was given.
+        input: String,
+    },
+    /// A secret cannot be read.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// An SSH agent or key cannot be used.
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    /// The Docker config with registry credentials cannot be read.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+impl From<SpecError> for BuildError {
+    fn from(e: SpecError) -> Self {
+        BuildError::Invalid(InvalidBuild::Spec(e))
+    }
+}
+
+impl BuildError {
+    /// The failing step, when a step failed.
+    pub fn step(&self) -> Option<&StepFailure> {
+        match self {
+            BuildError::Step(s) => Some(s),
+            _ => None,
+        }
+    }
+}

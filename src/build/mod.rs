@@ -1,0 +1,324 @@
+//! The typed description of one build, and what running it gives back.
+//!
+//! A [`Build`] says what to build (context, Dockerfile, target, arguments),
+//! what to produce ([`Output`]s) and which caches to use ([`CacheEntry`]);
+//! [`Client::build`](crate::Client::build) turns it into one `Control.Solve`
+//! and returns a [`BuildResult`] or a [`BuildError`]. Frontend attribute keys,
+//! exporter names and entitlement strings are spelled only inside this module
+//! and its children, so neither the CLI nor a Rust program needs them.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use rbuild::{Address, Build, CacheEntry, Client, ConnectOptions, Output};
+//!
+//! let client = Client::connect(Address::default_local(), &ConnectOptions::default()).await?;
+//! let build = Build::new("examples/app")
+//!     .tag("127.0.0.1:5000/app:1")
+//!     .output(Output::registry())
+//!     .cache_from(CacheEntry::registry("127.0.0.1:5000/app-cache"))
+//!     .cache_to(CacheEntry::registry_max("127.0.0.1:5000/app-cache"));
+//! let result = client.build(&build).await?;
+//! println!("{} steps, {} cached", result.steps.total, result.steps.cached);
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod hosts;
+mod output;
+pub(crate) mod plan;
+mod result;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use crate::cache::{CacheBackend, CacheEntry};
+pub use crate::output::{Destination, OutputResult, write_atomically};
+pub use crate::session::auth::DockerConfig;
+pub use crate::session::secrets::{SecretSource, SecretSpec};
+pub use crate::session::sshforward::SshSpec;
+pub use error::{BuildError, InvalidBuild, SourceLocation, StepFailure};
+pub use hosts::{ExtraHost, HostAddr};
+pub use output::{FileDest, ImageArchive, ImageOutput, Output};
+pub use result::{BuildResult, StepReport, UploadStats};
+
+/// Where the Dockerfile comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Dockerfile {
+    /// `Dockerfile` in the context directory.
+    #[default]
+    InContext,
+    /// A file anywhere on disk (it may live outside the context).
+    Path(PathBuf),
+    /// The Dockerfile's text, held in memory.
+    Inline(Bytes),
+}
+
+impl Dockerfile {
+    /// Reads the whole of standard input as the Dockerfile (`-f -`).
+    pub fn from_stdin() -> std::io::Result<Dockerfile> {
+        use std::io::Read;
+        let mut data = Vec::new();
+        std::io::stdin().read_to_end(&mut data)?;
+        Ok(Dockerfile::Inline(Bytes::from(data)))
+    }
+}
+
+/// The network RUN steps get.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Network {
+    /// The daemon's default (a bridge network on a Docker Engine).
+    #[default]
+    Default,
+    /// No network at all.
+    None,
+    /// The host's network; asks for the `network.host` entitlement.
+    Host,
+}
+
+/// Privileges a build asks the daemon for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Entitlement {
+    /// RUN steps on the host network.
+    NetworkHost,
+    /// `RUN --security=insecure`.
+    SecurityInsecure,
+}
+
+impl Entitlement {
+    /// BuildKit's name for it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Entitlement::NetworkHost => "network.host",
+            Entitlement::SecurityInsecure => "security.insecure",
+        }
+    }
+}
+
+/// When steps that fetch from outside (`git clone`, `curl`, ...) get a fresh
+/// cache key (see [`crate::dockerfile`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Freshness {
+    /// Renew those steps once per window of this length.
+    pub every: Option<Duration>,
+    /// Start a new window for them in this build.
+    pub now: bool,
+}
+
+/// One Dockerfile build: everything the daemon needs, with defaults for all
+/// but the context. Build it with the chained setters; nothing is checked
+/// until the build runs (or [`Build::validate`] is called), so a mistake is
+/// reported with everything else the user got wrong in one place.
+#[derive(Clone, Debug, Default)]
+pub struct Build {
+    pub(crate) name: Option<String>,
+    pub(crate) context: PathBuf,
+    pub(crate) dockerfile: Dockerfile,
+    pub(crate) target: Option<String>,
+    pub(crate) build_args: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) platforms: Vec<String>,
+    pub(crate) no_cache: bool,
+    pub(crate) pull: bool,
+    pub(crate) network: Network,
+    pub(crate) extra_hosts: Vec<ExtraHost>,
+    pub(crate) named_contexts: BTreeMap<String, PathBuf>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) outputs: Vec<Output>,
+    pub(crate) cache_from: Vec<CacheEntry>,
+    pub(crate) cache_to: Vec<CacheEntry>,
+    pub(crate) shared_cache: Option<String>,
+    pub(crate) secrets: Vec<SecretSpec>,
+    pub(crate) ssh: Vec<SshSpec>,
+    pub(crate) entitlements: Vec<Entitlement>,
+    pub(crate) freshness: Freshness,
+    pub(crate) registry_auth: Option<DockerConfig>,
+}
+
+impl Build {
+    /// A build of the Dockerfile in `context`, with BuildKit's defaults.
+    pub fn new(context: impl Into<PathBuf>) -> Build {
+        Build {
+            context: context.into(),
+            ..Build::default()
+        }
+    }
+
+    /// A name for this build in progress output and results (bake's target
+    /// name); unnamed builds are numbered.
+    pub fn name(mut self, name: impl Into<String>) -> Build {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The build's name, if it was given one.
+    pub fn get_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The context directory.
+    pub fn context(&self) -> &std::path::Path {
+        &self.context
+    }
+
+    /// Where the Dockerfile comes from (default: `Dockerfile` in the context).
+    pub fn dockerfile(mut self, dockerfile: Dockerfile) -> Build {
+        self.dockerfile = dockerfile;
+        self
+    }
+
+    /// The Dockerfile at `path`.
+    pub fn dockerfile_path(self, path: impl Into<PathBuf>) -> Build {
+        self.dockerfile(Dockerfile::Path(path.into()))
+    }
+
+    /// The Dockerfile's text itself.
+    pub fn dockerfile_inline(self, text: impl Into<Bytes>) -> Build {
+        self.dockerfile(Dockerfile::Inline(text.into()))
+    }
+
+    /// Build this stage instead of the last one.
+    pub fn target(mut self, stage: impl Into<String>) -> Build {
+        self.target = Some(stage.into());
+        self
+    }
+
+    /// A build argument (`ARG`).
+    pub fn build_arg(mut self, key: impl Into<String>, value: impl Into<String>) -> Build {
+        self.build_args.insert(key.into(), value.into());
+        self
+    }
+
+    /// An image label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Build {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// A target platform (`linux/arm64`); repeat for a multi-platform image.
+    pub fn platform(mut self, platform: impl Into<String>) -> Build {
+        self.platforms.push(platform.into());
+        self
+    }
+
+    /// Ignore the build cache for every step.
+    pub fn no_cache(mut self, yes: bool) -> Build {
+        self.no_cache = yes;
+        self
+    }
+
+    /// Look for newer base images even when they are cached.
+    pub fn pull(mut self, yes: bool) -> Build {
+        self.pull = yes;
+        self
+    }
+
+    /// The network RUN steps get.
+    pub fn network(mut self, network: Network) -> Build {
+        self.network = network;
+        self
+    }
+
+    /// An extra `/etc/hosts` entry for RUN steps.
+    pub fn extra_host(mut self, host: ExtraHost) -> Build {
+        self.extra_hosts.push(host);
+        self
+    }
+
+    /// An extra named context, a local directory the Dockerfile uses as
+    /// `FROM name` or `COPY --from=name`.
+    pub fn named_context(mut self, name: impl Into<String>, dir: impl Into<PathBuf>) -> Build {
+        self.named_contexts.insert(name.into(), dir.into());
+        self
+    }
+
+    /// An image name; names every image-producing output that has none.
+    pub fn tag(mut self, name: impl Into<String>) -> Build {
+        self.tags.push(name.into());
+        self
+    }
+
+    /// An output; all outputs of a build are produced by one solve. With no
+    /// output, a tagged build (or any build on a Docker Engine) keeps its
+    /// image in the daemon, as buildx does.
+    pub fn output(mut self, output: Output) -> Build {
+        self.outputs.push(output);
+        self
+    }
+
+    /// Import build cache from this source.
+    pub fn cache_from(mut self, entry: CacheEntry) -> Build {
+        self.cache_from.push(entry);
+        self
+    }
+
+    /// Export build cache to this destination.
+    pub fn cache_to(mut self, entry: CacheEntry) -> Build {
+        self.cache_to.push(entry);
+        self
+    }
+
+    /// The shared registry cache: import from `reference` and export every
+    /// layer (`mode=max`) to it.
+    pub fn cache(mut self, reference: impl Into<String>) -> Build {
+        self.shared_cache = Some(reference.into());
+        self
+    }
+
+    /// A secret for `RUN --mount=type=secret`; read when the build starts.
+    pub fn secret(mut self, secret: SecretSpec) -> Build {
+        self.secrets.push(secret);
+        self
+    }
+
+    /// An SSH agent for `RUN --mount=type=ssh`.
+    pub fn ssh(mut self, ssh: SshSpec) -> Build {
+        self.ssh.push(ssh);
+        self
+    }
+
+    /// Ask the daemon for a privilege.
+    pub fn allow(mut self, entitlement: Entitlement) -> Build {
+        if !self.entitlements.contains(&entitlement) {
+            self.entitlements.push(entitlement);
+        }
+        self
+    }
+
+    /// The cache freshness policy for steps that fetch from outside.
+    pub fn freshness(mut self, freshness: Freshness) -> Build {
+        self.freshness = freshness;
+        self
+    }
+
+    /// Registry credentials for pulls, pushes and cache; default: the
+    /// Docker config of the environment (`DOCKER_CONFIG` or `~/.docker`).
+    pub fn registry_auth(mut self, config: DockerConfig) -> Build {
+        self.registry_auth = Some(config);
+        self
+    }
+
+    /// The cache imports and exports the build will use, `cache(..)`
+    /// expanded (an invalid shared ref is left out: the build reports it).
+    pub fn cache_entries(&self) -> (Vec<CacheEntry>, Vec<CacheEntry>) {
+        let mut from = Vec::new();
+        let mut to = Vec::new();
+        if let Some(Ok((i, e))) = self.shared_cache.as_deref().map(CacheEntry::shorthand) {
+            from.push(i);
+            to.push(e);
+        }
+        from.extend(self.cache_from.iter().cloned());
+        to.extend(self.cache_to.iter().cloned());
+        (from, to)
+    }
+
+    /// Checks everything that can be checked without a daemon: the context
+    /// and Dockerfile exist, outputs can be written, cache specs, secrets
+    /// and SSH keys are readable. `Client::build` runs the same checks.
+    pub fn validate(&self) -> Result<(), BuildError> {
+        plan::prepare(self, crate::output::Daemon::Buildkitd, None).map(|_| ())
+    }
+}

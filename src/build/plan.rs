@@ -1,0 +1,313 @@
+//! A [`Build`] resolved for one daemon: local files checked and read, the
+//! freshness rewrite applied, and the Dockerfile frontend's attributes,
+//! exporters and cache entries spelled out. Every user mistake is found
+//! here, before the daemon is contacted.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use super::{Build, BuildError, Dockerfile, InvalidBuild, Network};
+use crate::cache::CacheEntry;
+use crate::dockerfile::Rewritten;
+use crate::engine::Engine;
+use crate::output::{self, Daemon, Export};
+use crate::session::auth::DockerConfig;
+use crate::session::{secrets, sshforward};
+
+/// Where the frontend reads the Dockerfile from.
+#[derive(Clone, Debug)]
+pub(crate) enum DockerfileSource {
+    /// `filename` inside directory `dir` (which may be the context itself).
+    File { dir: PathBuf, filename: String },
+    /// Contents held in memory (inline, stdin, or a rewritten Dockerfile).
+    Inline(Bytes),
+}
+
+/// Everything one solve needs, resolved from a [`Build`].
+#[derive(Clone, Debug)]
+pub(crate) struct BuildPlan {
+    pub name: Option<String>,
+    pub context: PathBuf,
+    pub dockerfile: DockerfileSource,
+    /// `dockerfile.v0` attributes: target, build-arg:*, label:*, platform...
+    pub frontend_attrs: BTreeMap<String, String>,
+    /// Extra local directories, served under their own names and wired to
+    /// the frontend as `context:NAME=local:NAME`.
+    pub named_contexts: BTreeMap<String, PathBuf>,
+    pub exports: Vec<Export>,
+    pub cache_imports: Vec<CacheEntry>,
+    pub cache_exports: Vec<CacheEntry>,
+    pub entitlements: Vec<String>,
+    /// Stable key for incremental uploads of this project's context.
+    pub shared_key: String,
+    pub docker_config: DockerConfig,
+    pub secrets: secrets::SecretStore,
+    pub ssh: sshforward::SshAgents,
+    /// The engine `--load` outputs stream into, when the daemon is not it.
+    pub engine: Option<Engine>,
+    /// The freshness rewrite, to map line numbers back and mark steps.
+    pub rewritten: Option<Rewritten>,
+}
+
+/// Resolves `build` for a daemon of kind `daemon`.
+pub(crate) fn prepare(
+    build: &Build,
+    daemon: Daemon,
+    engine: Option<Engine>,
+) -> Result<BuildPlan, BuildError> {
+    let context = existing_dir(&build.context).map_err(|reason| InvalidBuild::Context {
+        path: build.context.clone(),
+        reason,
+    })?;
+    let dockerfile = dockerfile_source(&build.dockerfile, &context)?;
+    let (dockerfile, rewritten) = refresh_policy(build, dockerfile)?;
+
+    let mut attrs = BTreeMap::new();
+    if let Some(target) = &build.target {
+        attrs.insert("target".to_string(), target.clone());
+    }
+    for (k, v) in &build.build_args {
+        non_empty_key("build argument", k, v)?;
+        attrs.insert(format!("build-arg:{k}"), v.clone());
+    }
+    for (k, v) in &build.labels {
+        non_empty_key("label", k, v)?;
+        attrs.insert(format!("label:{k}"), v.clone());
+    }
+    if !build.platforms.is_empty() {
+        attrs.insert("platform".to_string(), build.platforms.join(","));
+    }
+    if build.no_cache {
+        // Empty means every stage.
+        attrs.insert("no-cache".to_string(), String::new());
+    }
+    if build.pull {
+        attrs.insert("image-resolve-mode".to_string(), "pull".to_string());
+    }
+    let mut entitlements: Vec<String> = build
+        .entitlements
+        .iter()
+        .map(|e| e.as_str().to_string())
+        .collect();
+    match build.network {
+        Network::Default => {}
+        Network::None => {
+            attrs.insert("force-network-mode".to_string(), "none".to_string());
+        }
+        Network::Host => {
+            attrs.insert("force-network-mode".to_string(), "host".to_string());
+            let host = super::Entitlement::NetworkHost.as_str().to_string();
+            if !entitlements.contains(&host) {
+                entitlements.push(host);
+            }
+        }
+    }
+    if !build.extra_hosts.is_empty() {
+        let hosts: Vec<String> = build.extra_hosts.iter().map(|h| h.attr()).collect();
+        attrs.insert("add-hosts".to_string(), hosts.join(","));
+    }
+    let named_contexts = named_contexts(build)?;
+
+    let exports = output::resolve(&build.outputs, &build.tags, daemon)?;
+    output::check_destinations(&exports)?;
+    let (cache_imports, cache_exports) = cache_entries(build)?;
+    let secrets = secrets::load(&build.secrets).map_err(InvalidBuild::from)?;
+    let ssh = sshforward::load(&build.ssh).map_err(InvalidBuild::from)?;
+    let docker_config = match &build.registry_auth {
+        Some(config) => config.clone(),
+        None => DockerConfig::load().map_err(InvalidBuild::from)?,
+    };
+    Ok(BuildPlan {
+        name: build.name.clone(),
+        shared_key: shared_key(&context),
+        context,
+        dockerfile,
+        frontend_attrs: attrs,
+        named_contexts,
+        exports,
+        cache_imports,
+        cache_exports,
+        entitlements,
+        docker_config,
+        secrets,
+        ssh,
+        engine,
+        rewritten,
+    })
+}
+
+fn non_empty_key(what: &'static str, key: &str, value: &str) -> Result<(), InvalidBuild> {
+    if key.is_empty() {
+        return Err(InvalidBuild::EmptyKey {
+            what,
+            input: format!("={value}"),
+        });
+    }
+    Ok(())
+}
+
+fn named_contexts(build: &Build) -> Result<BTreeMap<String, PathBuf>, InvalidBuild> {
+    let mut out = BTreeMap::new();
+    for (name, dir) in &build.named_contexts {
+        // The name becomes a session source name next to `context` and
+        // `dockerfile`, which it must not shadow.
+        let reason = match name.as_str() {
+            "" => Some("the name is empty"),
+            "context" | "dockerfile" => Some("the name is reserved"),
+            n if n.contains(':') || n.contains(',') => Some("the name may not hold ':' or ','"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            return Err(InvalidBuild::ContextName {
+                name: name.clone(),
+                reason,
+            });
+        }
+        let path = existing_dir(dir).map_err(|reason| InvalidBuild::NamedContext {
+            name: name.clone(),
+            path: dir.clone(),
+            reason,
+        })?;
+        out.insert(name.clone(), path);
+    }
+    Ok(out)
+}
+
+fn cache_entries(build: &Build) -> Result<(Vec<CacheEntry>, Vec<CacheEntry>), InvalidBuild> {
+    if let Some(reference) = &build.shared_cache {
+        CacheEntry::shorthand(reference)?;
+    }
+    Ok(build.cache_entries())
+}
+
+/// Applies the freshness policy: when a step is to be renewed, the frontend
+/// gets a rewritten Dockerfile from memory; the user's file is never touched.
+fn refresh_policy(
+    build: &Build,
+    dockerfile: DockerfileSource,
+) -> Result<(DockerfileSource, Option<Rewritten>), InvalidBuild> {
+    let (name, bytes) = match &dockerfile {
+        DockerfileSource::File { dir, filename } => {
+            let path = dir.join(filename);
+            let data = std::fs::read(&path).map_err(|e| InvalidBuild::Dockerfile {
+                message: format!("cannot read Dockerfile {}: {e}", path.display()),
+            })?;
+            (path.display().to_string(), Bytes::from(data))
+        }
+        DockerfileSource::Inline(data) => ("(inline)".to_string(), data.clone()),
+    };
+    let fresh = build.freshness;
+    let asked = fresh.every.is_some() || fresh.now;
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => text,
+        Err(_) if asked => {
+            return Err(InvalidBuild::Dockerfile {
+                message: format!(
+                    "Dockerfile {name} is not UTF-8 text: cannot apply the refresh policy"
+                ),
+            });
+        }
+        // Nothing asked for: the frontend reads the file as it is.
+        Err(_) => return Ok((dockerfile, None)),
+    };
+    let rewritten = crate::dockerfile::prepare(text, fresh.every, fresh.now, SystemTime::now())
+        .map_err(|source| InvalidBuild::Freshness { file: name, source })?;
+    Ok(match rewritten {
+        Some(r) => (
+            DockerfileSource::Inline(Bytes::from(r.text.clone())),
+            Some(r),
+        ),
+        None => (dockerfile, None),
+    })
+}
+
+/// The canonical directory, or why `path` is not one.
+fn existing_dir(path: &Path) -> Result<PathBuf, String> {
+    let meta = std::fs::metadata(path)
+        .map_err(|_| "does not exist (give the directory to build)".to_string())?;
+    if !meta.is_dir() {
+        return Err("is not a directory".to_string());
+    }
+    std::fs::canonicalize(path).map_err(|e| format!("cannot be resolved: {e}"))
+}
+
+fn dockerfile_source(
+    dockerfile: &Dockerfile,
+    context: &Path,
+) -> Result<DockerfileSource, InvalidBuild> {
+    let path = match dockerfile {
+        Dockerfile::Inline(data) => return Ok(DockerfileSource::Inline(data.clone())),
+        Dockerfile::InContext => context.join("Dockerfile"),
+        Dockerfile::Path(p) => p.clone(),
+    };
+    let invalid = |message: String| InvalidBuild::Dockerfile { message };
+    let meta = std::fs::metadata(&path)
+        .map_err(|_| invalid(format!("no Dockerfile at {}", path.display())))?;
+    if !meta.is_file() {
+        return Err(invalid(format!(
+            "Dockerfile {} is not a regular file",
+            path.display()
+        )));
+    }
+    let path = std::fs::canonicalize(&path)
+        .map_err(|e| invalid(format!("cannot resolve Dockerfile {}: {e}", path.display())))?;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(invalid(format!(
+            "Dockerfile {} has no file name",
+            path.display()
+        )));
+    };
+    Ok(DockerfileSource::File {
+        dir: dir.to_path_buf(),
+        filename: name.to_string_lossy().into_owned(),
+    })
+}
+
+/// A stable key per context directory, so the daemon keeps the previous
+/// upload and the next build sends only what changed. FNV-1a: stable across
+/// runs and platforms, unlike std's randomly seeded hasher.
+pub(crate) fn shared_key(context: &Path) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in context.to_string_lossy().bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_key_is_stable_and_distinct() {
+        assert_eq!(shared_key(Path::new("/a")), shared_key(Path::new("/a")));
+        assert_ne!(shared_key(Path::new("/a")), shared_key(Path::new("/b")));
+        assert_eq!(shared_key(Path::new("/a")).len(), 16);
+    }
+
+    #[test]
+    fn mistakes_are_found_before_the_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = prepare(&Build::new("/nonexistent/ctx"), Daemon::Engine, None).unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/ctx does not exist"),
+            "{err}"
+        );
+        let err = prepare(&Build::new(dir.path()), Daemon::Engine, None).unwrap_err();
+        assert!(err.to_string().contains("no Dockerfile at"), "{err}");
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let reserved = Build::new(dir.path()).named_context("context", dir.path());
+        let err = prepare(&reserved, Daemon::Engine, None).unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{err}");
+        let push = Build::new(dir.path()).output(super::super::Output::registry());
+        let err = prepare(&push, Daemon::Buildkitd, None).unwrap_err();
+        assert!(matches!(
+            err,
+            BuildError::Invalid(InvalidBuild::PushWithoutName)
+        ));
+    }
+}

@@ -1,0 +1,200 @@
+//! What a finished build gives back: each output's result, the cache
+//! report, the context upload and warnings.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use crate::cache::CacheEntry;
+use crate::output::{Destination, OutputResult};
+use crate::progress::Summary;
+use crate::session::filesync::TransferStats;
+
+/// A successful build.
+#[derive(Clone, Debug)]
+pub struct BuildResult {
+    /// The build's name ([`Build::name`](super::Build::name)), if any.
+    pub name: Option<String>,
+    /// The build's ref, as the daemon's history shows it.
+    pub build_ref: String,
+    /// What each output produced, in the order the daemon ran the exporters
+    /// (the CLI's flags order; on a Docker Engine the image outputs merge
+    /// into one).
+    pub outputs: Vec<OutputResult>,
+    /// The daemon's merged exporter response (`containerimage.digest`, ...).
+    /// BuildKit merges all exporters' keys, the last one winning; the
+    /// per-output metadata in [`BuildResult::outputs`] is exact.
+    pub exporter_response: BTreeMap<String, String>,
+    /// Steps run, cached and executed.
+    pub steps: StepReport,
+    /// The context upload.
+    pub upload: UploadStats,
+    /// Cache sources and destinations the build used.
+    pub cache_from: Vec<CacheEntry>,
+    /// Cache destinations.
+    pub cache_to: Vec<CacheEntry>,
+    /// Things worth knowing that did not fail the build.
+    pub warnings: Vec<String>,
+    /// Files and directories written on this machine.
+    pub written: Vec<PathBuf>,
+    /// Wall time from start to the last output written.
+    pub duration: Duration,
+}
+
+/// The cache report: how many steps ran and how many came from cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// Steps that started (or showed output).
+    pub total: usize,
+    /// Steps taken from the cache.
+    pub cached: usize,
+    /// Steps that ran and succeeded.
+    pub executed: usize,
+    /// Steps that failed without failing the build (a missing cache ref).
+    pub failed: usize,
+    /// Time the executed steps ran, by the daemon's clock.
+    pub executed_time: Duration,
+    /// Warnings the frontend reported (e.g. Dockerfile lint).
+    pub warnings: usize,
+}
+
+impl From<&Summary> for StepReport {
+    fn from(s: &Summary) -> Self {
+        StepReport {
+            total: s.total,
+            cached: s.cached,
+            executed: s.executed,
+            failed: s.failed,
+            executed_time: s.executed_time,
+            warnings: s.warnings,
+        }
+    }
+}
+
+/// The upload of the build's context directory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UploadStats {
+    /// Files whose content was sent.
+    pub files_sent: u64,
+    /// Bytes of file content sent.
+    pub bytes_sent: u64,
+    /// Entries listed (stats sent, with or without content).
+    pub entries_listed: u64,
+    /// True when other builds shared this upload: the numbers are the
+    /// shared upload's, counted once for all of them.
+    pub shared: bool,
+}
+
+impl UploadStats {
+    pub(crate) fn of(stats: &TransferStats, shared: bool) -> Self {
+        UploadStats {
+            files_sent: stats.files_sent(),
+            bytes_sent: stats.bytes_sent(),
+            entries_listed: stats.stats_sent(),
+            shared,
+        }
+    }
+}
+
+impl BuildResult {
+    /// The image id (config digest) of the image the build produced, if any.
+    pub fn image_id(&self) -> Option<&str> {
+        let r = &self.exporter_response;
+        r.get("containerimage.config.digest")
+            .or_else(|| r.get("containerimage.digest"))
+            .map(String::as_str)
+    }
+
+    /// The result as buildx writes `--metadata-file`: the daemon's keys (the
+    /// descriptor decoded into JSON), plus `rbuild.outputs` with each
+    /// output's own entry (type, dest, digest, name).
+    pub fn metadata_json(&self) -> serde_json::Value {
+        let mut json = metadata_map(&self.exporter_response);
+        json.insert("rbuild.outputs".into(), outputs_json(&self.outputs));
+        serde_json::Value::Object(json)
+    }
+}
+
+impl OutputResult {
+    /// The image manifest (or index) digest this output produced.
+    pub fn digest(&self) -> Option<&str> {
+        self.metadata
+            .get("containerimage.digest")
+            .map(String::as_str)
+    }
+
+    /// The image config digest (Docker's image id).
+    pub fn config_digest(&self) -> Option<&str> {
+        self.metadata
+            .get("containerimage.config.digest")
+            .map(String::as_str)
+    }
+
+    /// The image names this output carried.
+    pub fn names(&self) -> Vec<&str> {
+        self.metadata
+            .get("image.name")
+            .map(|n| n.split(',').filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Keys as buildx writes them: descriptors decoded, the rest as strings.
+fn metadata_map(response: &BTreeMap<String, String>) -> serde_json::Map<String, serde_json::Value> {
+    let mut map = serde_json::Map::new();
+    for (k, v) in response {
+        let value = if k.ends_with(".descriptor") {
+            decode_json_b64(v).unwrap_or_else(|| serde_json::Value::String(v.clone()))
+        } else {
+            serde_json::Value::String(v.clone())
+        };
+        map.insert(k.clone(), value);
+    }
+    map
+}
+
+fn outputs_json(outputs: &[OutputResult]) -> serde_json::Value {
+    let list = outputs
+        .iter()
+        .map(|o| {
+            let mut entry = metadata_map(&o.metadata);
+            entry.insert("type".into(), o.kind.clone().into());
+            let dest = match &o.dest {
+                Destination::File(p) | Destination::Dir(p) => Some(p.display().to_string()),
+                Destination::Stdout => Some("-".to_string()),
+                Destination::Load => Some("docker".to_string()),
+                Destination::Stream(_) => Some("stream".to_string()),
+                Destination::Daemon => None,
+            };
+            if let Some(dest) = dest {
+                entry.insert("dest".into(), dest.into());
+            }
+            serde_json::Value::Object(entry)
+        })
+        .collect();
+    serde_json::Value::Array(list)
+}
+
+fn decode_json_b64(v: &str) -> Option<serde_json::Value> {
+    let raw = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
+    serde_json::from_slice(&raw).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_decodes_the_descriptor() {
+        let desc = base64::engine::general_purpose::STANDARD
+            .encode(br#"{"mediaType":"m","digest":"sha256:1","size":3}"#);
+        let mut r = BTreeMap::new();
+        r.insert("containerimage.descriptor".to_string(), desc);
+        r.insert("containerimage.digest".to_string(), "sha256:1".to_string());
+        let json = serde_json::Value::Object(metadata_map(&r));
+        assert_eq!(json["containerimage.descriptor"]["size"], 3);
+        assert_eq!(json["containerimage.digest"], "sha256:1");
+    }
+}

@@ -1,0 +1,172 @@
+//! `Client::build` and `Client::build_all`: typed builds on one connection.
+
+use futures::future::join_all;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::Client;
+use crate::build::plan::{self, BuildPlan};
+use crate::build::{Build, BuildError, BuildResult};
+use crate::dockerfile::progress_marks;
+use crate::progress::event::{Event, EventKind, EventSink, StepMarker};
+use crate::solve::{self, SharedLocals};
+
+/// How a build is run: where its progress goes and what cancels it.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// Receives the builds' [`Event`]s; none are sent without it.
+    pub events: Option<mpsc::Sender<Event>>,
+    /// Canceling it stops every build of the call on the daemon.
+    pub cancel: CancellationToken,
+}
+
+impl BuildOptions {
+    /// Events go to `tx`.
+    pub fn events(mut self, tx: mpsc::Sender<Event>) -> BuildOptions {
+        self.events = Some(tx);
+        self
+    }
+
+    /// `token` cancels the builds.
+    pub fn cancel(mut self, token: CancellationToken) -> BuildOptions {
+        self.cancel = token;
+        self
+    }
+}
+
+impl Client {
+    /// Runs one build and waits for its result, without progress output.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: rbuild::Client) -> Result<(), rbuild::BuildError> {
+    /// let result = client
+    ///     .build(&rbuild::Build::new(".").output(rbuild::Output::tar("app.tar")))
+    ///     .await?;
+    /// assert!(result.written.iter().any(|p| p.ends_with("app.tar")));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn build(&self, build: &Build) -> Result<BuildResult, BuildError> {
+        self.build_with(build, &BuildOptions::default()).await
+    }
+
+    /// Runs one build with progress events and a cancel token.
+    pub async fn build_with(
+        &self,
+        build: &Build,
+        options: &BuildOptions,
+    ) -> Result<BuildResult, BuildError> {
+        let plan = self.plan(build)?;
+        let events = EventSink::new(options.events.clone(), 0);
+        run_one(self, &plan, &events, options.cancel.clone(), None).await
+    }
+
+    /// Runs several builds concurrently over this one connection and
+    /// returns each one's result, in order. A failing build does not stop
+    /// the others. Builds that read the same local directory share one
+    /// session and one upload of it.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: rbuild::Client) {
+    /// use rbuild::{Build, Output};
+    /// let builds = [
+    ///     Build::new(".").name("app").target("app").output(Output::tar("app.tar")),
+    ///     Build::new(".").name("tests").target("tests").output(Output::local("out")),
+    /// ];
+    /// for result in client.build_all(&builds, &Default::default()).await {
+    ///     match result {
+    ///         Ok(r) => println!("{:?}: {} steps", r.name, r.steps.total),
+    ///         Err(e) => eprintln!("failed: {e}"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn build_all(
+        &self,
+        builds: &[Build],
+        options: &BuildOptions,
+    ) -> Vec<Result<BuildResult, BuildError>> {
+        let plans: Vec<Result<BuildPlan, BuildError>> =
+            builds.iter().map(|b| self.plan(b)).collect();
+        let valid: Vec<&BuildPlan> = plans.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let shared = if valid.len() > 1 {
+            match SharedLocals::open(self, &valid).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let msg = e.to_string();
+                    return plans
+                        .into_iter()
+                        .map(|p| {
+                            p.and_then(|_| {
+                                Err(BuildError::Session(crate::session::SessionError::Ended(
+                                    msg.clone(),
+                                )))
+                            })
+                        })
+                        .collect();
+                }
+            }
+        } else {
+            None
+        };
+        // Views are by position among the valid plans.
+        let mut valid_index = 0usize;
+        let runs = plans.iter().enumerate().map(|(i, p)| {
+            let view = match p {
+                Ok(_) => {
+                    let v = shared.as_ref().and_then(|s| s.view(valid_index));
+                    valid_index += 1;
+                    v
+                }
+                Err(_) => None,
+            };
+            let events = EventSink::new(options.events.clone(), i);
+            let cancel = options.cancel.clone();
+            async move {
+                match p {
+                    Ok(plan) => run_one(self, plan, &events, cancel, view).await,
+                    Err(_) => Err(BuildError::Canceled),
+                }
+            }
+        });
+        let mut results = join_all(runs).await;
+        if let Some(shared) = shared {
+            shared.close().await;
+        }
+        // Plans that were invalid keep their own error.
+        for (slot, plan) in results.iter_mut().zip(plans) {
+            if let Err(e) = plan {
+                *slot = Err(e);
+            }
+        }
+        results
+    }
+
+    /// Resolves `build` for this daemon.
+    fn plan(&self, build: &Build) -> Result<BuildPlan, BuildError> {
+        plan::prepare(build, self.daemon(), self.load_engine())
+    }
+}
+
+/// One build framed by its Started and Finished events.
+async fn run_one(
+    client: &Client,
+    plan: &BuildPlan,
+    events: &EventSink,
+    cancel: CancellationToken,
+    view: Option<solve::LocalsView>,
+) -> Result<BuildResult, BuildError> {
+    let marker = plan
+        .rewritten
+        .as_ref()
+        .map(|r| StepMarker::new(progress_marks(r)));
+    events
+        .send(EventKind::Started {
+            name: plan.name.clone(),
+            marker,
+        })
+        .await;
+    let result = solve::run(client, plan, events, cancel, view).await;
+    events.send(EventKind::Finished).await;
+    result
+}
