@@ -27,6 +27,7 @@ pub mod cache;
 pub mod client;
 pub mod connect;
 pub mod dockerfile;
+pub mod duration;
 pub mod engine;
 pub mod output;
 pub mod progress;

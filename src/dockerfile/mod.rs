@@ -31,8 +31,9 @@ pub const MAX_DOCKERFILE_BYTES: usize = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerfileError {
-    #[error("invalid duration {value:?}: {reason} (use e.g. 30s, 90m, 6h, 7d)")]
-    Duration { value: String, reason: &'static str },
+    /// A refresh period that is malformed or out of range.
+    #[error(transparent)]
+    Duration(#[from] crate::duration::DurationError),
     /// A `# rbuild:` directive the user must fix.
     #[error("line {line}: {message}")]
     Directive { line: usize, message: String },
