@@ -29,6 +29,7 @@ pub mod connect;
 pub mod dockerfile;
 pub mod duration;
 pub mod engine;
+pub(crate) mod http1;
 pub mod output;
 pub mod progress;
 pub mod proto;
