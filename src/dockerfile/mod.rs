@@ -22,7 +22,7 @@ mod split;
 
 use std::time::Duration;
 
-pub use policy::{Policy, PolicySource, Refresh, format_duration, parse_duration};
+pub use policy::{PolicySource, Refresh, RefreshPolicy, format_duration, parse_duration};
 pub use rewrite::{RefreshedStep, Rewritten, prepare, progress_marks};
 
 /// A Dockerfile larger than this is not analyzed (BuildKit's own limit for
@@ -67,15 +67,15 @@ impl DetectedStep {
 
     /// The policy in force: the directive, else `--refresh-every` when the
     /// step fetches from outside, else none (cached like any step).
-    pub fn policy(&self, refresh_every: Option<Duration>) -> Option<Policy> {
+    pub fn policy(&self, refresh_every: Option<Duration>) -> Option<RefreshPolicy> {
         if let Some((line, refresh)) = self.directive {
-            return Some(Policy {
+            return Some(RefreshPolicy {
                 refresh,
                 source: PolicySource::Directive { line },
             });
         }
         match refresh_every {
-            Some(d) if !self.fetches.is_empty() => Some(Policy {
+            Some(d) if !self.fetches.is_empty() => Some(RefreshPolicy {
                 refresh: Refresh::Every(d),
                 source: PolicySource::Flag,
             }),

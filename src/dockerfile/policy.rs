@@ -38,7 +38,7 @@ pub enum PolicySource {
 
 /// A step's effective policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Policy {
+pub struct RefreshPolicy {
     pub refresh: Refresh,
     pub source: PolicySource,
 }
