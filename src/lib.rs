@@ -36,6 +36,7 @@
 //!   rawjson, quiet), one output for many concurrent builds.
 //! - [`status`]: the daemon's progress messages as plain Rust values.
 //! - [`dockerfile`]: Dockerfile analysis and the cache freshness policy.
+//! - [`duration`]: the one duration syntax (`30s`, `90m`, `6h`, `7d`).
 //! - [`engine`]: a small Docker Engine API client (`--load`, tests).
 //! - [`registry`]: an OCI distribution client for cache housekeeping.
 //! - [`proto`]: the generated BuildKit API, for programs that need a raw call.
@@ -50,7 +51,9 @@ pub(crate) mod cache;
 pub mod client;
 pub mod connect;
 pub mod dockerfile;
+pub mod duration;
 pub mod engine;
+pub(crate) mod http1;
 pub(crate) mod output;
 pub mod progress;
 pub mod proto;

@@ -9,8 +9,8 @@ use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use rbuild::progress::units::bytes;
 use rbuild::registry::{
-    Inventory, KeepReason, Policy, PruneOutcome, PrunePlan, Registry, RegistryOptions, Timestamp,
-    Usage, format_age, parse_duration, prune,
+    Inventory, KeepReason, PruneOutcome, PrunePlan, PruneRule, Registry, RegistryOptions,
+    Timestamp, Usage, format_age, parse_duration, prune,
 };
 use serde::Serialize;
 
@@ -82,8 +82,8 @@ pub async fn run(global: &GlobalArgs, cmd: CacheCommand) -> anyhow::Result<u8> {
             format,
         } => {
             let policy = match (keep, older_than) {
-                (Some(n), _) => Policy::KeepNewest(n),
-                (None, Some(d)) => Policy::OlderThan(d),
+                (Some(n), _) => PruneRule::KeepNewest(n),
+                (None, Some(d)) => PruneRule::OlderThan(d),
                 // clap's required group makes this unreachable from argv.
                 (None, None) => anyhow::bail!("prune needs --keep N or --older-than DUR"),
             };
@@ -224,7 +224,7 @@ struct PruneReport<'a> {
 
 async fn prune(
     registry: &Registry,
-    policy: Policy,
+    policy: PruneRule,
     yes: bool,
     format: Format,
 ) -> anyhow::Result<u8> {
@@ -289,8 +289,8 @@ fn write_prune(
 ) -> std::io::Result<()> {
     let plan = report.plan;
     let policy = match plan.policy {
-        Policy::KeepNewest(n) => format!("keep the {n} newest cache manifests"),
-        Policy::OlderThan(d) => format!("delete cache manifests older than {}", format_age(d)),
+        PruneRule::KeepNewest(n) => format!("keep the {n} newest cache manifests"),
+        PruneRule::OlderThan(d) => format!("delete cache manifests older than {}", format_age(d)),
     };
     writeln!(out, "Prune plan for {} ({policy}):", report.repository)?;
     write_plan_table(out, plan, now)?;

@@ -9,6 +9,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::engine::DEFAULT_DOCKER_SOCKET;
+
 /// Where the BuildKit Control API is served.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Address {
@@ -24,8 +26,6 @@ pub enum Address {
     DockerContainer { name: String, engine: PathBuf },
 }
 
-/// The engine socket Docker itself uses when `DOCKER_HOST` is unset.
-pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// Where a rootful standalone buildkitd listens by default.
 pub const DEFAULT_BUILDKITD_SOCKET: &str = "/run/buildkit/buildkitd.sock";
 

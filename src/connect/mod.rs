@@ -9,9 +9,9 @@ mod docker;
 mod stdio;
 mod tls;
 
-pub use address::{
-    Address, AddressError, DEFAULT_BUILDKITD_SOCKET, DEFAULT_DOCKER_SOCKET, docker_socket_from_env,
-};
+// Defined by the engine client; re-exported so the path it had here still works.
+pub use crate::engine::DEFAULT_DOCKER_SOCKET;
+pub use address::{Address, AddressError, DEFAULT_BUILDKITD_SOCKET, docker_socket_from_env};
 pub use tls::TlsConfig;
 
 use std::io;

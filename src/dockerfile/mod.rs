@@ -22,7 +22,7 @@ mod split;
 
 use std::time::Duration;
 
-pub use policy::{Policy, PolicySource, Refresh, format_duration, parse_duration};
+pub use policy::{PolicySource, Refresh, RefreshPolicy, format_duration, parse_duration};
 pub use rewrite::{RefreshedStep, Rewritten, prepare, progress_marks};
 
 /// A Dockerfile larger than this is not analyzed (BuildKit's own limit for
@@ -31,8 +31,9 @@ pub const MAX_DOCKERFILE_BYTES: usize = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerfileError {
-    #[error("invalid duration {value:?}: {reason} (use e.g. 30s, 90m, 6h, 7d)")]
-    Duration { value: String, reason: &'static str },
+    /// A refresh period that is malformed or out of range.
+    #[error(transparent)]
+    Duration(#[from] crate::duration::DurationError),
     /// A `# rbuild:` directive the user must fix.
     #[error("line {line}: {message}")]
     Directive { line: usize, message: String },
@@ -66,15 +67,15 @@ impl DetectedStep {
 
     /// The policy in force: the directive, else `--refresh-every` when the
     /// step fetches from outside, else none (cached like any step).
-    pub fn policy(&self, refresh_every: Option<Duration>) -> Option<Policy> {
+    pub fn policy(&self, refresh_every: Option<Duration>) -> Option<RefreshPolicy> {
         if let Some((line, refresh)) = self.directive {
-            return Some(Policy {
+            return Some(RefreshPolicy {
                 refresh,
                 source: PolicySource::Directive { line },
             });
         }
         match refresh_every {
-            Some(d) if !self.fetches.is_empty() => Some(Policy {
+            Some(d) if !self.fetches.is_empty() => Some(RefreshPolicy {
                 refresh: Refresh::Every(d),
                 source: PolicySource::Flag,
             }),

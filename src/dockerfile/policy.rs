@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::DockerfileError;
+use crate::duration::{self, DurationError};
 
 /// How often a step's cached layers are renewed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +38,7 @@ pub enum PolicySource {
 
 /// A step's effective policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Policy {
+pub struct RefreshPolicy {
     pub refresh: Refresh,
     pub source: PolicySource,
 }
@@ -46,50 +47,18 @@ pub struct Policy {
 /// enough that no arithmetic on it overflows.
 const MAX_SECS: u64 = 100 * 365 * 86_400;
 
-/// Parses `30s`, `90m`, `6h`, `7d`, `2w` or sums like `1h30m`. Whole
-/// seconds, at least one.
+/// A refresh period: the shared syntax ([`crate::duration`], e.g. `30s`,
+/// `6h`, `1h30m`), at least one second (a window must have a length) and at
+/// most 100 years.
 pub fn parse_duration(value: &str) -> Result<Duration, DockerfileError> {
-    let bad = |reason: &'static str| DockerfileError::Duration {
-        value: value.to_string(),
-        reason,
-    };
-    let s = value.trim();
-    if s.is_empty() {
-        return Err(bad("empty"));
+    let period = duration::parse(value)?;
+    if period.is_zero() {
+        return Err(DurationError::new(value, "must be at least 1s").into());
     }
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3_600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return Err(bad("unknown unit (s, m, h, d or w)")),
-        };
-        if digits.is_empty() {
-            return Err(bad("a unit needs a number before it"));
-        }
-        let n: u64 = digits.parse().map_err(|_| bad("number too large"))?;
-        digits.clear();
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .filter(|v| *v <= MAX_SECS)
-            .ok_or_else(|| bad("longer than 100 years"))?;
+    if period.as_secs() > MAX_SECS {
+        return Err(DurationError::new(value, "longer than 100 years").into());
     }
-    if !digits.is_empty() {
-        return Err(bad("the last number has no unit"));
-    }
-    if total == 0 {
-        return Err(bad("must be at least 1s"));
-    }
-    Ok(Duration::from_secs(total))
+    Ok(period)
 }
 
 /// The shortest exact spelling in one unit: `24h`, `7d`, `90m`, `45s`.

@@ -7,12 +7,12 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::{Body, Incoming};
-use hyper_util::rt::TokioIo;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
 use super::{Engine, EngineError};
+use crate::http1;
 
 /// Inspect and list answers; a list of thousands of images stays well below.
 pub(super) const JSON_BODY_LIMIT: usize = 64 << 20;
@@ -49,9 +49,8 @@ pub(super) fn query_escape(s: &str) -> String {
 
 impl Engine {
     /// Opens a connection, sends `request` and hands the response to `read`
-    /// while the connection is driven in the same future (no spawned task to
-    /// outlive the call). When `read` returns early, the connection is dropped,
-    /// which is how a large streamed answer is abandoned.
+    /// ([`http1::exchange`]: when `read` returns early, the connection is
+    /// dropped, which is how a large streamed answer is abandoned).
     pub(super) async fn exchange<B, T, F, Fut>(
         &self,
         what: &str,
@@ -69,31 +68,7 @@ impl Engine {
         let stream = UnixStream::connect(&self.socket)
             .await
             .map_err(|source| self.unreachable(source))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| self.broken(what, &e))?;
-        let work = async move {
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| self.broken(what, &e))?;
-            tracing::debug!(status = %response.status(), "engine response");
-            read(response).await
-        };
-        tokio::pin!(conn);
-        tokio::pin!(work);
-        tokio::select! {
-            out = &mut work => out,
-            driven = &mut conn => {
-                // The connection ended first (the engine closed it, or it
-                // broke); whatever it delivered is still readable, and a
-                // request cut short fails in `work` with hyper's reason.
-                if let Err(e) = driven {
-                    tracing::debug!(error = %e, "engine connection ended");
-                }
-                work.await
-            }
-        }
+        http1::exchange("engine", stream, request, |e| self.broken(what, &e), read).await
     }
 
     /// A bodiless request whose whole (bounded) answer is read.

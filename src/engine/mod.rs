@@ -36,7 +36,11 @@ use serde::Deserialize;
 
 pub use images::ImageSummary;
 
-use crate::connect::DEFAULT_DOCKER_SOCKET;
+/// The engine socket Docker itself uses when `DOCKER_HOST` is unset.
+// Owned by the engine client: `connect` needs the engine anyway (its
+// docker-container transport runs an exec), so the engine must not need
+// `connect` back.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 /// How many images [`Engine::find_by_config_digest`] may export, by default,
 /// while looking for a config digest in the containerd store: each costs the

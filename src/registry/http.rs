@@ -2,20 +2,21 @@
 //! and size, and the distribution error body (`{"errors":[{code,message}]}`)
 //! turned into a [`RegistryError`].
 //!
-//! One connection per request, as `engine::http` does: a registry on the
-//! same machine is cheap to reconnect to, and without a pool there is no
-//! idle keep-alive to go stale or task to outlive the call.
+//! One connection per request, through [`crate::http1`] as the engine
+//! client does: a registry on the same machine is cheap to reconnect to,
+//! and without a pool there is no idle keep-alive to go stale or task to
+//! outlive the call.
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::RegistryError;
 use super::auth::parse_bearer;
 use super::client::Registry;
 use super::reference::with_default_port;
+use crate::http1;
 
 /// Error bodies are a short JSON list; more than this is not a message.
 const ERROR_BODY_LIMIT: usize = 64 << 10;
@@ -114,13 +115,8 @@ impl Registry {
             detail: e.to_string(),
         };
         let request = build_request(call).map_err(|e| broken(&e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| broken(&e))?;
-        let work = async {
-            let response = sender.send_request(request).await.map_err(|e| broken(&e))?;
+        let read = |response: http::Response<hyper::body::Incoming>| async move {
             let status = response.status();
-            tracing::debug!(%status, "registry response");
             let headers = response.headers().clone();
             let limit = if status.is_success() {
                 call.limit
@@ -142,19 +138,7 @@ impl Registry {
                 body,
             })
         };
-        tokio::pin!(conn);
-        tokio::pin!(work);
-        tokio::select! {
-            out = &mut work => out,
-            driven = &mut conn => {
-                // The registry closed the connection first; what it sent is
-                // still readable, and a cut-short answer fails in `work`.
-                if let Err(e) = driven {
-                    tracing::debug!(error = %e, "registry connection ended");
-                }
-                work.await
-            }
-        }
+        http1::exchange("registry", stream, request, |e| broken(&e), read).await
     }
 
     /// The error for a non-success answer, by what the user can do.

@@ -30,7 +30,7 @@ mod fake;
 
 pub use client::{Registry, RegistryOptions};
 pub use inventory::{Inventory, TagEntry, TagKind, TagUsage, Usage};
-pub use prune::{Deletion, Failure, KeepReason, Kept, Policy, PruneOutcome, PrunePlan};
+pub use prune::{Deletion, Failure, KeepReason, Kept, PruneOutcome, PrunePlan, PruneRule};
 pub use reference::{Digest, Repository};
 pub use time::{Timestamp, format_age, parse_duration};
 

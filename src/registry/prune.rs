@@ -24,9 +24,10 @@ use super::inventory::{Inventory, TagEntry, TagKind, newest_first};
 use super::reference::Digest;
 use super::time::Timestamp;
 
+/// Which cache manifests a prune deletes; the plan's JSON calls it `policy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Policy {
+pub enum PruneRule {
     /// Keep the N newest cache manifests.
     KeepNewest(usize),
     /// Delete cache manifests older than this.
@@ -79,7 +80,7 @@ pub struct Deletion {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PrunePlan {
-    pub policy: Policy,
+    pub policy: PruneRule,
     pub delete: Vec<Deletion>,
     pub keep: Vec<Kept>,
     /// Digests only deleted manifests reference.
@@ -88,7 +89,7 @@ pub struct PrunePlan {
 }
 
 /// The plan for `inventory` under `policy` at time `now`; nothing deleted.
-pub fn plan(inventory: &Inventory, policy: Policy, now: Timestamp) -> PrunePlan {
+pub fn plan(inventory: &Inventory, policy: PruneRule, now: Timestamp) -> PrunePlan {
     let mut caches: Vec<&TagEntry> = inventory
         .tags
         .iter()
@@ -113,10 +114,10 @@ pub fn plan(inventory: &Inventory, policy: Policy, now: Timestamp) -> PrunePlan 
 }
 
 /// Why the `i`th newest cache is kept, or `None` to delete it.
-fn select(policy: Policy, i: usize, entry: &TagEntry, now: Timestamp) -> Option<KeepReason> {
+fn select(policy: PruneRule, i: usize, entry: &TagEntry, now: Timestamp) -> Option<KeepReason> {
     match policy {
-        Policy::KeepNewest(n) => (i < n).then_some(KeepReason::Newest),
-        Policy::OlderThan(limit) => match entry.created {
+        PruneRule::KeepNewest(n) => (i < n).then_some(KeepReason::Newest),
+        PruneRule::OlderThan(limit) => match entry.created {
             None => Some(KeepReason::NoAge),
             Some(t) if t >= now.minus(limit) => Some(KeepReason::Newer),
             Some(_) => None,
@@ -160,7 +161,7 @@ fn protect_kept_references<'a>(
 
 fn finish(
     inventory: &Inventory,
-    policy: Policy,
+    policy: PruneRule,
     kept: Vec<(&TagEntry, KeepReason)>,
     candidates: Vec<&TagEntry>,
 ) -> PrunePlan {
@@ -306,14 +307,14 @@ mod tests {
             entry("img", "m4", TagKind::Image, Some(0), &["base", "b1"]),
             entry("none", "m5", TagKind::Cache, None, &["b4"]),
         ]);
-        let p = plan(&inv, Policy::KeepNewest(1), at(59));
+        let p = plan(&inv, PruneRule::KeepNewest(1), at(59));
         assert_eq!(deleted(&p), ["c2", "c1", "none"]);
         assert_eq!(reason(&p, "c3"), &KeepReason::Newest);
         assert_eq!(reason(&p, "img"), &KeepReason::NotCache);
         // m1 m2 m5, b2, b4; not base or b1 (the image needs them).
         assert_eq!(p.reclaim_objects, 5);
         assert_eq!(p.reclaim_bytes, 30 + 1000 + 100_000);
-        let all = plan(&inv, Policy::KeepNewest(10), at(59));
+        let all = plan(&inv, PruneRule::KeepNewest(10), at(59));
         assert!(all.delete.is_empty());
         assert_eq!(all.reclaim_bytes, 0);
     }
@@ -325,7 +326,7 @@ mod tests {
             entry("new", "m2", TagKind::Cache, Some(50), &["b2"]),
             entry("none", "m3", TagKind::Cache, None, &["b3"]),
         ]);
-        let p = plan(&inv, Policy::OlderThan(Duration::from_secs(30)), at(59));
+        let p = plan(&inv, PruneRule::OlderThan(Duration::from_secs(30)), at(59));
         assert_eq!(deleted(&p), ["old"]);
         assert_eq!(reason(&p, "new"), &KeepReason::Newer);
         assert_eq!(reason(&p, "none"), &KeepReason::NoAge);
@@ -345,7 +346,7 @@ mod tests {
             entry("old-a", "m2", TagKind::Cache, Some(2), &["b2"]),
             entry("old-b", "m2", TagKind::Cache, Some(2), &["b2"]),
         ]);
-        let p = plan(&inv, Policy::KeepNewest(1), at(59));
+        let p = plan(&inv, PruneRule::KeepNewest(1), at(59));
         assert_eq!(p.delete.len(), 1);
         assert_eq!(deleted(&p), ["old-a", "old-b"]);
         assert_eq!(reason(&p, "alias"), &KeepReason::SharesDigest("c3".into()));

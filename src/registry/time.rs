@@ -1,12 +1,16 @@
 //! Timestamps found in manifests and configs (RFC 3339, as Go's `time.Time`
-//! marshals them) and the `--older-than` duration syntax (`30s`, `90m`,
-//! `24h`, `7d`). Small enough not to need a date crate: UTC only, no
+//! marshals them), and cache ages: parsed with [`crate::duration`], shown
+//! by [`format_age`]. Small enough not to need a date crate: UTC only, no
 //! calendars beyond the proleptic Gregorian one Go uses.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+
+/// Cache ages use the shared syntax with no bounds added: every age is a
+/// meaningful limit, `0s` (any cache manifest with a known time) included.
+pub use crate::duration::parse as parse_duration;
 
 /// A point in time, UTC, to the nanosecond: BuildKit writes several layers
 /// within one second, and the order between cache exports must survive.
@@ -188,46 +192,6 @@ impl Serialize for Timestamp {
     }
 }
 
-/// `30s`, `90m`, `24h`, `7d`, `2w`, or several joined (`1d12h`).
-pub fn parse_duration(input: &str) -> Result<Duration, String> {
-    let bad =
-        |why: &str| format!("invalid duration {input:?}: {why} (examples: 30s, 90m, 24h, 7d)");
-    let mut rest = input.trim();
-    if rest.is_empty() {
-        return Err(bad("empty"));
-    }
-    let mut total: u64 = 0;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(bad("expected a number"));
-        }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| bad("number too large"))?;
-        let unit = rest[digits..]
-            .chars()
-            .next()
-            .ok_or_else(|| bad("missing unit s, m, h, d or w"))?;
-        let scale = match unit {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => return Err(bad("unknown unit, use s, m, h, d or w")),
-        };
-        total = n
-            .checked_mul(scale)
-            .and_then(|s| total.checked_add(s))
-            .ok_or_else(|| bad("too large"))?;
-        rest = &rest[digits + unit.len_utf8()..];
-    }
-    Ok(Duration::from_secs(total))
-}
-
 /// The largest unit that fits: `45s`, `12m`, `5h`, `3d`; for tables.
 pub fn format_age(d: Duration) -> String {
     let s = d.as_secs();
@@ -242,40 +206,6 @@ pub fn format_age(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        let ok = [
-            ("30s", 30),
-            ("90m", 5400),
-            ("24h", 86_400),
-            ("7d", 604_800),
-            ("2w", 1_209_600),
-            ("1d12h", 129_600),
-            ("0s", 0),
-        ];
-        for (input, secs) in ok {
-            assert_eq!(
-                parse_duration(input),
-                Ok(Duration::from_secs(secs)),
-                "{input}"
-            );
-        }
-        for bad in [
-            "",
-            "7",
-            "d",
-            "7x",
-            "-1d",
-            "1.5h",
-            "h1",
-            "99999999999999999999d",
-            "7 d",
-        ] {
-            let err = parse_duration(bad).expect_err(bad);
-            assert!(err.contains("examples"), "{err}");
-        }
-    }
 
     #[test]
     fn rfc3339_timestamps() {

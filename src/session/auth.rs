@@ -147,7 +147,9 @@ impl Auth for AuthService {
     }
 
     /// `Unimplemented` makes the daemon use `Credentials` and fetch tokens
-    /// itself (PROTOCOL.md §7.1).
+    /// itself: upstream session/auth/auth.go `GetTokenAuthority` reads it as
+    /// "no authority", and util/resolver/authorizer.go then asks for
+    /// credentials.
     async fn get_token_authority(
         &self,
         _: Request<GetTokenAuthorityRequest>,

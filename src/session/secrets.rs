@@ -271,8 +271,10 @@ impl Secrets for SecretsService {
                     data: value.0.clone(),
                 }))
             }
-            // NotFound, not another code: optional mounts and the git
-            // source's GIT_AUTH_TOKEN probes treat it as "absent" (PROTOCOL §7.2).
+            // NotFound, not another code: upstream session/secrets/secrets.go
+            // turns it into ErrNotFound, which optional secret mounts
+            // (solver/llbsolver/mounts/mount.go) and the git source's
+            // GIT_AUTH_TOKEN probes (source/git/source.go) treat as "absent".
             None => {
                 tracing::debug!(id = %id, "secret not configured");
                 Err(Status::not_found(format!("secret {id} not found")))

@@ -50,7 +50,9 @@ pub const METHODS: &[&str] = &["DiffCopy"];
 const EXPORTER_ID_KEY: &str = "buildkit-attachable-exporter-id";
 /// Prefix of the exporter's response metadata on a call (upstream `keyExporterMetaPrefix`).
 const EXPORTER_MD_PREFIX: &str = "exporter-md-";
-/// Sent by `local` in delete mode (PROTOCOL §5.1); see [`ExportTarget::Dir`].
+/// Sent by the `local` exporter only in `mode=delete` (upstream exporter/local/export.go;
+/// session/filesync/filesync.go names it `keyExporterMultiPlatformTransfer`). See
+/// [`ExportTarget::Dir`].
 const MULTI_PLATFORM_KEY: &str = "buildkit-exporter-multi-platform";
 
 /// Where one exporter's output goes.

@@ -1,5 +1,5 @@
-//! The fsutil receiver on one `local` export stream (upstream fsutil `receive.go`; PROTOCOL
-//! §5.3). The daemon is the fsutil sender:
+//! The fsutil receiver on one `local` export stream (upstream tonistiigi/fsutil `receive.go`).
+//! The daemon is the fsutil sender (fsutil `send.go`):
 //! 1. it lists every entry as a `STAT` (the entry's ID is its index) and ends the listing
 //!    with an empty `STAT`;
 //! 2. we validate each entry ([`super::validate`]), hand it to the disk thread

@@ -40,8 +40,9 @@ pub const DEFAULT_ID: &str = "default";
 /// (upstream `sshforward.KeySSHID`).
 const ID_KEY: &str = "buildkit.ssh.id";
 
-/// Agent messages are small; 32 KiB chunks keep each tunnel write well under
-/// the session's frame limits (PROTOCOL §3.1).
+/// Agent traffic is small; messages of at most 32 KiB, the size upstream
+/// session/sshforward/copy.go reads and sends, stay far below the session's
+/// 1 MiB HTTP/2 frames.
 const CHUNK: usize = 32 * 1024;
 
 #[derive(Debug, thiserror::Error)]
