@@ -127,7 +127,7 @@ fn unusable_key_files_are_named_with_what_to_do() {
     ] {
         let err = Keyring::load("deploy", &[ok.clone(), path.clone()]).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("--ssh deploy"), "{text}");
+        assert!(text.contains("ssh deploy"), "{text}");
         assert!(text.contains(&path.display().to_string()), "{text}");
         assert!(text.contains(expect), "{text}");
         assert!(!text.contains("secret phrase"), "{text}");
