@@ -226,6 +226,11 @@ pub(super) fn user_error(e: BuildError) -> anyhow::Error {
         // Their messages start with the field the flag is named after.
         BuildError::Invalid(InvalidBuild::Ssh(e)) => anyhow::anyhow!("--{e}"),
         BuildError::Invalid(InvalidBuild::Secret(e)) => anyhow::anyhow!("--{e}"),
+        BuildError::Invalid(InvalidBuild::Dockerfile { message })
+            if message.starts_with("no Dockerfile at") =>
+        {
+            anyhow::anyhow!("{message} (use -f to name another file)")
+        }
         BuildError::Invalid(InvalidBuild::PushWithoutName) => anyhow::anyhow!(
             "pushing needs an image name: add -t REGISTRY/NAME[:TAG] or name= to the output"
         ),

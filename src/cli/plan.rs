@@ -19,9 +19,15 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
         .as_deref()
         .context("no build context given: rbuild [OPTIONS] PATH (try `rbuild .`)")?;
     let mut build = Build::new(context);
-    build = match locate_dockerfile(args.file.as_deref(), context)? {
-        DockerfileInput::Stdin(data) => build.dockerfile(Dockerfile::Inline(data.into())),
-        DockerfileInput::File(path) => build.dockerfile_path(path),
+    // The library checks the context before the Dockerfile; only stdin is
+    // the CLI's to read.
+    build = match args.file.as_deref() {
+        Some(p) if p == Path::new("-") => match locate_dockerfile(Some(p), context)? {
+            DockerfileInput::Stdin(data) => build.dockerfile(Dockerfile::Inline(data.into())),
+            DockerfileInput::File(path) => build.dockerfile_path(path),
+        },
+        Some(p) => build.dockerfile_path(p),
+        None => build,
     };
     if let Some(target) = &args.target {
         build = build.target(target);
