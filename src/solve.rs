@@ -182,13 +182,17 @@ pub(crate) async fn run(
         }
         None => (None, None),
     };
-    let (sources, locals, transfer) = match shared {
-        Some(v) => (HashMap::new(), v.ids, Some((v.context, v.shared))),
-        None => (plan.sources(), BTreeMap::new(), None),
+    // The build's own session serves its sources too: a frontend that
+    // ignores `local-sessionid` (the Dockerfile frontend before BuildKit
+    // 0.15, e.g. Docker Engine 26's) reads them from there, as buildx
+    // arranges it (docker/buildx#2615).
+    let (locals, shared_upload) = match shared {
+        Some(v) => (v.ids, Some((v.context, v.shared))),
+        None => (BTreeMap::new(), None),
     };
     let session = tokio::select! {
         s = Session::start(client.control(), SessionConfig {
-            sources,
+            sources: plan.sources(),
             shared_key: plan.shared_key.clone(),
             content: local_cache.stores.clone(),
             filesend,
@@ -198,7 +202,7 @@ pub(crate) async fn run(
         }) => s?,
         _ = cancel.cancelled() => return Err(BuildError::Canceled),
     };
-    let transfer = transfer.unwrap_or_else(|| (session.context_stats(), false));
+    let transfer = session.context_stats();
     let build_ref = new_id();
     let request = plan.solve_request(&build_ref, session.id(), &locals);
     tracing::debug!(build_ref, session = session.id(), "solving");
@@ -266,7 +270,8 @@ pub(crate) async fn run(
         outputs,
         exporter_response,
         steps: StepReport::from(&summary),
-        upload: UploadStats::of(&transfer.0, transfer.1),
+        upload: UploadStats::of(&transfer, false),
+        shared_upload: shared_upload.map(|(stats, shared)| UploadStats::of(&stats, shared)),
         cache_from: plan.cache_imports.clone(),
         cache_to: plan.cache_exports.clone(),
         warnings,

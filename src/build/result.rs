@@ -29,8 +29,15 @@ pub struct BuildResult {
     pub exporter_response: BTreeMap<String, String>,
     /// Steps run, cached and executed.
     pub steps: StepReport,
-    /// The context upload.
+    /// The context upload through this build's own session.
     pub upload: UploadStats,
+    /// With `Client::build_all`, the upload through the session that
+    /// serves this context to every build of the call that reads it: the
+    /// same counters for all of them, to be counted once. Daemons whose
+    /// Dockerfile frontend ignores the `local-sessionid` option (before
+    /// BuildKit 0.15) read from the build's own session instead, and these
+    /// counters stay at zero.
+    pub shared_upload: Option<UploadStats>,
     /// Cache sources and destinations the build used.
     pub cache_from: Vec<CacheEntry>,
     /// Cache destinations.
@@ -82,8 +89,8 @@ pub struct UploadStats {
     pub bytes_sent: u64,
     /// Entries listed (stats sent, with or without content).
     pub entries_listed: u64,
-    /// True when other builds shared this upload: the numbers are the
-    /// shared upload's, counted once for all of them.
+    /// True when other builds read the same upload (only ever set on
+    /// [`BuildResult::shared_upload`]).
     pub shared: bool,
 }
 
