@@ -23,20 +23,30 @@ use crate::proto::pb::Platform;
 /// Why a call to the daemon failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// Opening the connection failed (see [`ConnectError`]).
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// A quick query got no answer within [`ConnectOptions::timeout`]: the listener
+    /// accepted but did not speak BuildKit's API, or the daemon is hung.
     #[error(
         "BuildKit at {addr} did not answer {call} within {secs}s (is this a BuildKit endpoint?)"
     )]
     Timeout {
+        /// The daemon's address, as [`Address`] displays it.
         addr: String,
+        /// The RPC that timed out (`Info`, `ListWorkers`).
         call: &'static str,
+        /// The timeout that ran out, in whole seconds.
         secs: u64,
     },
+    /// The daemon answered a call with a gRPC error.
     #[error("BuildKit at {addr} failed {call}: {message}")]
     Rpc {
+        /// The daemon's address, as [`Address`] displays it.
         addr: String,
+        /// The RPC that failed (`Info`, `ListWorkers`).
         call: &'static str,
+        /// The status as one line (see [`status_message`]).
         message: String,
     },
 }
@@ -59,21 +69,30 @@ pub struct Client {
 pub struct DaemonInfo {
     /// `None` when the daemon predates the Info call (BuildKit < 0.11).
     pub version: Option<Version>,
+    /// Every worker the daemon reported, in its order.
     pub workers: Vec<Worker>,
 }
 
+/// The BuildKit release the daemon reports through the Info call.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Version {
+    /// The Go module path of the daemon's build, e.g. `github.com/moby/buildkit`.
     pub package: String,
+    /// The release tag, e.g. `v0.16.0`.
     pub version: String,
+    /// The commit the daemon was built from.
     pub revision: String,
 }
 
+/// One of the daemon's workers (the OCI or containerd backend that runs steps).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Worker {
+    /// The worker's ID as the daemon reports it.
     pub id: String,
     /// `os/arch[/variant]`, as users write `--platform`.
     pub platforms: Vec<String>,
+    /// The worker's labels (`org.mobyproject.buildkit.worker.*`: executor,
+    /// snapshotter, hostname, ...), sorted by key.
     pub labels: BTreeMap<String, String>,
 }
 

@@ -16,6 +16,8 @@ use std::time::Duration;
 pub struct DurationError {
     /// What was given, untrimmed.
     pub input: String,
+    /// What is wrong with it: empty, a missing or unknown unit, an overflow,
+    /// or a caller's bound such as `must be at least 1s`.
     pub reason: String,
 }
 

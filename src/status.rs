@@ -20,31 +20,44 @@ use crate::proto::pb;
 /// One `StatusResponse`: an incremental update, merged by the progress fold.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StatusUpdate {
+    /// Steps that started, finished or changed since the last update.
     pub vertices: Vec<VertexUpdate>,
+    /// Progress of sub-tasks (transfers, layers) of known steps.
     pub statuses: Vec<StatusItem>,
+    /// Output the steps wrote, in arrival order.
     pub logs: Vec<LogChunk>,
+    /// Warnings raised since the last update.
     pub warnings: Vec<Warning>,
 }
 
 /// The latest state of one build step (an LLB vertex), keyed by `digest`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VertexUpdate {
+    /// The vertex digest; statuses, logs and warnings name the step by it.
     pub digest: String,
+    /// Digests of the vertices this one depends on.
     pub inputs: Vec<String>,
     /// As the daemon names it, e.g. `[2/3] RUN echo hi`.
     pub name: String,
+    /// Whether the daemon reused the step's result from its cache.
     pub cached: bool,
+    /// When the step (last) started, on the daemon's clock; `None` until it
+    /// starts.
     pub started: Option<SystemTime>,
+    /// When it finished, on the daemon's clock; `None` while it runs.
     pub completed: Option<SystemTime>,
     /// `None` when the step has not failed.
     pub error: Option<String>,
+    /// The group the step is shown under, if it belongs to one.
     pub progress_group: Option<ProgressGroup>,
 }
 
 /// Vertices sharing a group are shown as one step (`pb.ProgressGroup`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProgressGroup {
+    /// The key the members share.
     pub id: String,
+    /// Shown as the name of the group's one step.
     pub name: String,
     /// A weak member alone does not reveal the group.
     pub weak: bool,
@@ -55,21 +68,30 @@ pub struct ProgressGroup {
 pub struct StatusItem {
     /// Shown to users, e.g. `transferring context:` or a layer digest.
     pub id: String,
+    /// The digest of the step this sub-task belongs to.
     pub vertex: String,
+    /// A secondary label, often empty; the displays show `id`.
     pub name: String,
+    /// Progress so far, usually bytes (0 when the daemon sends a negative
+    /// count).
     pub current: u64,
     /// `None` when the daemon does not know the total (it sends 0).
     pub total: Option<u64>,
     /// When the daemon produced this update.
     pub timestamp: Option<SystemTime>,
+    /// When the sub-task started; `None` until then (the fold shows an item
+    /// only from its start).
     pub started: Option<SystemTime>,
+    /// When the sub-task finished; `None` while it runs.
     pub completed: Option<SystemTime>,
 }
 
 /// Where a log chunk was written by the step's process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
+    /// Standard output (1 on the wire).
     Stdout,
+    /// Standard error (2 on the wire).
     Stderr,
     /// Any other number the daemon sends; kept so nothing is lost.
     Other(i64),
@@ -89,44 +111,64 @@ impl Stream {
 /// Raw output of a step. Chunks may end mid-line (and mid-character).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogChunk {
+    /// The digest of the step that wrote it.
     pub vertex: String,
+    /// Which of the process's streams it came from.
     pub stream: Stream,
+    /// When the daemon captured it, on its clock; `None` if missing or out
+    /// of range.
     pub timestamp: Option<SystemTime>,
+    /// The bytes as written, not necessarily UTF-8.
     pub data: Bytes,
 }
 
 /// A build warning, e.g. from the Dockerfile linter.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Warning {
+    /// The digest of the step it concerns; may name no known step.
     pub vertex: String,
+    /// The level the frontend gave it (the Dockerfile linter sends 1);
+    /// passed through, not interpreted.
     pub level: i64,
     /// One line; the Dockerfile frontend already appends `(line N)`.
     pub short: String,
+    /// Further paragraphs explaining it, each one string.
     pub detail: Vec<String>,
+    /// A page that documents the rule; `None` when the frontend gives none.
     pub url: Option<String>,
+    /// The file the warning points into, if the frontend sent it.
     pub source: Option<SourceInfo>,
+    /// The spans of `source` it points at; empty when none.
     pub ranges: Vec<SourceRange>,
 }
 
 /// The file a warning points into.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SourceInfo {
+    /// The file's name as the frontend knows it, e.g. `Dockerfile`.
     pub filename: String,
+    /// The file's language, e.g. `Dockerfile`; `None` when not sent.
     pub language: Option<String>,
     /// The whole file as the frontend saw it.
     pub data: Bytes,
 }
 
-/// Lines are 1-based as the frontend sends them; 0 means unknown.
+/// A span of a warning's source file, `start` to `end`; a position the
+/// frontend left out is all zeros.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SourceRange {
+    /// Where the span begins.
     pub start: Position,
+    /// Where it ends.
     pub end: Position,
 }
 
+/// A place in a source file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Position {
+    /// 1-based, as the frontend sends it; 0 means unknown.
     pub line: u32,
+    /// The character within the line; 0 when the frontend gives none.
     pub character: u32,
 }
 

@@ -17,13 +17,23 @@ pub enum Address {
     /// A standalone buildkitd on a unix socket: plain HTTP/2 (h2c).
     Unix(PathBuf),
     /// A standalone buildkitd on TCP: plain HTTP/2 (h2c).
-    Tcp { host: String, port: u16 },
+    Tcp {
+        /// A host name or IP address; an IPv6 address without its brackets.
+        host: String,
+        /// The TCP port.
+        port: u16,
+    },
     /// A Docker Engine on a unix socket: HTTP/1.1 `POST /grpc` upgraded to h2c.
     Docker(PathBuf),
     /// A buildkitd in container `name` of the engine at `engine`: the
     /// engine's exec API runs `buildctl dial-stdio` there and its stdio
     /// carries plain HTTP/2.
-    DockerContainer { name: String, engine: PathBuf },
+    DockerContainer {
+        /// The container's name or ID.
+        name: String,
+        /// The engine's unix socket, from `DOCKER_HOST` or Docker's default.
+        engine: PathBuf,
+    },
 }
 
 /// Where a rootful standalone buildkitd listens by default.
@@ -33,7 +43,9 @@ pub const DEFAULT_BUILDKITD_SOCKET: &str = "/run/buildkit/buildkitd.sock";
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid address {input:?}: {reason}")]
 pub struct AddressError {
+    /// The whole address string, as the user gave it.
     pub input: String,
+    /// What is wrong with it and, where it helps, the expected form.
     pub reason: String,
 }
 

@@ -67,52 +67,122 @@ impl Default for ConnectOptions {
 /// says what to check.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// A unix socket address (buildkitd or Docker Engine) whose file does
+    /// not exist.
     #[error(
         "cannot connect to BuildKit at {addr}: no socket at {path} (is the daemon running? set --addr or BUILDKIT_HOST)"
     )]
-    NoSocket { addr: String, path: String },
+    NoSocket {
+        /// The daemon's address, as [`Address`] displays it.
+        addr: String,
+        /// The socket path that was not found.
+        path: String,
+    },
+    /// The socket exists but this user may not open it.
     #[error(
         "cannot connect to BuildKit at {addr}: permission denied on {path} (run as a user that may open it)"
     )]
-    PermissionDenied { addr: String, path: String },
+    PermissionDenied {
+        /// The daemon's address, as [`Address`] displays it.
+        addr: String,
+        /// The socket path that refused this user.
+        path: String,
+    },
+    /// Opening the socket or TCP connection failed for another reason
+    /// (refused, unreachable, ...).
     #[error(
         "cannot connect to BuildKit at {addr}: {source} (is the daemon running and listening there?)"
     )]
     Io {
+        /// The daemon's address, as [`Address`] displays it.
         addr: String,
+        /// The error from opening the stream (name lookup included, for TCP).
         #[source]
         source: io::Error,
     },
+    /// The connection and HTTP/2 handshake did not finish within
+    /// [`ConnectOptions::timeout`].
     #[error(
         "cannot connect to BuildKit at {addr}: no answer within {secs}s (check the address and that the daemon is up)"
     )]
-    Timeout { addr: String, secs: u64 },
+    Timeout {
+        /// The daemon's address, as [`Address`] displays it.
+        addr: String,
+        /// The timeout that ran out, in whole seconds.
+        secs: u64,
+    },
+    /// A Docker Engine answered the `POST /grpc` upgrade with something
+    /// other than `101 Switching Protocols`.
     #[error(
         "cannot connect to BuildKit at {addr}: the engine refused the /grpc upgrade with HTTP {status}: {body} (is this a Docker Engine with BuildKit, API 1.39 or newer?)"
     )]
     UpgradeRefused {
+        /// The engine's address, as [`Address`] displays it.
         addr: String,
+        /// The HTTP status code the engine answered with.
         status: u16,
+        /// The engine's error message (the `message` of its JSON body, or
+        /// the raw body, at most 4 KiB).
         body: String,
     },
+    /// The stream opened but the HTTP/1 upgrade or the HTTP/2 handshake on
+    /// it failed: most likely not a BuildKit or Docker Engine socket.
     #[error(
         "cannot connect to BuildKit at {addr}: {detail} (is this a BuildKit or Docker Engine socket?)"
     )]
-    Handshake { addr: String, detail: String },
+    Handshake {
+        /// The daemon's address, as [`Address`] displays it.
+        addr: String,
+        /// The transport's error chain.
+        detail: String,
+    },
+    /// TLS options were given for an address that is not `tcp://`.
     #[error(
         "cannot use TLS with {addr}: --tlscacert, --tlscert, --tlskey, --tlsservername and --tlsdir apply only to tcp://HOST:PORT addresses (drop them or use a tcp:// address)"
     )]
-    TlsUnsupported { addr: String },
+    TlsUnsupported {
+        /// The non-TCP address, as [`Address`] displays it.
+        addr: String,
+    },
+    /// A TLS file or `--tlsdir` directory is missing, unreadable or holds no
+    /// usable PEM data.
     #[error("cannot use TLS file {path}: {detail}")]
-    TlsFile { path: String, detail: String },
+    TlsFile {
+        /// The file or directory, as given.
+        path: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The TLS files loaded but do not make a client configuration: a
+    /// certificate without its key, a key that does not match, a bad server
+    /// name, no system roots.
     #[error("cannot set up TLS for {addr}: {detail}")]
-    TlsSetup { addr: String, detail: String },
+    TlsSetup {
+        /// The daemon's address, as [`Address`] displays it.
+        addr: String,
+        /// What is wrong with the combination.
+        detail: String,
+    },
+    /// The TLS handshake with the daemon failed, or the daemon refused the
+    /// client certificate right after it.
     #[error("cannot connect to BuildKit at {addr}: TLS handshake failed: {detail}")]
-    Tls { addr: String, detail: String },
+    Tls {
+        /// The daemon's address, as [`Address`] displays it.
+        addr: String,
+        /// The rustls error, explained in terms of the TLS flags when it is
+        /// a known certificate problem.
+        detail: String,
+    },
+    /// A `docker-container://` address: the engine could not run
+    /// `buildctl dial-stdio` in the builder container.
     #[error("cannot connect to BuildKit at {addr}: {source} ({hint})")]
     Container {
+        /// The container address, as [`Address`] displays it.
         addr: String,
+        /// What to check, by the step that failed (creating or starting the
+        /// exec).
         hint: &'static str,
+        /// The engine's error.
         #[source]
         source: crate::engine::EngineError,
     },

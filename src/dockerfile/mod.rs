@@ -29,6 +29,7 @@ pub use rewrite::{RefreshedStep, Rewritten, prepare, progress_marks};
 /// the frontend's input is of the same order).
 pub const MAX_DOCKERFILE_BYTES: usize = 8 << 20;
 
+/// Why a Dockerfile could not be analyzed or rewritten.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerfileError {
     /// A refresh period that is malformed or out of range.
@@ -36,9 +37,22 @@ pub enum DockerfileError {
     Duration(#[from] crate::duration::DurationError),
     /// A `# rbuild:` directive the user must fix.
     #[error("line {line}: {message}")]
-    Directive { line: usize, message: String },
+    Directive {
+        /// The directive's 1-based line in the user's file.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The file exceeds [`MAX_DOCKERFILE_BYTES`] and is not analyzed.
     #[error("the Dockerfile is {size} bytes; rbuild analyzes at most {max}")]
-    TooLarge { size: usize, max: usize },
+    TooLarge {
+        /// The file's size in bytes.
+        size: usize,
+        /// The limit in bytes ([`MAX_DOCKERFILE_BYTES`]).
+        max: usize,
+    },
+    /// The clock passed to [`prepare`] reads before the Unix epoch, so no
+    /// refresh window can be computed.
     #[error("the system clock reads before 1970: cannot compute the refresh window")]
     Clock,
 }
@@ -46,8 +60,10 @@ pub enum DockerfileError {
 /// One instruction of the Dockerfile, as `rbuild check` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DetectedStep {
-    /// 1-based first and last physical line in the user's file.
+    /// 1-based first physical line in the user's file.
     pub line: usize,
+    /// 1-based last physical line (the same as `line` unless the
+    /// instruction continues or has a heredoc).
     pub end_line: usize,
     /// 0-based stage (counting `FROM`s); `None` before the first `FROM`.
     pub stage: Option<usize>,
@@ -61,6 +77,7 @@ pub struct DetectedStep {
 }
 
 impl DetectedStep {
+    /// Whether the step is a `FROM`, which starts a new stage.
     pub fn is_from(&self) -> bool {
         self.instruction.starts_with("FROM ")
     }

@@ -31,7 +31,10 @@ impl fmt::Display for Refresh {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PolicySource {
     /// A `# rbuild:refresh=` comment on this (1-based) line.
-    Directive { line: usize },
+    Directive {
+        /// The directive's 1-based line in the user's file.
+        line: usize,
+    },
     /// `--refresh-every`, applied because the step fetches from outside.
     Flag,
 }
@@ -39,7 +42,9 @@ pub enum PolicySource {
 /// A step's effective policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RefreshPolicy {
+    /// How often the step is renewed.
     pub refresh: Refresh,
+    /// Whether that came from a directive or from `--refresh-every`.
     pub source: PolicySource,
 }
 

@@ -36,6 +36,7 @@ pub const REFRESH_ARG: &str = "RBUILD_REFRESH";
 pub struct RefreshedStep {
     /// 1-based line of the step in the user's file.
     pub line: usize,
+    /// The instruction as [`DetectedStep::instruction`] shows it.
     pub instruction: String,
     /// What it fetches (`git clone, curl URL`), or `directive` alone.
     pub reason: String,
@@ -48,7 +49,9 @@ pub struct RefreshedStep {
 /// A Dockerfile rewritten for a build.
 #[derive(Clone, Debug)]
 pub struct Rewritten {
+    /// The Dockerfile to send to the frontend, with the `ARG` lines added.
     pub text: String,
+    /// The steps this build renews, in file order; never empty.
     pub refreshed: Vec<RefreshedStep>,
     /// Rewritten line (index + 1) -> the user's line.
     line_map: Vec<usize>,

@@ -23,8 +23,9 @@ pub(crate) enum LineKind {
 /// One instruction with its physical extent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Instruction {
-    /// 1-based first and last physical line.
+    /// 1-based first physical line.
     pub start: usize,
+    /// 1-based last physical line, continuations and heredoc bodies included.
     pub end: usize,
     /// The keyword as written (`RUN`, `run`).
     pub keyword: String,

@@ -14,6 +14,8 @@ pub struct ImageSummary {
     pub id: String,
     /// `repo:tag` names; the classic store's `<none>:<none>` is left out.
     pub repo_tags: Vec<String>,
+    /// The image's size in bytes as the engine reports it; 0 when the engine
+    /// has not computed it.
     pub size: u64,
 }
 
@@ -90,6 +92,7 @@ impl Engine {
         Ok(())
     }
 
+    /// Every image the engine holds (`GET /images/json`), in the engine's order.
     pub async fn list_images(&self) -> Result<Vec<ImageSummary>, EngineError> {
         Ok(self
             .listed_images()

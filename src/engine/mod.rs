@@ -54,37 +54,71 @@ pub const DEFAULT_SCAN_BYTES: u64 = 256 << 20;
 /// Why an engine call failed, by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The engine's socket could not be opened: no socket, no permission, or
+    /// nothing listening.
     #[error("cannot reach the Docker Engine at {}: {source} ({hint})", socket.display())]
     Unreachable {
+        /// The unix socket that was tried.
         socket: PathBuf,
+        /// What to check, by the kind of failure.
         hint: &'static str,
+        /// The error from opening the socket.
         #[source]
         source: std::io::Error,
     },
+    /// `DOCKER_HOST` names something other than an absolute `unix://` path
+    /// (tcp, ssh, a relative path).
     #[error(
         "DOCKER_HOST={host} is not supported: rbuild talks to the engine over unix:///path/to/docker.sock"
     )]
-    UnsupportedHost { host: String },
+    UnsupportedHost {
+        /// The value of `DOCKER_HOST`, trimmed.
+        host: String,
+    },
+    /// The HTTP/1.1 exchange failed after the socket opened (the engine
+    /// closed the connection, or the answer was cut short).
     #[error("the connection to the Docker Engine at {} broke while {what}: {detail}", socket.display())]
     Connection {
+        /// The engine's unix socket.
         socket: PathBuf,
+        /// The operation, for the message (`listing images`, ...).
         what: String,
+        /// The transport's error.
         detail: String,
     },
+    /// The engine answered with a status that is not a success.
     #[error("{what}: the Docker Engine answered HTTP {status}: {message}")]
     Status {
+        /// The operation, for the message (`listing images`, ...).
         what: String,
+        /// The HTTP status code.
         status: u16,
+        /// The `message` of the engine's JSON error body, or the raw body.
         message: String,
     },
     /// An error line in a streamed response that began with `200 OK`.
     #[error("{what}: the Docker Engine reported: {message}")]
-    Reported { what: String, message: String },
+    Reported {
+        /// The operation, for the message.
+        what: String,
+        /// The error the stream carried.
+        message: String,
+    },
+    /// The engine's answer could not be read or parsed: a body over its
+    /// limit, JSON that does not fit, a stream that ends wrongly.
     #[error("{what}: unexpected response from the Docker Engine: {detail}")]
-    BadResponse { what: String, detail: String },
+    BadResponse {
+        /// The operation, for the message.
+        what: String,
+        /// What was wrong, with the start of the body where it helps.
+        detail: String,
+    },
+    /// An image name or digest refused before it is sent to the engine.
     #[error("invalid image reference {reference:?}: {reason}")]
     InvalidReference {
+        /// The name or digest, as given.
         reference: String,
+        /// Why it was refused.
         reason: &'static str,
     },
 }
@@ -98,6 +132,9 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine at `socket`, with the default scan budget
+    /// ([`DEFAULT_SCAN_IMAGES`], [`DEFAULT_SCAN_BYTES`]). Nothing is opened
+    /// until the first call.
     pub fn new(socket: PathBuf) -> Engine {
         Engine {
             socket,
@@ -121,10 +158,12 @@ impl Engine {
         self
     }
 
+    /// The unix socket every call opens.
     pub fn socket(&self) -> &Path {
         &self.socket
     }
 
+    /// `GET /_ping`: `Ok` when the engine answers with a success status.
     pub async fn ping(&self) -> Result<(), EngineError> {
         let what = "pinging the engine";
         let (status, body) = self.call(Method::GET, "/_ping", what).await?;

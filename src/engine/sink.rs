@@ -22,6 +22,9 @@ const LOAD_QUEUE: usize = 16;
 /// The running image-load request and the names it loaded.
 type LoadTask = JoinHandle<Result<Vec<String>, EngineError>>;
 
+/// Where the session's file-send service puts a `docker` export for `--load`:
+/// tags an image the engine already holds, else streams the tarball into
+/// `POST /images/load`.
 pub struct LoadSink {
     engine: Engine,
     /// The image names the export carries (`name` attribute).
@@ -30,6 +33,8 @@ pub struct LoadSink {
 }
 
 impl LoadSink {
+    /// A sink that loads into `engine`; `names` are the export's image names,
+    /// tagged on the fast path.
     pub fn new(engine: Engine, names: Vec<String>) -> LoadSink {
         LoadSink {
             engine,

@@ -54,6 +54,7 @@ pub type Clock = Box<dyn Fn() -> Instant + Send>;
 pub struct Summary {
     /// Steps that started (or showed output).
     pub total: usize,
+    /// Completed from the cache, without error.
     pub cached: usize,
     /// Completed without cache and without error.
     pub executed: usize,
@@ -62,14 +63,18 @@ pub struct Summary {
     pub failed: usize,
     /// Time the executed steps ran, by the daemon's timestamps.
     pub executed_time: Duration,
+    /// Warnings the daemon sent, whether tied to a step or to the build.
     pub warnings: usize,
     /// The first step to fail.
     pub failed_vertex: Option<FailedVertex>,
 }
 
+/// A step that failed, as the error report after the build shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailedVertex {
+    /// The step's name as displayed; a progress group's name for a group.
     pub name: String,
+    /// The daemon's error for the step; empty when it sent none.
     pub error: String,
     /// Its last log lines (about ten), oldest first.
     pub logs: Vec<String>,
@@ -90,6 +95,8 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// A fold that renders in `mode` to `out`, the tty header timed by the
+    /// real clock.
     pub fn new(mode: Mode, out: Box<dyn Write + Send>) -> Self {
         Self::with_clock(mode, out, Box::new(Instant::now))
     }

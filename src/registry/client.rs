@@ -19,12 +19,15 @@ use super::reference::{Digest, ManifestRef, Repository, valid_tag};
 const MANIFEST_LIMIT: usize = 8 << 20;
 /// A tags page; thousands of tags fit in well under this.
 const TAGS_PAGE_LIMIT: usize = 16 << 20;
-/// Stop following `Link` after this many pages or tags: a loop, not a repo.
+/// Stop following `Link` after this many pages: a loop, not a repo.
 const MAX_PAGES: usize = 10_000;
+/// Stop listing after this many tags, for the same reason.
 const MAX_TAGS: usize = 1_000_000;
 
+/// Time limits for the calls of a [`Registry`].
 #[derive(Clone, Debug)]
 pub struct RegistryOptions {
+    /// For opening each TCP connection (one per request).
     pub connect_timeout: Duration,
     /// For each request, from sending it to the end of its body.
     pub request_timeout: Duration,
@@ -64,6 +67,7 @@ struct TagsPage {
 }
 
 impl Registry {
+    /// A client for `repository`; nothing is sent until the first call.
     pub fn new(repository: Repository, options: RegistryOptions) -> Registry {
         Registry {
             repository,
@@ -72,6 +76,7 @@ impl Registry {
         }
     }
 
+    /// The repository every call of this client is about.
     pub fn repository(&self) -> &Repository {
         &self.repository
     }

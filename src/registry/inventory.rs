@@ -23,6 +23,7 @@ const CONFIG_LIMIT: usize = 32 << 20;
 /// more is plenty, and a bound keeps a hostile registry from looping us.
 const MAX_DEPTH: usize = 3;
 
+/// What a tag points at, which decides whether prune may touch it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TagKind {
@@ -35,6 +36,7 @@ pub enum TagKind {
 }
 
 impl TagKind {
+    /// The lowercase name used in tables and JSON: `cache`, `image`, `other`.
     pub fn as_str(&self) -> &'static str {
         match self {
             TagKind::Cache => "cache",
@@ -44,11 +46,14 @@ impl TagKind {
     }
 }
 
+/// One tag as [`Registry::inventory`] read it.
 #[derive(Clone, Debug)]
 pub struct TagEntry {
+    /// The tag's name, without the repository.
     pub tag: String,
     /// The root manifest or index the tag points at.
     pub digest: Digest,
+    /// Cache, image or other, from the root and what it references.
     pub kind: TagKind,
     /// Newest creation time found (see [`Registry::inventory`]).
     pub created: Option<Timestamp>,
@@ -56,39 +61,55 @@ pub struct TagEntry {
     pub refs: BTreeSet<Digest>,
 }
 
+/// One piece of content a tag keeps alive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Object {
+    /// Bytes: a descriptor's stated size, or a fetched manifest's body length.
     pub size: u64,
     /// A manifest or index, as opposed to a layer or config blob.
     pub manifest: bool,
 }
 
+/// A repository's tags and the content they reference, as read at one time.
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
+    /// Every tag that could be read, in the order the registry listed them
+    /// (tags deleted while reading are left out).
     pub tags: Vec<TagEntry>,
+    /// Every digest any tag references, once each.
     pub objects: BTreeMap<Digest, Object>,
 }
 
 /// One `ls` row.
 #[derive(Clone, Debug, Serialize)]
 pub struct TagUsage {
+    /// The tag's name.
     pub tag: String,
+    /// Cache, image or other.
     pub kind: TagKind,
+    /// The root manifest or index the tag points at.
     pub digest: Digest,
     /// Bytes of every digest the tag references.
     pub size: u64,
     /// The part of `size` other tags reference too.
     pub shared: u64,
+    /// Newest creation time found; `None` when the content states none.
     pub created: Option<Timestamp>,
+    /// Whole seconds from `created` to the `now` passed to
+    /// [`Inventory::tag_usage`]; `None` without `created`.
     pub age_secs: Option<u64>,
 }
 
 /// `du` totals.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
+    /// All tags of the repository.
     pub tags: usize,
+    /// Tags of kind [`TagKind::Cache`].
     pub cache_tags: usize,
+    /// Tags of kind [`TagKind::Image`].
     pub image_tags: usize,
+    /// Tags of kind [`TagKind::Other`].
     pub other_tags: usize,
     /// Distinct manifests and indexes, nested ones included.
     pub manifests: usize,
@@ -159,6 +180,8 @@ impl Inventory {
             .collect()
     }
 
+    /// The repository's totals, each digest counted once however many tags
+    /// reference it.
     pub fn usage(&self) -> Usage {
         let counts = self.ref_counts();
         let count_kind = |k: TagKind| self.tags.iter().filter(|t| t.kind == k).count();

@@ -15,12 +15,19 @@ use serde::Deserialize;
 use super::reference::Digest;
 use super::time::Timestamp;
 
+/// OCI image index: a list of manifests (BuildKit's default cache layout).
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// OCI image manifest: one config and its layers.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Docker's manifest list, the pre-OCI form of an index.
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker's schema 2 image manifest.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// BuildKit's cache config blob, which marks a manifest as a registry cache.
 pub const CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
+/// An OCI image config: the manifest is a runnable image.
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// Docker's image config: the manifest is a runnable image.
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
 /// Without the index types in `Accept`, distribution answers 404 for an
@@ -35,6 +42,8 @@ const CREATED_AT_ANNOTATION: &str = "buildkit/createdat";
 /// The OCI pre-defined annotation, on images that set it.
 const OCI_CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
 
+/// Whether a descriptor's media type is an index or a manifest (which the
+/// registry serves under `/manifests/`) rather than a blob.
 pub fn is_manifest_type(media_type: &str) -> bool {
     matches!(
         media_type,
@@ -42,12 +51,19 @@ pub fn is_manifest_type(media_type: &str) -> bool {
     )
 }
 
+/// A reference from a manifest or index to other content, as the OCI
+/// descriptor JSON has it.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Descriptor {
+    /// What the target is; empty when the descriptor leaves it out.
     #[serde(rename = "mediaType", default)]
     pub media_type: String,
+    /// The target's content digest.
     pub digest: Digest,
+    /// The target's size in bytes, as the descriptor states it.
     pub size: u64,
+    /// The descriptor's annotations (BuildKit's `buildkit/createdat` among
+    /// them); empty when it has none.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
 }
@@ -67,13 +83,21 @@ struct Raw {
 /// The two shapes that reference other content.
 #[derive(Debug)]
 pub enum Manifest {
+    /// An OCI index or Docker manifest list (a document with `manifests`).
     Index {
+        /// What the index lists: platform manifests, or for a cache the
+        /// layer blobs and the cache config.
         manifests: Vec<Descriptor>,
+        /// The index's own annotations.
         annotations: BTreeMap<String, String>,
     },
+    /// An image manifest (a document with a `config`).
     Image {
+        /// The config blob: an image config, or BuildKit's cache config.
         config: Descriptor,
+        /// The layer blobs; empty when the field is missing.
         layers: Vec<Descriptor>,
+        /// The manifest's own annotations.
         annotations: BTreeMap<String, String>,
     },
 }

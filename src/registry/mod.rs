@@ -39,7 +39,12 @@ pub use time::{Timestamp, format_age, parse_duration};
 pub enum RegistryError {
     /// Fix the argument.
     #[error("invalid repository {input:?}: {reason}")]
-    InvalidReference { input: String, reason: String },
+    InvalidReference {
+        /// The repository string, as the user gave it.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Not something this client does (yet).
     #[error("{0}")]
     Unsupported(String),
@@ -48,27 +53,41 @@ pub enum RegistryError {
         "cannot reach the registry at {host}: {source} (is it running and listening on that host:port?)"
     )]
     Unreachable {
+        /// The registry's (or token service's) `host[:port]`, as written.
         host: String,
+        /// The error from opening the TCP connection.
         #[source]
         source: std::io::Error,
     },
+    /// Connecting, or one request from sending to the end of its body, took
+    /// longer than [`RegistryOptions`] allows.
     #[error("the registry at {host} did not answer within {secs}s while {what}")]
     Timeout {
+        /// The registry's (or token service's) `host[:port]`.
         host: String,
+        /// The operation (`connecting`, `listing the tags of ...`).
         what: String,
+        /// The limit that ran out, in whole seconds.
         secs: u64,
     },
+    /// The HTTP/1.1 exchange failed after the connection opened.
     #[error("the connection to the registry at {host} broke while {what}: {detail}")]
     Connection {
+        /// The registry's (or token service's) `host[:port]`.
         host: String,
+        /// The operation, for the message.
         what: String,
+        /// The transport's error.
         detail: String,
     },
     /// The repository, tag or manifest does not exist (any more).
     #[error("{what}: not found in the registry at {host} ({message})")]
     NotFound {
+        /// The repository's registry, `host[:port]`.
         host: String,
+        /// The operation, for the message.
         what: String,
+        /// The registry's error (`CODE: message` from its error body).
         message: String,
     },
     /// Credentials would be needed; only anonymous access is supported.
@@ -77,9 +96,13 @@ pub enum RegistryError {
          `rbuild cache` does not send credentials yet"
     )]
     Denied {
+        /// The repository's registry, `host[:port]`.
         host: String,
+        /// The operation, for the message.
         what: String,
+        /// 401 or 403.
         status: u16,
+        /// The registry's error (`CODE: message` from its error body).
         message: String,
     },
     /// The registry operator must enable deletes.
@@ -87,23 +110,40 @@ pub enum RegistryError {
         "the registry at {host} does not allow deletes (HTTP 405): enable them with \
          `storage: delete: enabled: true` (REGISTRY_STORAGE_DELETE_ENABLED=true) and restart it"
     )]
-    DeleteDisabled { host: String },
+    DeleteDisabled {
+        /// The repository's registry, `host[:port]`.
+        host: String,
+    },
+    /// Any other status that is not a success.
     #[error("{what}: the registry at {host} answered HTTP {status}: {message}")]
     Status {
+        /// The repository's registry, `host[:port]`.
         host: String,
+        /// The operation, for the message.
         what: String,
+        /// The HTTP status code.
         status: u16,
+        /// The registry's error (`CODE: message` from its error body), or
+        /// the start of the body.
         message: String,
     },
+    /// The answer broke the protocol: a body over its limit, JSON that does
+    /// not parse, a digest that does not match the content, a bad `Link`.
     #[error("{what}: unexpected answer from the registry at {host}: {detail}")]
     BadResponse {
+        /// The repository's registry, `host[:port]`.
         host: String,
+        /// The operation, for the message.
         what: String,
+        /// What was wrong.
         detail: String,
     },
     /// Someone pushed or retagged between planning and deleting: plan again.
     #[error(
         "the repository changed after the prune plan was made ({detail}); nothing was deleted: run prune again"
     )]
-    Changed { detail: String },
+    Changed {
+        /// The first change found: a new tag, or a tag that moved.
+        detail: String,
+    },
 }

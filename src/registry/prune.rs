@@ -39,6 +39,9 @@ fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_u64(d.as_secs())
 }
 
+/// Why a plan keeps a tag. In JSON it is `reason`, with `kept_tag` naming
+/// the kept tag for [`KeepReason::SharesDigest`] and
+/// [`KeepReason::ReferencedBy`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", content = "kept_tag", rename_all = "snake_case")]
 pub enum KeepReason {
@@ -56,14 +59,20 @@ pub enum KeepReason {
     ReferencedBy(String),
 }
 
+/// A tag the plan leaves in place.
 #[derive(Clone, Debug, Serialize)]
 pub struct Kept {
+    /// The tag's name.
     pub tag: String,
+    /// Cache, image or other; only caches are ever deleted.
     pub kind: TagKind,
+    /// The manifest or index the tag points at.
     pub digest: Digest,
+    /// The tag's age as the inventory found it; `None` when unknown.
     pub created: Option<Timestamp>,
     /// Bytes this tag references.
     pub size: u64,
+    /// Why it is kept.
     #[serde(flatten)]
     pub reason: KeepReason,
 }
@@ -71,20 +80,30 @@ pub struct Kept {
 /// One manifest to delete, with every tag that goes with it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Deletion {
+    /// The manifest to delete; deleting it removes all of `tags`.
     pub digest: Digest,
+    /// Every tag that points at `digest`, sorted.
     pub tags: Vec<String>,
+    /// The manifest's age as the inventory found it; `None` when unknown.
     pub created: Option<Timestamp>,
     /// Bytes this manifest references, shared or not.
     pub size: u64,
 }
 
+/// What a prune would do, computed by [`plan`] without touching the
+/// registry; [`Registry::prune`] carries it out.
 #[derive(Clone, Debug, Serialize)]
 pub struct PrunePlan {
+    /// The rule the plan was made under.
     pub policy: PruneRule,
+    /// The manifests to delete, newest first.
     pub delete: Vec<Deletion>,
+    /// Every tag that stays, with its reason, sorted by tag.
     pub keep: Vec<Kept>,
     /// Digests only deleted manifests reference.
     pub reclaim_objects: usize,
+    /// The size of those digests: what the registry's garbage collection
+    /// can free after the deletes.
     pub reclaim_bytes: u64,
 }
 
@@ -209,14 +228,18 @@ fn finish(
 /// What `--yes` did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PruneOutcome {
+    /// Manifests the registry deleted, in plan order.
     pub deleted: Vec<Digest>,
     /// Deletes the registry refused.
     pub failed: Vec<Failure>,
 }
 
+/// One delete the registry refused; the prune went on with the others.
 #[derive(Clone, Debug, Serialize)]
 pub struct Failure {
+    /// The manifest that is still there.
     pub digest: Digest,
+    /// The error, as text for the report.
     pub error: String,
 }
 

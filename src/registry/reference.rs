@@ -23,10 +23,13 @@ pub struct Repository {
 }
 
 impl Repository {
+    /// `host[:port]`, as the user wrote it; also the HTTP `Host` header.
     pub fn host(&self) -> &str {
         &self.host
     }
 
+    /// The repository path without the host, e.g. `team/app-cache`, as
+    /// it goes into `/v2/<path>/...`.
     pub fn path(&self) -> &str {
         &self.path
     }
@@ -132,6 +135,7 @@ fn validate_path(path: &str) -> Result<(), &'static str> {
 pub struct Digest(String);
 
 impl Digest {
+    /// The whole digest, `algorithm:encoded`.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -21,10 +21,12 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
+    /// The system clock now.
     pub fn now() -> Timestamp {
         Timestamp::from_system(SystemTime::now())
     }
 
+    /// A `SystemTime` as a timestamp; a time before 1970 becomes the epoch.
     pub fn from_system(t: SystemTime) -> Timestamp {
         match t.duration_since(UNIX_EPOCH) {
             Ok(d) => Timestamp {
@@ -36,6 +38,7 @@ impl Timestamp {
         }
     }
 
+    /// Whole seconds since 1970-01-01 UTC, the fraction dropped.
     pub fn unix_secs(&self) -> i64 {
         self.secs
     }
