@@ -11,17 +11,21 @@ pub struct Spec {
     pub attrs: BTreeMap<String, String>,
 }
 
+/// A `type=...,key=value` value (output, cache, secret) that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{field} {input:?}: {reason}")]
 pub struct SpecError {
     /// What the value describes (`output`, `cache-to`, ...): a CLI adds
     /// its own flag spelling.
     pub field: &'static str,
+    /// The value as given.
     pub input: String,
+    /// What is wrong with it, and the right form.
     pub reason: String,
 }
 
 impl SpecError {
+    /// An error about `input`, a value of `field`.
     pub fn new(field: &'static str, input: &str, reason: impl Into<String>) -> Self {
         Self {
             field,

@@ -8,7 +8,7 @@
 //! the step names do not count or show it. So the rewrite declares
 //! `ARG RBUILD_REFRESH=<period>.<window>` right before each refreshed step:
 //! the steps before it keep their keys, it and the steps after it get a key
-//! that every runner computes alike within a window. See [`rewrite`].
+//! that every runner computes alike within a window. See [`Rewritten`] and [`prepare`].
 //!
 //! - [`analyze`]: every step with its line, what it fetches, its directive.
 //! - [`prepare`]: the rewritten Dockerfile for a build, or `None`.

@@ -8,8 +8,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::spec::SpecError;
-
 mod files;
 mod parse;
 mod result;

@@ -7,7 +7,11 @@ use super::{Destination, Export};
 /// What one exporter of a finished build produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputResult {
+    /// The daemon's exporter name (`image`, `moby` on a Docker Engine,
+    /// `docker`, `oci`, `tar`, `local`).
     pub kind: String,
+    /// Where the result went on the client side (`Daemon` when it stayed
+    /// on the daemon or went to a registry).
     pub dest: Destination,
     /// `containerimage.digest`, `image.name`, ... as far as they are known
     /// to belong to this exporter.

@@ -40,9 +40,12 @@ pub enum EventKind {
     Finished,
 }
 
+/// A function from a step's name to its note.
+type MarkFn = dyn Fn(&str) -> Option<String> + Send + Sync;
+
 /// Annotates a step by its name; `None` leaves it as it is.
 #[derive(Clone)]
-pub struct StepMarker(pub(crate) Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+pub struct StepMarker(pub(crate) Arc<MarkFn>);
 
 impl StepMarker {
     /// A marker from a function of the step name.

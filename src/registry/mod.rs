@@ -7,7 +7,7 @@
 //! flow of the distribution token spec when the realm is plain HTTP too.
 //! HTTPS is refused with a clear error rather than half supported.
 //!
-//! - [`reference`]: repository, tag and digest syntax.
+//! - [`reference`](mod@reference): repository, tag and digest syntax.
 //! - [`manifest`]: manifest shapes, cache vs image, creation times.
 //! - [`inventory`]: every tag of a repository with the blobs it references.
 //! - [`prune`]: which cache manifests to delete, and what that frees.

@@ -25,7 +25,7 @@ use crate::proto::moby::filesync::v1::{
     GetTokenAuthorityRequest, GetTokenAuthorityResponse, VerifyTokenAuthorityRequest,
     VerifyTokenAuthorityResponse,
 };
-pub use config::{DOCKER_HUB_SERVER, DockerConfig, normalize_host};
+pub use config::DockerConfig;
 
 /// The methods [`AuthService`] registers, for the session header.
 pub const METHODS: &[&str] = &[

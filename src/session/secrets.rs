@@ -54,17 +54,22 @@ pub enum SecretError {
 /// Where a secret's value comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SecretSource {
+    /// The contents of this file.
     File(PathBuf),
+    /// The value of this environment variable.
     Env(String),
     /// Only `id` was given: the environment variable named like the id if it
     /// is set, else the file named like it (buildkit `store.go`, `NewStore`).
     Implicit,
 }
 
-/// One `--secret` flag: `id=ID[,src=PATH|,env=VAR][,type=file|env]`.
+/// One build secret, as buildx's `id=ID[,src=PATH|,env=VAR][,type=file|env]`
+/// describes it; its value is read when the build starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretSpec {
+    /// The id `RUN --mount=type=secret,id=ID` asks for.
     pub id: String,
+    /// Where its value comes from.
     pub source: SecretSource,
 }
 
@@ -137,10 +142,6 @@ impl SecretValue {
     pub fn len(&self) -> usize {
         self.0.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl fmt::Debug for SecretValue {
@@ -156,10 +157,6 @@ pub struct SecretStore {
 }
 
 impl SecretStore {
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-
     pub fn get(&self, id: &str) -> Option<&SecretValue> {
         self.values.get(id)
     }

@@ -12,6 +12,9 @@ use crate::client::Client;
 use crate::session::filesync::{LocalSource, TransferStats};
 use crate::session::{CONTEXT_SOURCE, Session, SessionConfig, SessionError};
 
+/// The local sources one shared session serves, by name.
+type SourceSet = HashMap<String, LocalSource>;
+
 /// One session serving local sources for several builds.
 struct SharedSession {
     session: Session,
@@ -40,13 +43,8 @@ pub(crate) struct LocalsView {
 /// Assigns every source of every plan to a session: a source goes to the
 /// session already serving the same thing under its name, else to the first
 /// session where its name is free, else to a new one.
-fn assign(
-    plans: &[&BuildPlan],
-) -> (
-    Vec<HashMap<String, LocalSource>>,
-    Vec<BTreeMap<String, usize>>,
-) {
-    let mut sessions: Vec<HashMap<String, LocalSource>> = Vec::new();
+fn assign(plans: &[&BuildPlan]) -> (Vec<SourceSet>, Vec<BTreeMap<String, usize>>) {
+    let mut sessions: Vec<SourceSet> = Vec::new();
     let mut assignment = Vec::new();
     for plan in plans {
         let mut mine = BTreeMap::new();

@@ -21,7 +21,7 @@ mod write;
 mod tests;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use prost_types::Timestamp;
@@ -37,10 +37,7 @@ use crate::proto::containerd::services::content::v1::{
     WriteContentRequest, WriteContentResponse,
 };
 
-pub use layout::{
-    CACHE_MANIFEST_KEY, DEFAULT_TAG, Descriptor, LayoutError, cache_manifest, import_digest,
-    update_index,
-};
+pub use layout::{LayoutError, cache_manifest, import_digest, update_index};
 use store::{BlobReader, LocalStore, join_error};
 pub use store::{ContentError, Digest};
 use write::Ingests;
@@ -75,6 +72,7 @@ pub struct ContentStores {
 }
 
 impl ContentStores {
+    #[cfg(test)]
     pub fn new() -> Self {
         Self::default()
     }
@@ -98,7 +96,8 @@ impl ContentStores {
         self.stores.is_empty()
     }
 
-    pub fn get(&self, id: &str) -> Option<&Path> {
+    #[cfg(test)]
+    pub fn get(&self, id: &str) -> Option<&std::path::Path> {
         self.stores.get(id).map(PathBuf::as_path)
     }
 }

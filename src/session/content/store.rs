@@ -73,10 +73,6 @@ impl Digest {
         }
         Digest(s)
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 impl FromStr for Digest {

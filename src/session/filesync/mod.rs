@@ -37,7 +37,6 @@ use crate::proto::fsutil::types::Packet;
 use crate::proto::moby::filesync::v1::file_sync_server::FileSync;
 
 pub use filter::FilterError;
-pub use patterns::PatternError;
 use request::DiffCopyRequest;
 
 /// What a local source name (`context`, `dockerfile`, a named context) serves.

@@ -77,12 +77,14 @@ pub enum SshError {
 /// `ID=KEYFILE[,KEYFILE...]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SshSpec {
+    /// The id `RUN --mount=type=ssh,id=ID` asks for (`default` when unnamed).
     pub id: String,
     /// Empty: `SSH_AUTH_SOCK`, as buildkit does for any id given without paths.
     pub paths: Vec<PathBuf>,
 }
 
 impl SshSpec {
+    /// Parses buildx's `ID`, `ID=SOCKET` or `ID=KEYFILE[,KEYFILE...]`.
     pub fn parse(input: &str) -> Result<SshSpec, SshError> {
         let err = |reason: &str| SshError::Spec {
             input: input.to_string(),
@@ -127,11 +129,7 @@ pub struct SshAgents {
     agents: HashMap<String, Agent>,
 }
 
-impl SshAgents {
-    pub fn is_empty(&self) -> bool {
-        self.agents.is_empty()
-    }
-}
+impl SshAgents {}
 
 /// Resolves `SSH_AUTH_SOCK`, checks sockets and reads key files.
 pub fn load(specs: &[SshSpec]) -> Result<SshAgents, SshError> {
