@@ -10,6 +10,7 @@
 //! The daemon is `BUILDKIT_HOST` (default: the local engine or buildkitd);
 //! `RBUILD_EXAMPLE_BASE`, when set, is passed as the `BASE` build argument.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -53,13 +54,15 @@ async fn run(context: &str, image: &str, out: &Path) -> Result<bool, Box<dyn std
         target("docs").output(Output::local(out.join("docs"))),
     ];
 
-    // One progress view for all three: plain lines prefixed `[name]`.
+    // One progress view for all three: grouped on a terminal, plain lines
+    // prefixed `[name]` otherwise.
+    let mode = if std::io::stderr().is_terminal() {
+        Mode::Tty
+    } else {
+        Mode::Plain
+    };
     let (tx, rx) = mpsc::channel(256);
-    let view = tokio::spawn(progress::render(
-        Mode::Plain,
-        Box::new(std::io::stderr()),
-        rx,
-    ));
+    let view = tokio::spawn(progress::render(mode, Box::new(std::io::stderr()), rx));
     let results = client
         .build_all(&builds, &BuildOptions::default().events(tx))
         .await;
