@@ -224,7 +224,7 @@ pub fn status_message(status: &tonic::Status) -> String {
     // "transport error"; the cause is in its source.
     match std::error::Error::source(status) {
         Some(source) => {
-            let chain = connect::error_chain(source);
+            let chain = crate::error_chain(source);
             if chain.starts_with(&msg) {
                 chain
             } else {
@@ -252,7 +252,7 @@ pub enum BrokenConnection {
 pub fn broken_connection(status: &tonic::Status) -> Option<BrokenConnection> {
     use std::error::Error;
     let source = status.source()?;
-    let chain = connect::error_chain(source);
+    let chain = crate::error_chain(source);
     let mut cause: Option<&dyn Error> = Some(source);
     while let Some(e) = cause {
         if let Some(h) = e.downcast_ref::<hyper::Error>()

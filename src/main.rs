@@ -28,7 +28,11 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // Ignored if stderr is gone: the exit code still tells.
-            let _ = writeln!(std::io::stderr(), "error: {}", one_line(&e));
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {}",
+                rbuild::error_chain(e.as_ref())
+            );
             ExitCode::from(1)
         }
     }
@@ -50,17 +54,4 @@ fn init_tracing(debug: bool) {
         .log_internal_errors(false)
         .with_target(false)
         .init();
-}
-
-/// The error and its causes on one line, without repeating a cause that the
-/// outer message already quotes.
-fn one_line(err: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-    }
-    parts.join(": ")
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
-use rbuild::{Client, DaemonInfo};
+use rbuild::DaemonInfo;
 
 use super::GlobalArgs;
 
@@ -21,8 +21,7 @@ pub enum Format {
 }
 
 pub async fn run(global: &GlobalArgs, args: InfoArgs) -> anyhow::Result<u8> {
-    let addr = global.address();
-    let client = Client::connect(addr, &global.connect_options()).await?;
+    let client = super::connect(global).await?;
     let info = client.info().await?;
     let mut out = std::io::stdout().lock();
     match args.format {

@@ -2,6 +2,7 @@
 //! flags into library calls. Only this module and `main` print.
 
 mod build;
+mod build_args;
 mod cache;
 mod check;
 mod dial;
@@ -221,6 +222,24 @@ impl<W: std::io::Write> std::io::Write for Lenient<W> {
         let result = self.inner.flush();
         self.absorb(result, ())
     }
+}
+
+/// Connects to the daemon the global flags name; errors get the flag that
+/// would fix them.
+pub(crate) async fn connect(global: &GlobalArgs) -> anyhow::Result<rbuild::Client> {
+    use rbuild::ConnectError;
+    let addr = global.address();
+    rbuild::Client::connect(addr, &global.connect_options())
+        .await
+        .map_err(|e| match e {
+            e @ ConnectError::NoSocket { .. } => {
+                anyhow::anyhow!("{e} (set --addr or BUILDKIT_HOST)")
+            }
+            e @ ConnectError::TlsUnsupported { .. } => {
+                anyhow::anyhow!("{e} (--tlscacert, --tlscert, --tlskey, --tlsservername, --tlsdir)")
+            }
+            e => e.into(),
+        })
 }
 
 /// `--tlsdir`: read when parsed, so a wrong directory is a usage error.

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use rbuild::build::{ExtraHost, Freshness, SecretSpec, SshSpec};
 use rbuild::{Build, CacheEntry, Dockerfile, Output};
 
-use super::build::{BuildArgs, Network};
+use super::build_args::{BuildArgs, Network};
 use super::flags;
 
 /// Turns the build flags into a [`Build`]. Mistakes in a flag's own syntax

@@ -70,7 +70,7 @@ pub enum ConnectError {
     /// A unix socket address (buildkitd or Docker Engine) whose file does
     /// not exist.
     #[error(
-        "cannot connect to BuildKit at {addr}: no socket at {path} (is the daemon running? set --addr or BUILDKIT_HOST)"
+        "cannot connect to BuildKit at {addr}: no socket at {path} (is the daemon running at that address?)"
     )]
     NoSocket {
         /// The daemon's address, as [`Address`] displays it.
@@ -138,7 +138,7 @@ pub enum ConnectError {
     },
     /// TLS options were given for an address that is not `tcp://`.
     #[error(
-        "cannot use TLS with {addr}: --tlscacert, --tlscert, --tlskey, --tlsservername and --tlsdir apply only to tcp://HOST:PORT addresses (drop them or use a tcp:// address)"
+        "cannot use TLS with {addr}: TLS applies only to tcp://HOST:PORT addresses (drop the TLS options or use a tcp:// address)"
     )]
     TlsUnsupported {
         /// The non-TCP address, as [`Address`] displays it.
@@ -252,7 +252,7 @@ pub async fn channel(addr: &Address, opts: &ConnectOptions) -> Result<Channel, C
                 },
                 _ => ConnectError::Handshake {
                     addr: shown,
-                    detail: error_chain(&e),
+                    detail: crate::error_chain(&e),
                 },
             }),
         ),
@@ -370,18 +370,4 @@ async fn unix(shown: &str, path: &Path) -> Result<tokio::net::UnixStream, Connec
                 source,
             },
         })
-}
-
-/// "a: b: c" from an error and its sources, skipping repeats.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cause: Option<&dyn std::error::Error> = Some(err);
-    while let Some(e) = cause {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cause = e.source();
-    }
-    parts.join(": ")
 }

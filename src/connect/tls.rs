@@ -46,7 +46,7 @@ impl TlsConfig {
         if !dir.is_dir() {
             return Err(ConnectError::TlsFile {
                 path: dir.display().to_string(),
-                detail: "not a directory (check --tlsdir)".into(),
+                detail: "not a directory (check the TLS directory)".into(),
             });
         }
         let pick = |names: [&str; 2]| names.iter().map(|n| dir.join(n)).find(|p| p.is_file());
@@ -60,7 +60,7 @@ impl TlsConfig {
             return Err(ConnectError::TlsFile {
                 path: dir.display().to_string(),
                 detail: "holds none of ca.pem|ca.crt, cert.pem|tls.crt, key.pem|tls.key \
-                         (check --tlsdir)"
+                         (check the TLS directory)"
                     .into(),
             });
         }
@@ -89,8 +89,8 @@ impl Tls {
             detail,
         };
         match (&config.cert, &config.key) {
-            (Some(_), None) => return Err(setup("--tlscert needs --tlskey".into())),
-            (None, Some(_)) => return Err(setup("--tlskey needs --tlscert".into())),
+            (Some(_), None) => return Err(setup("a client certificate needs its key".into())),
+            (None, Some(_)) => return Err(setup("a client key needs its certificate".into())),
             _ => {}
         }
         let name = config.server_name.clone().unwrap_or_else(|| host.clone());
@@ -112,7 +112,7 @@ impl Tls {
                 .map_err(|e| {
                     setup(format!(
                         "the client certificate and key do not go together: {e} \
-                         (check --tlscert and --tlskey)"
+                         (check the client certificate and key)"
                     ))
                 })?,
             _ => builder.with_no_client_auth(),
@@ -269,29 +269,29 @@ pub(crate) fn explain(err: &rustls::Error, name: &str) -> String {
     use rustls::Error::{AlertReceived, InvalidCertificate};
     match err {
         InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
-            "the daemon's certificate is not signed by a trusted CA: unknown CA (check --tlscacert)"
+            "the daemon's certificate is not signed by a trusted CA: unknown CA (check the CA certificate)"
                 .into()
         }
         InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         ) => format!(
-            "the daemon's certificate is not valid for the name {name:?} (check --tlsservername)"
+            "the daemon's certificate is not valid for the name {name:?} (check the server name)"
         ),
         InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
             "the daemon's certificate has expired".into()
         }
         InvalidCertificate(other) => {
-            format!("the daemon's certificate was refused: {other:?} (check --tlscacert)")
+            format!("the daemon's certificate was refused: {other:?} (check the CA certificate)")
         }
         AlertReceived(AlertDescription::CertificateRequired) => {
-            "the daemon requires a client certificate (pass --tlscert and --tlskey)".into()
+            "the daemon requires a client certificate (give a client certificate and key)".into()
         }
         AlertReceived(
             AlertDescription::BadCertificate
             | AlertDescription::UnknownCA
             | AlertDescription::CertificateUnknown
             | AlertDescription::DecryptError,
-        ) => "the daemon refused the client certificate (check --tlscert and --tlskey, \
+        ) => "the daemon refused the client certificate (check the client certificate and key, \
               and that the daemon's CA signed them)"
             .into(),
         other => other.to_string(),
@@ -337,7 +337,7 @@ fn system_roots() -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     roots.add_parsable_certificates(found.certs);
     if roots.is_empty() {
-        return Err("no system CA certificates found (pass --tlscacert)".into());
+        return Err("no system CA certificates found (give a CA certificate)".into());
     }
     Ok(roots)
 }
@@ -395,6 +395,6 @@ mod tests {
             ..TlsConfig::default()
         };
         let err = Tls::load(&config, &addr).err().unwrap().to_string();
-        assert!(err.contains("--tlskey"), "{err}");
+        assert!(err.contains("key"), "{err}");
     }
 }

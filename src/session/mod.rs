@@ -32,12 +32,12 @@ use crate::proto::moby::filesync::v1::file_sync_server::FileSyncServer;
 use filesync::{FileSyncService, LocalSource, TransferStats};
 use tunnel::TunnelIo;
 
-/// How long the daemon may take to attach to a new session. It answers in
-/// milliseconds when healthy; a daemon that never does is wedged.
 /// The local source name of the main build context, as the Dockerfile
 /// frontend asks for it.
 pub const CONTEXT_SOURCE: &str = "context";
 
+/// How long the daemon may take to attach to a new session. It answers in
+/// milliseconds when healthy; a daemon that never does is wedged.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
@@ -82,12 +82,12 @@ pub struct Session {
 
 /// Records each registered service's methods for the session header, so the
 /// header cannot name a service that is not served.
-struct Registry {
+struct ServiceSet {
     router: Router,
     methods: Vec<String>,
 }
 
-impl Registry {
+impl ServiceSet {
     fn add<S>(mut self, service: S, methods: &[&str]) -> Self
     where
         S: tower::Service<
@@ -125,7 +125,7 @@ impl Session {
             .initial_stream_window_size(Some(4 << 20))
             .initial_connection_window_size(Some(8 << 20))
             .max_frame_size(Some(1 << 20));
-        let registry = Registry {
+        let registry = ServiceSet {
             router: server.add_routes(tonic::service::Routes::default()),
             methods: Vec::new(),
         }

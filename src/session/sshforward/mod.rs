@@ -220,8 +220,8 @@ impl SshService {
         let id = if id.is_empty() { DEFAULT_ID } else { id };
         self.agents.agents.get(id).ok_or_else(|| {
             Status::not_found(format!(
-                "no SSH agent forwarded for id {id:?} (add --ssh {id}, --ssh {id}=SOCKET \
-                 or --ssh {id}=KEYFILE)"
+                "no SSH agent forwarded for id {id:?} (give the build an agent socket \
+                 or key files under that id)"
             ))
         })
     }
