@@ -235,6 +235,21 @@ pub(crate) async fn connect(global: &GlobalArgs) -> anyhow::Result<rbuild::Clien
             e @ ConnectError::NoSocket { .. } => {
                 anyhow::anyhow!("{e} (set --addr or BUILDKIT_HOST)")
             }
+            ConnectError::Tls {
+                addr,
+                detail,
+                check: Some(check),
+            } => {
+                use rbuild::connect::TlsCheck;
+                let flags = match check {
+                    TlsCheck::CaCert => "--tlscacert",
+                    TlsCheck::ServerName => "--tlsservername",
+                    TlsCheck::ClientCert => "--tlscert and --tlskey",
+                };
+                anyhow::anyhow!(
+                    "cannot connect to BuildKit at {addr}: TLS handshake failed: {detail} (check {flags})"
+                )
+            }
             e @ ConnectError::TlsUnsupported { .. } => {
                 anyhow::anyhow!("{e} (--tlscacert, --tlscert, --tlskey, --tlsservername, --tlsdir)")
             }

@@ -12,7 +12,7 @@ mod tls;
 // Defined by the engine client; re-exported so the path it had here still works.
 pub use crate::engine::DEFAULT_DOCKER_SOCKET;
 pub use address::{Address, AddressError, DEFAULT_BUILDKITD_SOCKET, docker_socket_from_env};
-pub use tls::TlsConfig;
+pub use tls::{TlsCheck, TlsConfig};
 
 use std::io;
 use std::path::Path;
@@ -165,13 +165,17 @@ pub enum ConnectError {
     },
     /// The TLS handshake with the daemon failed, or the daemon refused the
     /// client certificate right after it.
-    #[error("cannot connect to BuildKit at {addr}: TLS handshake failed: {detail}")]
+    #[error(
+        "cannot connect to BuildKit at {addr}: TLS handshake failed: {detail}{}",
+        check.map(|c| format!(" (check {c})")).unwrap_or_default()
+    )]
     Tls {
         /// The daemon's address, as [`Address`] displays it.
         addr: String,
-        /// The rustls error, explained in terms of the TLS flags when it is
-        /// a known certificate problem.
+        /// The rustls error, explained when it is a known certificate problem.
         detail: String,
+        /// The setting to check, when the failure points at one.
+        check: Option<TlsCheck>,
     },
     /// A `docker-container://` address: the engine could not run
     /// `buildctl dial-stdio` in the builder container.
@@ -246,10 +250,14 @@ pub async fn channel(addr: &Address, opts: &ConnectOptions) -> Result<Channel, C
             typed.unwrap_or_else(|| match (&tls, tls::rustls_error(&e)) {
                 // With TLS 1.3 the daemon checks the client certificate after
                 // the client's handshake is done: its alert ends the HTTP/2 one.
-                (Some(tls), Some(err)) => ConnectError::Tls {
-                    addr: shown,
-                    detail: tls::explain(err, &tls.name),
-                },
+                (Some(tls), Some(err)) => {
+                    let (detail, check) = tls::explain(err, &tls.name);
+                    ConnectError::Tls {
+                        addr: shown,
+                        detail,
+                        check,
+                    }
+                }
                 _ => ConnectError::Handshake {
                     addr: shown,
                     detail: crate::error_chain(&e),

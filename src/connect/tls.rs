@@ -134,12 +134,16 @@ impl Tls {
         stream: TcpStream,
         shown: &str,
     ) -> Result<Probed, ConnectError> {
-        let failed = |e: io::Error| ConnectError::Tls {
-            addr: shown.to_string(),
-            detail: match rustls_error(&e) {
+        let failed = |e: io::Error| {
+            let (detail, check) = match rustls_error(&e) {
                 Some(err) => explain(err, &self.name),
-                None => e.to_string(),
-            },
+                None => (e.to_string(), None),
+            };
+            ConnectError::Tls {
+                addr: shown.to_string(),
+                detail,
+                check,
+            }
         };
         let mut stream = self
             .connector
@@ -264,38 +268,64 @@ pub(crate) fn rustls_error<'a>(
     None
 }
 
-/// What a handshake failure means for the user, and which flag to check.
-pub(crate) fn explain(err: &rustls::Error, name: &str) -> String {
+/// Which TLS setting a handshake failure points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsCheck {
+    /// The CA the daemon's certificate must chain to.
+    CaCert,
+    /// The name the daemon's certificate must be valid for.
+    ServerName,
+    /// The client certificate and key (and that the daemon's CA signed them).
+    ClientCert,
+}
+
+impl std::fmt::Display for TlsCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsCheck::CaCert => "the CA certificate",
+            TlsCheck::ServerName => "the server name",
+            TlsCheck::ClientCert => "the client certificate and key",
+        })
+    }
+}
+
+/// What a handshake failure means for the user, and which setting to check.
+pub(crate) fn explain(err: &rustls::Error, name: &str) -> (String, Option<TlsCheck>) {
     use rustls::Error::{AlertReceived, InvalidCertificate};
-    match err {
-        InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
-            "the daemon's certificate is not signed by a trusted CA: unknown CA (check the CA certificate)"
-                .into()
-        }
+    let (text, check) = match err {
+        InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => (
+            "the daemon's certificate is not signed by a trusted CA: unknown CA".to_string(),
+            Some(TlsCheck::CaCert),
+        ),
         InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => format!(
-            "the daemon's certificate is not valid for the name {name:?} (check the server name)"
+        ) => (
+            format!("the daemon's certificate is not valid for the name {name:?}"),
+            Some(TlsCheck::ServerName),
         ),
         InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
-            "the daemon's certificate has expired".into()
+            ("the daemon's certificate has expired".to_string(), None)
         }
-        InvalidCertificate(other) => {
-            format!("the daemon's certificate was refused: {other:?} (check the CA certificate)")
-        }
-        AlertReceived(AlertDescription::CertificateRequired) => {
-            "the daemon requires a client certificate (give a client certificate and key)".into()
-        }
+        InvalidCertificate(other) => (
+            format!("the daemon's certificate was refused: {other:?}"),
+            Some(TlsCheck::CaCert),
+        ),
+        AlertReceived(AlertDescription::CertificateRequired) => (
+            "the daemon requires a client certificate".to_string(),
+            Some(TlsCheck::ClientCert),
+        ),
         AlertReceived(
             AlertDescription::BadCertificate
             | AlertDescription::UnknownCA
             | AlertDescription::CertificateUnknown
             | AlertDescription::DecryptError,
-        ) => "the daemon refused the client certificate (check the client certificate and key, \
-              and that the daemon's CA signed them)"
-            .into(),
-        other => other.to_string(),
-    }
+        ) => (
+            "the daemon refused the client certificate".to_string(),
+            Some(TlsCheck::ClientCert),
+        ),
+        other => (other.to_string(), None),
+    };
+    (text, check)
 }
 
 fn file_error(path: &Path, detail: impl std::fmt::Display) -> ConnectError {
