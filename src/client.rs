@@ -213,7 +213,7 @@ impl Client {
 
 /// A gRPC status as one readable line: the daemon's message, or the code
 /// when the message is empty.
-pub fn status_message(status: &tonic::Status) -> String {
+pub(crate) fn status_message(status: &tonic::Status) -> String {
     let msg = status.message().trim();
     let msg = if msg.is_empty() {
         format!("{:?}", status.code())
@@ -238,7 +238,7 @@ pub fn status_message(status: &tonic::Status) -> String {
 /// How a call died when the connection under it broke, as opposed to the
 /// daemon answering with an error.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BrokenConnection {
+pub(crate) enum BrokenConnection {
     /// An HTTP/2 keepalive ping went unanswered: the daemon hung or the
     /// network to it is gone.
     KeepaliveTimeout,
@@ -249,7 +249,7 @@ pub enum BrokenConnection {
 
 /// `Some` when `status` was made on this side from a transport error rather
 /// than sent by the daemon. tonic keeps the transport error as the source.
-pub fn broken_connection(status: &tonic::Status) -> Option<BrokenConnection> {
+pub(crate) fn broken_connection(status: &tonic::Status) -> Option<BrokenConnection> {
     use std::error::Error;
     let source = status.source()?;
     let chain = crate::error_chain(source);
@@ -282,7 +282,7 @@ fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 /// `os/arch[/variant]`.
-pub fn platform_string(p: &Platform) -> String {
+pub(crate) fn platform_string(p: &Platform) -> String {
     let mut s = format!("{}/{}", p.os, p.architecture);
     if !p.variant.is_empty() {
         s.push('/');

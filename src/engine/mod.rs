@@ -24,7 +24,7 @@ mod lookup;
 mod sink;
 mod tarstream;
 
-pub use sink::LoadSink;
+pub(crate) use sink::LoadSink;
 
 #[cfg(test)]
 mod fake;

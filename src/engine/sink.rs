@@ -25,7 +25,7 @@ type LoadTask = JoinHandle<Result<Vec<String>, EngineError>>;
 /// Where the session's file-send service puts a `docker` export for `--load`:
 /// tags an image the engine already holds, else streams the tarball into
 /// `POST /images/load`.
-pub struct LoadSink {
+pub(crate) struct LoadSink {
     engine: Engine,
     /// The image names the export carries (`name` attribute).
     names: Vec<String>,
