@@ -46,7 +46,7 @@ pub enum ClientError {
         addr: String,
         /// The RPC that failed (`Info`, `ListWorkers`).
         call: &'static str,
-        /// The status as one line (see [`status_message`]).
+        /// The daemon's message as one line (the code when it sent none).
         message: String,
     },
 }
