@@ -29,6 +29,7 @@
 //! # Layout
 //!
 //! - [`build`]: the typed build description, its outputs, results and errors.
+//! - [`bake`]: bake files (HCL, JSON) -> builds for `Client::build_all`.
 //! - [`client`]: a connected daemon: info, workers, `build`, `build_all`.
 //! - [`connect`]: daemon addresses and transports (unix, tcp, TLS, Docker
 //!   Engine, docker-container).
@@ -46,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bake;
 pub mod build;
 pub(crate) mod cache;
 pub mod client;

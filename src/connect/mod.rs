@@ -196,7 +196,10 @@ pub enum ConnectError {
 ///
 /// The first connection is made eagerly so a wrong or dead address fails
 /// here, within `opts.timeout`, with an error that names it.
-pub(crate) async fn channel(addr: &Address, opts: &ConnectOptions) -> Result<Channel, ConnectError> {
+pub(crate) async fn channel(
+    addr: &Address,
+    opts: &ConnectOptions,
+) -> Result<Channel, ConnectError> {
     let shown = addr.to_string();
     let tls = match &opts.tls {
         Some(config) => Some(Arc::new(tls::Tls::load(config, addr)?)),
