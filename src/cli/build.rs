@@ -104,7 +104,12 @@ fn progress_mode(args: &BuildArgs) -> Mode {
     if args.quiet {
         return Mode::Quiet;
     }
-    match args.progress {
+    resolve_progress(args.progress)
+}
+
+/// `auto` is tty on a terminal, else plain.
+pub(super) fn resolve_progress(progress: ProgressArg) -> Mode {
+    match progress {
         ProgressArg::Auto if std::io::stderr().is_terminal() => Mode::Tty,
         ProgressArg::Auto | ProgressArg::Plain => Mode::Plain,
         ProgressArg::Tty => Mode::Tty,
@@ -114,7 +119,7 @@ fn progress_mode(args: &BuildArgs) -> Mode {
 }
 
 /// SIGINT or SIGTERM cancels the build on the daemon.
-async fn cancel_on_signal(cancel: CancellationToken) {
+pub(super) async fn cancel_on_signal(cancel: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),

@@ -1,6 +1,7 @@
 //! The command line: clap structs, then one function per command that turns
 //! flags into library calls. Only this module and `main` print.
 
+mod bake;
 mod build;
 mod build_args;
 mod cache;
@@ -112,6 +113,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Build a Dockerfile (the default command).
     Build(Box<build::BuildArgs>),
+    /// Build the targets of a bake file (docker-bake.hcl / .json) together.
+    Bake(Box<bake::BakeArgs>),
     /// Show the daemon's BuildKit version and workers.
     Info(info::InfoArgs),
     /// List the Dockerfile's steps that fetch from outside and their refresh policy.
@@ -232,9 +235,10 @@ pub(crate) async fn connect(global: &GlobalArgs) -> anyhow::Result<rbuild::Clien
     rbuild::Client::connect(addr, &global.connect_options())
         .await
         .map_err(|e| match e {
-            e @ ConnectError::NoSocket { .. } => {
-                anyhow::anyhow!("{e} (set --addr or BUILDKIT_HOST)")
-            }
+            ConnectError::NoSocket { addr, path } => anyhow::anyhow!(
+                "cannot connect to BuildKit at {addr}: no socket at {path} \
+                 (is the daemon running? set --addr or BUILDKIT_HOST)"
+            ),
             ConnectError::Tls {
                 addr,
                 detail,
@@ -266,6 +270,7 @@ fn parse_tlsdir(dir: &str) -> Result<TlsConfig, String> {
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Build(args) => build::run(&cli.global, *args).await,
+        Command::Bake(args) => bake::run(&cli.global, *args).await,
         Command::Info(args) => info::run(&cli.global, args).await,
         Command::Check(args) => check::run(args),
         Command::Cache(cmd) => cache::run(&cli.global, cmd).await,

@@ -1,0 +1,285 @@
+//! `rbuild bake [TARGET|GROUP...]`: bake files -> builds -> one
+//! `Client::build_all` with one progress view; then each target's result.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use rbuild::bake::{self, Definition, Override, Target};
+use rbuild::progress::Mode;
+use rbuild::{BuildError, BuildOptions};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::GlobalArgs;
+use super::build::{EXIT_CANCELED, cancel_on_signal, resolve_progress, user_error};
+use super::build_args::ProgressArg;
+use super::report;
+
+#[derive(Debug, Args)]
+pub struct BakeArgs {
+    /// Targets or groups to build (default: the `default` group).
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Bake file, repeatable, later files overriding earlier ones; `-` reads
+    /// stdin. Default: docker-bake.json, docker-bake.hcl,
+    /// docker-bake.override.json, docker-bake.override.hcl in this directory.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Override a target attribute: PATTERN.KEY=VALUE (PATTERN may use `*`).
+    #[arg(long = "set", value_name = "PATTERN.KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// Print the resolved definition as JSON (buildx's shape); build nothing.
+    #[arg(long)]
+    pub print: bool,
+
+    /// List the targets or the variables; build nothing.
+    #[arg(long, value_enum)]
+    pub list: Option<ListWhat>,
+
+    /// Push every target's image (its outputs become type=registry).
+    #[arg(long)]
+    pub push: bool,
+
+    /// Load every target's image into the Docker Engine (type=docker).
+    #[arg(long)]
+    pub load: bool,
+
+    /// Do not use the build cache for any target.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Always look for newer base images.
+    #[arg(long)]
+    pub pull: bool,
+
+    /// Shared registry cache for every target: each imports from and
+    /// exports (mode=max) to REPO:TARGET.
+    #[arg(long, value_name = "REPO")]
+    pub cache: Option<String>,
+
+    /// Progress output: auto, tty, plain, rawjson, quiet.
+    #[arg(long, env = "BUILDKIT_PROGRESS", value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+
+    /// Write each target's result metadata (buildx-compatible JSON keyed by
+    /// target) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ListWhat {
+    Targets,
+    Variables,
+}
+
+pub async fn run(global: &GlobalArgs, args: BakeArgs) -> anyhow::Result<u8> {
+    let files = bake_files(&args.files)?;
+    let def = Definition::load(&files, |k| std::env::var(k).ok())?;
+    if let Some(what) = args.list {
+        list(&def, what);
+        return Ok(0);
+    }
+    let mut overrides = args
+        .set
+        .iter()
+        .map(|s| s.parse::<Override>())
+        .collect::<Result<Vec<_>, _>>()?;
+    for (flag, key) in [(args.no_cache, "no-cache"), (args.pull, "pull")] {
+        if flag {
+            overrides.push(Override {
+                pattern: "*".into(),
+                key: key.into(),
+                value: "true".into(),
+            });
+        }
+    }
+    let mut chosen = def.resolve(&args.targets, &overrides)?;
+    if args.push || args.load {
+        // As buildx: --push and --load replace the targets' outputs.
+        for (_, t) in &mut chosen {
+            t.output.clear();
+            if args.push {
+                t.output.push("type=registry".into());
+            }
+            if args.load {
+                t.output.push("type=docker".into());
+            }
+        }
+    }
+    if args.print {
+        super::say_out(format_args!("{}", print_json(&chosen, &args.targets)));
+        return Ok(0);
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let mut builds = Definition::builds(&chosen, &cwd)?;
+    if let Some(repo) = &args.cache {
+        let last = repo.rsplit('/').next().unwrap_or(repo);
+        if repo.contains('@') || last.contains(':') {
+            anyhow::bail!(
+                "--cache {repo:?}: give a repository without a tag; each target uses REPO:TARGET"
+            );
+        }
+        builds = builds
+            .into_iter()
+            .map(|b| {
+                let name = b.get_name().unwrap_or("default").to_string();
+                b.cache(format!("{repo}:{name}"))
+            })
+            .collect();
+    }
+    for b in &builds {
+        b.validate().map_err(|e| {
+            anyhow::anyhow!(
+                "target {:?}: {}",
+                b.get_name().unwrap_or(""),
+                target_error(e)
+            )
+        })?;
+    }
+    execute(global, &args, &builds).await
+}
+
+async fn execute(
+    global: &GlobalArgs,
+    args: &BakeArgs,
+    builds: &[rbuild::Build],
+) -> anyhow::Result<u8> {
+    let client = super::connect(global).await?;
+    let cancel = CancellationToken::new();
+    let signals = tokio::spawn(cancel_on_signal(cancel.clone()));
+    let mode = resolve_progress(args.progress);
+    let out: Box<dyn std::io::Write + Send> = match mode {
+        Mode::RawJson => Box::new(super::Lenient::new(std::io::stdout())),
+        _ => Box::new(super::Lenient::new(std::io::stderr())),
+    };
+    let (tx, rx) = mpsc::channel(1024);
+    let renderer = tokio::spawn(rbuild::progress::render(mode, out, rx));
+    let results = {
+        let options = BuildOptions::default().events(tx).cancel(cancel.clone());
+        client.build_all(builds, &options).await
+    };
+    signals.abort();
+    renderer.await.context("progress renderer stopped")??;
+
+    let mut failed = 0;
+    let mut metadata = serde_json::Map::new();
+    for (build, result) in builds.iter().zip(results) {
+        let name = build.get_name().unwrap_or("default");
+        match result {
+            Ok(r) => {
+                for w in &r.warnings {
+                    super::say(format_args!("WARNING: [{name}] {w}"));
+                }
+                if mode != Mode::Quiet {
+                    super::say(format_args!("[{name}] {}", report::line(&r)));
+                }
+                metadata.insert(name.to_string(), r.metadata_json());
+            }
+            Err(BuildError::Canceled) => {
+                super::say(format_args!("[{name}] build canceled"));
+                return Ok(EXIT_CANCELED);
+            }
+            Err(e) => {
+                failed += 1;
+                let e = target_error(e);
+                super::say(format_args!(
+                    "error: target {name:?}: {}",
+                    rbuild::error_chain(e.as_ref())
+                ));
+            }
+        }
+    }
+    if let Some(path) = &args.metadata_file {
+        let text = serde_json::to_string_pretty(&serde_json::Value::Object(metadata))?;
+        rbuild::build::write_atomically(path, text.as_bytes())
+            .with_context(|| format!("cannot write --metadata-file {}", path.display()))?;
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// A target's error as the user should read it: as the build command's,
+/// except where the fix is in the bake file rather than a flag.
+fn target_error(e: BuildError) -> anyhow::Error {
+    use rbuild::build::InvalidBuild;
+    match e {
+        BuildError::Invalid(InvalidBuild::PushWithoutName) => {
+            anyhow::anyhow!("pushing needs an image name: give the target tags")
+        }
+        e => user_error(e),
+    }
+}
+
+/// The files named, or the default ones that exist here.
+fn bake_files(given: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let found: Vec<PathBuf> = bake::DEFAULT_FILES
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .collect();
+    if !found.is_empty() {
+        return Ok(found);
+    }
+    if let Some(compose) = bake::COMPOSE_FILES
+        .iter()
+        .find(|f| std::path::Path::new(f).is_file())
+    {
+        anyhow::bail!(
+            "found {compose} but rbuild does not read compose files yet: write a docker-bake.hcl or pass -f"
+        );
+    }
+    anyhow::bail!(
+        "no bake file here (looked for {}); pass -f FILE",
+        bake::DEFAULT_FILES.join(", ")
+    )
+}
+
+fn list(def: &Definition, what: ListWhat) {
+    match what {
+        ListWhat::Targets => {
+            for (name, members) in &def.groups {
+                super::say_out(format_args!("{name}\tgroup: {}", members.join(", ")));
+            }
+            for name in def.targets.keys() {
+                super::say_out(format_args!("{name}\ttarget"));
+            }
+        }
+        ListWhat::Variables => {
+            for (name, value) in &def.variables {
+                super::say_out(format_args!("{name}\t{value}"));
+            }
+        }
+    }
+}
+
+/// buildx's `--print` shape: the requested group and every chosen target
+/// with its context and Dockerfile defaults filled in.
+fn print_json(chosen: &[(String, Target)], asked: &[String]) -> String {
+    let names: Vec<&str> = chosen.iter().map(|(n, _)| n.as_str()).collect();
+    let mut targets = serde_json::Map::new();
+    for (name, t) in chosen {
+        let mut t = t.clone();
+        t.context.get_or_insert_with(|| ".".to_string());
+        if t.dockerfile_inline.is_none() {
+            t.dockerfile.get_or_insert_with(|| "Dockerfile".to_string());
+        }
+        targets.insert(name.clone(), serde_json::to_value(&t).unwrap_or_default());
+    }
+    let group = if asked.len() == 1 {
+        asked[0].as_str()
+    } else {
+        "default"
+    };
+    let json = serde_json::json!({
+        "group": { group: { "targets": names } },
+        "target": targets,
+    });
+    serde_json::to_string_pretty(&json).unwrap_or_default()
+}
