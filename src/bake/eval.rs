@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use hcl::eval::{Context, ErrorKind, Evaluate};
 use hcl::{Expression, Value};
 
-use super::file::{RawFile, call_position};
+use super::file::{Attrs, RawFile, call_position};
 use super::target::{NOT_YET, Target};
+use super::userfuncs::{self, UserFunc};
 use super::{BakeError, Definition};
 
 /// A variable declaration: its default and the file that declared it last.
@@ -18,12 +19,9 @@ pub(crate) fn evaluate(
     files: &[RawFile],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Definition, BakeError> {
-    let values = variables(files, env)?;
-    let mut ctx = Context::new();
-    super::funcs::declare(&mut ctx);
-    for (k, v) in &values {
-        ctx.declare_var(k.as_str(), v.clone());
-    }
+    let funcs = user_functions(files)?;
+    let values = variables(files, env, &funcs)?;
+    let (ctx, _installed) = context(&values, &funcs)?;
     let mut def = Definition {
         variables: values
             .iter()
@@ -49,18 +47,132 @@ pub(crate) fn evaluate(
             def.groups.insert(name.clone(), members);
         }
         for (name, attrs) in &file.targets {
-            let mut t = Target::default();
-            for (key, expr) in attrs {
-                let value = eval(&ctx, file, expr, name, key)?;
-                assign(&mut t, key, &value).map_err(|detail| BakeError::File {
-                    file: file.name.clone(),
-                    detail: format!("target {name:?} attribute {key:?}: {detail}"),
-                })?;
+            if attrs.iter().any(|(k, _)| k == "matrix") {
+                let generated = matrix(&ctx, file, name, attrs, &mut def)?;
+                def.groups.insert(name.clone(), generated);
+                continue;
             }
+            let t = target(&ctx, file, name, attrs)?;
             def.targets.entry(name.clone()).or_default().overlay(&t);
         }
     }
     Ok(def)
+}
+
+/// A target's attributes evaluated in `ctx`.
+fn target(
+    ctx: &Context<'_>,
+    file: &RawFile,
+    name: &str,
+    attrs: &Attrs,
+) -> Result<Target, BakeError> {
+    let mut t = Target::default();
+    for (key, expr) in attrs {
+        if key == "matrix" || key == "name" {
+            continue;
+        }
+        let value = eval(ctx, file, expr, name, key)?;
+        assign(&mut t, key, &value).map_err(|detail| BakeError::File {
+            file: file.name.clone(),
+            detail: format!("target {name:?} attribute {key:?}: {detail}"),
+        })?;
+    }
+    Ok(t)
+}
+
+/// A `matrix` target: one target per combination of the matrix values,
+/// named by its `name` template; the original name becomes a group of them.
+fn matrix(
+    ctx: &Context<'_>,
+    file: &RawFile,
+    name: &str,
+    attrs: &Attrs,
+    def: &mut Definition,
+) -> Result<Vec<String>, BakeError> {
+    let err = |detail: String| BakeError::File {
+        file: file.name.clone(),
+        detail: format!("target {name:?}: {detail}"),
+    };
+    let find = |k: &str| attrs.iter().find(|(key, _)| key == k).map(|(_, e)| e);
+    let Some(name_expr) = find("name") else {
+        return Err(err(
+            "a matrix target needs a name template, e.g. name = \"app-${v}\"".into(),
+        ));
+    };
+    let Some(Value::Object(axes)) = find("matrix")
+        .map(|m| eval(ctx, file, m, name, "matrix"))
+        .transpose()?
+    else {
+        return Err(err("matrix must be a map of lists".into()));
+    };
+    let mut combos: Vec<Vec<(String, Value)>> = vec![Vec::new()];
+    for (axis, values) in &axes {
+        let Value::Array(values) = values else {
+            return Err(err(format!("matrix value {axis:?} must be a list")));
+        };
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push((axis.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    let mut generated = Vec::new();
+    for combo in combos {
+        let mut c = ctx.clone();
+        for (k, v) in &combo {
+            c.declare_var(k.as_str(), v.clone());
+        }
+        let generated_name = text(&eval(&c, file, name_expr, name, "name")?)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| err("the name template must give a non-empty string".into()))?;
+        if generated.contains(&generated_name) {
+            return Err(err(format!(
+                "two combinations are both named {generated_name:?}"
+            )));
+        }
+        let t = target(&c, file, &generated_name, attrs)?;
+        def.targets
+            .entry(generated_name.clone())
+            .or_default()
+            .overlay(&t);
+        generated.push(generated_name);
+    }
+    Ok(generated)
+}
+
+/// Every file's `function` blocks; a later definition replaces an earlier one.
+fn user_functions(files: &[RawFile]) -> Result<Vec<UserFunc>, BakeError> {
+    let mut out: Vec<UserFunc> = Vec::new();
+    for file in files {
+        for (name, attrs) in &file.functions {
+            let f = userfuncs::parse(name, attrs).map_err(|detail| BakeError::File {
+                file: file.name.clone(),
+                detail: format!("function {name:?}: {detail}"),
+            })?;
+            out.retain(|g| g.name != f.name);
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
+/// A context with the built-in and user functions and `values`.
+fn context<'a>(
+    values: &BTreeMap<String, Value>,
+    funcs: &[UserFunc],
+) -> Result<(Context<'a>, userfuncs::Installed), BakeError> {
+    let mut ctx = Context::new();
+    super::funcs::declare(&mut ctx);
+    let installed = userfuncs::install(&mut ctx, funcs, values)?;
+    for (k, v) in values {
+        ctx.declare_var(k.as_str(), v.clone());
+    }
+    Ok((ctx, installed))
 }
 
 /// Every variable's value: the environment's when set (typed like the
@@ -68,6 +180,7 @@ pub(crate) fn evaluate(
 fn variables(
     files: &[RawFile],
     env: &dyn Fn(&str) -> Option<String>,
+    funcs: &[UserFunc],
 ) -> Result<BTreeMap<String, Value>, BakeError> {
     let mut decls: BTreeMap<&str, Decl<'_>> = BTreeMap::new();
     for file in files {
@@ -93,11 +206,7 @@ fn variables(
                 continue;
             }
             let Some(expr) = default else { continue };
-            let mut ctx = Context::new();
-            super::funcs::declare(&mut ctx);
-            for (k, v) in &values {
-                ctx.declare_var(k.as_str(), v.clone());
-            }
+            let (ctx, _installed) = context(&values, funcs)?;
             match expr.evaluate(&ctx) {
                 Ok(v) => {
                     values.insert(name.to_string(), v);
@@ -225,7 +334,6 @@ fn assign(t: &mut Target, key: &str, v: &Value) -> Result<(), String> {
         "pull" => t.pull = boolean(v)?,
         "network" => t.network = text(v),
         "entitlements" => t.entitlements = strings(v),
-        "matrix" | "name" => return Err("matrix targets are not supported yet".into()),
         k if NOT_YET.contains(&k) => {
             return Err("rbuild does not support this attribute yet".into());
         }

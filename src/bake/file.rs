@@ -23,6 +23,8 @@ pub(crate) struct RawFile {
     pub groups: Vec<(String, Attrs)>,
     /// `target "NAME" { ... }`.
     pub targets: Vec<(String, Attrs)>,
+    /// `function "NAME" { params = [...], result = ... }`.
+    pub functions: Vec<(String, Attrs)>,
 }
 
 /// Parses `text` as HCL, or as JSON when the name ends in `.json` or the
@@ -100,12 +102,7 @@ fn push_block(
         }
         "group" => file.groups.push((label, attrs)),
         "target" => file.targets.push((label, attrs)),
-        "function" => {
-            return Err(BakeError::File {
-                file: name.to_string(),
-                detail: format!("function {label:?}: user-defined functions are not supported yet"),
-            });
-        }
+        "function" => file.functions.push((label, attrs)),
         other => {
             return Err(BakeError::File {
                 file: name.to_string(),
@@ -221,8 +218,6 @@ mod tests {
 
     #[test]
     fn unsupported_blocks_are_named() {
-        let err = parse("f.hcl", "function \"x\" {\n  params = []\n}\n").unwrap_err();
-        assert!(err.to_string().contains("not supported yet"), "{err}");
         let err = parse("f.hcl", "thing \"x\" {}\n").unwrap_err();
         assert!(err.to_string().contains("unknown block type"), "{err}");
         let err = parse("f.hcl", "target \"x\" {\n").unwrap_err();

@@ -22,6 +22,7 @@ mod eval;
 mod file;
 mod funcs;
 mod target;
+mod userfuncs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

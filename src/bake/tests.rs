@@ -156,3 +156,75 @@ fn globs_match_like_buildx() {
     assert!(!glob("app-*", "db"));
     assert!(glob("a*c", "abbc"));
 }
+
+#[test]
+fn matrix_targets_expand_and_their_name_is_a_group() {
+    let d = Definition::parse(
+        &[(
+            "docker-bake.hcl",
+            r#"
+target "build" {
+  name = "build-${tgt}-${replace(v, ".", "-")}"
+  matrix = {
+    tgt = ["release", "debug"]
+    v = ["1.0", "2.0"]
+  }
+  target = tgt
+  args = { VERSION = v }
+}
+"#,
+        )],
+        |_| None,
+    )
+    .unwrap();
+    let chosen = d.resolve(&["build".into()], &[]).unwrap();
+    let names: Vec<&str> = chosen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "build-release-1-0",
+            "build-release-2-0",
+            "build-debug-1-0",
+            "build-debug-2-0"
+        ]
+    );
+    assert_eq!(chosen[3].1.target.as_deref(), Some("debug"));
+    assert_eq!(chosen[3].1.args["VERSION"], "2.0");
+}
+
+#[test]
+fn user_functions_work_in_attributes_templates_and_each_other() {
+    let d = Definition::parse(
+        &[(
+            "docker-bake.hcl",
+            r#"
+variable "REGISTRY" {
+  default = "r:5000"
+}
+function "image" {
+  params = [name, version]
+  result = "${REGISTRY}/${name}:${version}"
+}
+function "tags" {
+  params = [name]
+  variadic_params = versions
+  result = [for v in versions : image(name, v)]
+}
+target "app" {
+  tags = tags("app", "1", "latest")
+  labels = { ref = "built from ${image("app", "1")}" }
+}
+"#,
+        )],
+        |_| None,
+    )
+    .unwrap();
+    let app = &d.resolve(&["app".into()], &[]).unwrap()[0].1;
+    assert_eq!(app.tags, ["r:5000/app:1", "r:5000/app:latest"]);
+    assert_eq!(app.labels["ref"], "built from r:5000/app:1");
+    let bad = Definition::parse(
+        &[("b.hcl", "function \"f\" {\n  params = [a]\n}\n")],
+        |_| None,
+    );
+    assert!(bad.unwrap_err().to_string().contains("needs a result"));
+}
