@@ -167,3 +167,52 @@ fn bake_file_mistakes_are_one_clear_line() {
         stderr(&out)
     );
 }
+
+#[test]
+fn compose_services_are_targets() {
+    let stack = stack();
+    let image = format!("{}/rbuild/{}", stack.registry, unique("compose"));
+    let dir = context(&[
+        (
+            "web/Dockerfile",
+            "ARG BASE\nFROM ${BASE}\nARG MODE\nRUN echo \"mode=$MODE\" > /mode\n",
+        ),
+        (
+            "compose.yaml",
+            "services:\n  web:\n    image: ${IMAGE}:${TAG:-latest}\n    build:\n      context: ./web\n      args:\n        - MODE=prod\n        - BASE\n      x-bake:\n        output: type=registry\n  db:\n    image: postgres\n",
+        ),
+    ]);
+    let out = bake(dir.path(), &stack)
+        .arg("--print")
+        .env("IMAGE", &image)
+        .output()
+        .unwrap();
+    support::assert_success(&out);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        json["group"]["default"]["targets"],
+        serde_json::json!(["web"])
+    );
+    assert_eq!(
+        json["target"]["web"]["tags"][0],
+        format!("{image}:latest").as_str()
+    );
+    assert_eq!(json["target"]["web"]["args"]["BASE"], stack.base.as_str());
+
+    // The same file from stdin, built: the tag reaches the registry.
+    let compose = std::fs::read(dir.path().join("compose.yaml")).unwrap();
+    let mut child = bake(dir.path(), &stack)
+        .args(["-f", "-", "web"])
+        .env("IMAGE", &image)
+        .env("TAG", "c1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&compose).unwrap();
+    let out = child.wait_with_output().unwrap();
+    support::assert_success(&out);
+    registry::manifest(&stack.registry, &format!("{image}:c1"));
+}

@@ -27,10 +27,20 @@ pub(crate) struct RawFile {
     pub functions: Vec<(String, Attrs)>,
 }
 
-/// Parses `text` as HCL, or as JSON when the name ends in `.json` or the
-/// text starts with `{`.
-pub(crate) fn parse(name: &str, text: &str) -> Result<RawFile, BakeError> {
-    let mut file = if name.ends_with(".json") || text.trim_start().starts_with('{') {
+/// Parses `text` as a compose file when the name ends in `.yml`/`.yaml`,
+/// as JSON when it ends in `.json` or the text starts with `{`, else as HCL.
+pub(crate) fn parse(
+    name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RawFile, BakeError> {
+    // stdin (`-`) has no extension: a top-level `services:` key is compose.
+    let compose = name.ends_with(".yml")
+        || name.ends_with(".yaml")
+        || (!name.ends_with(".hcl") && text.lines().any(|l| l.starts_with("services:")));
+    let mut file = if compose {
+        super::compose::parse(name, text, env)?
+    } else if name.ends_with(".json") || text.trim_start().starts_with('{') {
         parse_json(name, text)?
     } else {
         parse_hcl(name, text)?
@@ -196,14 +206,18 @@ pub(crate) fn call_position(file: &RawFile, name: &str) -> String {
 mod tests {
     use super::*;
 
+    fn parse_any(name: &str, text: &str) -> Result<RawFile, BakeError> {
+        parse(name, text, &|_| None)
+    }
+
     #[test]
     fn hcl_and_json_give_the_same_blocks() {
-        let hcl = parse(
+        let hcl = parse_any(
             "docker-bake.hcl",
             "variable \"TAG\" {\n  default = \"1\"\n}\ngroup \"default\" {\n  targets = [\"app\"]\n}\ntarget \"app\" {\n  tags = [\"r/app:${TAG}\"]\n}\n",
         )
         .unwrap();
-        let json = parse(
+        let json = parse_any(
             "docker-bake.json",
             r#"{"variable":{"TAG":{"default":"1"}},"group":{"default":{"targets":["app"]}},"target":{"app":{"tags":["r/app:${TAG}"]}}}"#,
         )
@@ -218,15 +232,15 @@ mod tests {
 
     #[test]
     fn unsupported_blocks_are_named() {
-        let err = parse("f.hcl", "thing \"x\" {}\n").unwrap_err();
+        let err = parse_any("f.hcl", "thing \"x\" {}\n").unwrap_err();
         assert!(err.to_string().contains("unknown block type"), "{err}");
-        let err = parse("f.hcl", "target \"x\" {\n").unwrap_err();
+        let err = parse_any("f.hcl", "target \"x\" {\n").unwrap_err();
         assert!(err.to_string().contains("f.hcl"), "{err}");
     }
 
     #[test]
     fn a_call_is_located() {
-        let f = parse("f.hcl", "target \"a\" {\n  tags = [nosuch(\"x\")]\n}\n").unwrap();
+        let f = parse_any("f.hcl", "target \"a\" {\n  tags = [nosuch(\"x\")]\n}\n").unwrap();
         assert_eq!(call_position(&f, "nosuch"), "f.hcl:2:11");
     }
 }

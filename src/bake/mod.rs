@@ -1,4 +1,5 @@
-//! Bake files (buildx's `docker-bake.hcl` / `.json`) -> a list of [`Build`]s.
+//! Bake files (buildx's `docker-bake.hcl` / `.json`, and compose files) -> a
+//! list of [`Build`]s.
 //!
 //! [`Definition::load`] reads and merges the files (later files override
 //! earlier ones, attribute by attribute), evaluates variables (a variable's
@@ -18,6 +19,7 @@
 //! # Ok::<(), rbuild::bake::BakeError>(())
 //! ```
 
+mod compose;
 mod eval;
 mod file;
 mod funcs;
@@ -151,21 +153,17 @@ impl std::str::FromStr for Override {
     }
 }
 
-/// buildx's file lookup order when no file is named; compose files are
-/// noted so their absence of support is an error, not a silent skip.
+/// buildx's file lookup order when no file is named: every one of these
+/// that exists is read, later ones overriding earlier ones.
 pub const DEFAULT_FILES: &[&str] = &[
-    "docker-bake.json",
-    "docker-bake.hcl",
-    "docker-bake.override.json",
-    "docker-bake.override.hcl",
-];
-
-/// Compose files buildx would read; rbuild does not yet.
-pub const COMPOSE_FILES: &[&str] = &[
     "compose.yaml",
     "compose.yml",
     "docker-compose.yml",
     "docker-compose.yaml",
+    "docker-bake.json",
+    "docker-bake.hcl",
+    "docker-bake.override.json",
+    "docker-bake.override.hcl",
 ];
 
 impl Definition {
@@ -177,7 +175,7 @@ impl Definition {
     ) -> Result<Definition, BakeError> {
         let raw = files
             .iter()
-            .map(|(name, text)| file::parse(name, text))
+            .map(|(name, text)| file::parse(name, text, &env))
             .collect::<Result<Vec<_>, _>>()?;
         eval::evaluate(&raw, &env)
     }

@@ -22,9 +22,11 @@ pub struct BakeArgs {
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
 
-    /// Bake file, repeatable, later files overriding earlier ones; `-` reads
-    /// stdin. Default: docker-bake.json, docker-bake.hcl,
-    /// docker-bake.override.json, docker-bake.override.hcl in this directory.
+    /// Bake file (HCL, JSON or compose), repeatable, later files overriding
+    /// earlier ones; `-` reads stdin. Default: compose.yaml, compose.yml,
+    /// docker-compose.yml, docker-compose.yaml, docker-bake.json,
+    /// docker-bake.hcl, docker-bake.override.json, docker-bake.override.hcl
+    /// in this directory, every one that exists.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
@@ -226,14 +228,6 @@ fn bake_files(given: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         .collect();
     if !found.is_empty() {
         return Ok(found);
-    }
-    if let Some(compose) = bake::COMPOSE_FILES
-        .iter()
-        .find(|f| std::path::Path::new(f).is_file())
-    {
-        anyhow::bail!(
-            "found {compose} but rbuild does not read compose files yet: write a docker-bake.hcl or pass -f"
-        );
     }
     anyhow::bail!(
         "no bake file here (looked for {}); pass -f FILE",
