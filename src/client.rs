@@ -5,6 +5,7 @@
 //! [`Client::build`] and [`Client::build_all`].
 
 mod builds;
+mod deps;
 
 pub use builds::BuildOptions;
 

@@ -216,3 +216,43 @@ fn compose_services_are_targets() {
     support::assert_success(&out);
     registry::manifest(&stack.registry, &format!("{image}:c1"));
 }
+
+#[test]
+fn a_target_context_feeds_one_target_into_another() {
+    let stack = stack();
+    let dir = context(&[
+        (
+            "base/Dockerfile",
+            "ARG BASE\nFROM ${BASE}\nRUN echo from-base > /base.txt\n",
+        ),
+        (
+            "app/Dockerfile",
+            "FROM base\nRUN cat /base.txt > /seen.txt\n",
+        ),
+        ("bad/Dockerfile", "ARG BASE\nFROM ${BASE}\nRUN exit 9\n"),
+        (
+            "docker-bake.hcl",
+            "variable \"BASE\" {\n  default = \"\"\n}\n\
+             target \"base\" {\n  context = \"base\"\n  args = { BASE = BASE }\n}\n\
+             target \"app\" {\n  context = \"app\"\n  contexts = { base = \"target:base\" }\n  output = [\"type=local,dest=out-app\"]\n}\n\
+             target \"bad\" {\n  context = \"bad\"\n  args = { BASE = BASE }\n}\n\
+             target \"after-bad\" {\n  context = \"app\"\n  contexts = { base = \"target:bad\" }\n}\n",
+        ),
+    ]);
+    // Asking for app alone builds base first: the dependency comes along.
+    let out = bake(dir.path(), &stack).arg("app").output().unwrap();
+    support::assert_success(&out);
+    let err = stderr(&out);
+    assert!(err.contains("[base] #") && err.contains("[app] #"), "{err}");
+    let seen = std::fs::read_to_string(dir.path().join("out-app/seen.txt")).unwrap();
+    assert_eq!(seen, "from-base\n");
+
+    // A failed dependency fails its dependent, which says which and why.
+    let out = bake(dir.path(), &stack).arg("after-bad").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: target \"after-bad\": context \"base\" needs target \"bad\""),
+        "{err}"
+    );
+}

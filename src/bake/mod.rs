@@ -225,9 +225,14 @@ impl Definition {
         } else {
             names.to_vec()
         };
-        let mut chosen: Vec<String> = Vec::new();
+        let mut asked: Vec<String> = Vec::new();
         for name in &names {
-            self.expand(name, &mut Vec::new(), &mut chosen)?;
+            self.expand(name, &mut Vec::new(), &mut asked)?;
+        }
+        // Targets whose results others use as contexts come along, first.
+        let mut chosen: Vec<String> = Vec::new();
+        for name in &asked {
+            self.with_dependencies(name, &mut Vec::new(), &mut chosen)?;
         }
         let mut out = Vec::new();
         for name in chosen {
@@ -291,6 +296,42 @@ impl Definition {
         })
     }
 
+    /// Adds `name` to `out` after the targets it takes contexts from.
+    fn with_dependencies(
+        &self,
+        name: &str,
+        path: &mut Vec<String>,
+        out: &mut Vec<String>,
+    ) -> Result<(), BakeError> {
+        if out.iter().any(|o| o == name) {
+            return Ok(());
+        }
+        if path.iter().any(|p| p == name) {
+            return Err(BakeError::Cycle {
+                kind: "target: context",
+                name: name.to_string(),
+            });
+        }
+        let target = self.inherited(name, &mut Vec::new())?;
+        path.push(name.to_string());
+        for dep in target
+            .contexts
+            .values()
+            .filter_map(|v| v.strip_prefix("target:"))
+        {
+            if !self.targets.contains_key(dep) {
+                return Err(BakeError::Target {
+                    target: name.to_string(),
+                    detail: format!("context \"target:{dep}\": there is no target {dep:?}"),
+                });
+            }
+            self.with_dependencies(dep, path, out)?;
+        }
+        path.pop();
+        out.push(name.to_string());
+        Ok(())
+    }
+
     fn inherited(&self, name: &str, path: &mut Vec<String>) -> Result<Target, BakeError> {
         if path.iter().any(|p| p == name) {
             return Err(BakeError::Cycle {
@@ -316,7 +357,11 @@ impl Definition {
     /// The chosen targets as builds; relative contexts are relative to
     /// `cwd`, Dockerfiles relative to their context (as buildx reads them).
     pub fn builds(chosen: &[(String, Target)], cwd: &Path) -> Result<Vec<Build>, BakeError> {
-        chosen.iter().map(|(n, t)| to_build(n, t, cwd)).collect()
+        let index = |dep: &str| chosen.iter().position(|(n, _)| n == dep);
+        chosen
+            .iter()
+            .map(|(n, t)| to_build(n, t, cwd, &index))
+            .collect()
     }
 }
 
@@ -333,7 +378,12 @@ fn glob(pattern: &str, name: &str) -> bool {
     }
 }
 
-fn to_build(name: &str, t: &Target, cwd: &Path) -> Result<Build, BakeError> {
+fn to_build(
+    name: &str,
+    t: &Target,
+    cwd: &Path,
+    index: &dyn Fn(&str) -> Option<usize>,
+) -> Result<Build, BakeError> {
     let bad = |detail: String| BakeError::Target {
         target: name.to_string(),
         detail,
@@ -354,13 +404,20 @@ fn to_build(name: &str, t: &Target, cwd: &Path) -> Result<Build, BakeError> {
     for (k, v) in &t.labels {
         b = b.label(k, v);
     }
-    for (k, dir) in &t.contexts {
-        if dir.contains("://") || dir.starts_with("target:") {
+    for (k, value) in &t.contexts {
+        if let Some(dep) = value.strip_prefix("target:") {
+            let i = index(dep)
+                .ok_or_else(|| bad(format!("context {k:?}: target {dep:?} is not selected")))?;
+            b = b.named_context_from(k, i);
+        } else if let Some(image) = value.strip_prefix("docker-image://") {
+            b = b.named_context_image(k, image);
+        } else if value.contains("://") {
             return Err(bad(format!(
-                "context {k:?} = {dir:?}: only local directories are supported yet"
+                "context {k:?} = {value:?}: use a directory, docker-image://REF or target:NAME"
             )));
+        } else {
+            b = b.named_context(k, context.join(value));
         }
-        b = b.named_context(k, context.join(dir));
     }
     for tag in &t.tags {
         b = b.tag(tag);

@@ -60,6 +60,17 @@ pub enum BuildError {
         /// The cause.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A named context comes from another build that failed, produced no
+    /// usable image, or cannot run first.
+    #[error("named context {name:?} needs the image of build {index}: {reason}")]
+    Dependency {
+        /// The context's name.
+        name: String,
+        /// The other build's index in the `build_all` list.
+        index: usize,
+        /// Why its image is not available.
+        reason: String,
+    },
     /// The caller canceled the build; the daemon was told to stop it.
     #[error("build canceled")]
     Canceled,

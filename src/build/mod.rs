@@ -126,6 +126,8 @@ pub struct Build {
     pub(crate) network: Network,
     pub(crate) extra_hosts: Vec<ExtraHost>,
     pub(crate) named_contexts: BTreeMap<String, PathBuf>,
+    pub(crate) context_images: BTreeMap<String, String>,
+    pub(crate) context_builds: BTreeMap<String, usize>,
     pub(crate) tags: Vec<String>,
     pub(crate) outputs: Vec<Output>,
     pub(crate) cache_from: Vec<CacheEntry>,
@@ -233,6 +235,30 @@ impl Build {
     pub fn named_context(mut self, name: impl Into<String>, dir: impl Into<PathBuf>) -> Build {
         self.named_contexts.insert(name.into(), dir.into());
         self
+    }
+
+    /// A named context that is an image (`FROM name` builds on it).
+    pub fn named_context_image(
+        mut self,
+        name: impl Into<String>,
+        reference: impl Into<String>,
+    ) -> Build {
+        self.context_images.insert(name.into(), reference.into());
+        self
+    }
+
+    /// A named context that is the image another build of the same
+    /// `Client::build_all` produces: `index` is that build's position in the
+    /// list. This build starts once that one succeeded (bake's
+    /// `contexts = { name = "target:other" }`).
+    pub fn named_context_from(mut self, name: impl Into<String>, index: usize) -> Build {
+        self.context_builds.insert(name.into(), index);
+        self
+    }
+
+    /// The builds (by index) whose images this build uses as contexts.
+    pub fn depends_on(&self) -> Vec<usize> {
+        self.context_builds.values().copied().collect()
     }
 
     /// An image name; names every image-producing output that has none.

@@ -110,6 +110,16 @@ pub(crate) fn prepare(
         attrs.insert("add-hosts".to_string(), hosts.join(","));
     }
     let named_contexts = named_contexts(build)?;
+    for (name, reference) in &build.context_images {
+        check_context_name(name)?;
+        attrs.insert(
+            format!("context:{name}"),
+            format!("docker-image://{reference}"),
+        );
+    }
+    for name in build.context_builds.keys() {
+        check_context_name(name)?;
+    }
 
     let exports = output::resolve(&build.outputs, &build.tags, daemon)?;
     output::check_destinations(&exports)?;
@@ -149,23 +159,28 @@ fn non_empty_key(what: &'static str, key: &str, value: &str) -> Result<(), Inval
     Ok(())
 }
 
+/// The name becomes a frontend option (and for directories a session
+/// source name next to `context` and `dockerfile`, which it must not shadow).
+fn check_context_name(name: &str) -> Result<(), InvalidBuild> {
+    let reason = match name {
+        "" => Some("the name is empty"),
+        "context" | "dockerfile" => Some("the name is reserved"),
+        n if n.contains(':') || n.contains(',') => Some("the name may not hold ':' or ','"),
+        _ => None,
+    };
+    match reason {
+        Some(reason) => Err(InvalidBuild::ContextName {
+            name: name.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn named_contexts(build: &Build) -> Result<BTreeMap<String, PathBuf>, InvalidBuild> {
     let mut out = BTreeMap::new();
     for (name, dir) in &build.named_contexts {
-        // The name becomes a session source name next to `context` and
-        // `dockerfile`, which it must not shadow.
-        let reason = match name.as_str() {
-            "" => Some("the name is empty"),
-            "context" | "dockerfile" => Some("the name is reserved"),
-            n if n.contains(':') || n.contains(',') => Some("the name may not hold ':' or ','"),
-            _ => None,
-        };
-        if let Some(reason) = reason {
-            return Err(InvalidBuild::ContextName {
-                name: name.clone(),
-                reason,
-            });
-        }
+        check_context_name(name)?;
         let path = existing_dir(dir).map_err(|reason| InvalidBuild::NamedContext {
             name: name.clone(),
             path: dir.clone(),

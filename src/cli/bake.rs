@@ -186,6 +186,17 @@ async fn execute(
                 super::say(format_args!("[{name}] build canceled"));
                 return Ok(EXIT_CANCELED);
             }
+            Err(BuildError::Dependency {
+                name: ctx,
+                index,
+                reason,
+            }) => {
+                failed += 1;
+                let dep = builds.get(index).and_then(|b| b.get_name()).unwrap_or("?");
+                super::say(format_args!(
+                    "error: target {name:?}: context {ctx:?} needs target {dep:?}, but {reason}"
+                ));
+            }
             Err(e) => {
                 failed += 1;
                 let e = target_error(e);

@@ -1,10 +1,11 @@
 //! `Client::build` and `Client::build_all`: typed builds on one connection.
 
 use futures::future::join_all;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::Client;
+use super::deps;
 use crate::build::plan::{self, BuildPlan};
 use crate::build::{Build, BuildError, BuildResult};
 use crate::dockerfile::progress_marks;
@@ -56,15 +57,25 @@ impl Client {
         build: &Build,
         options: &BuildOptions,
     ) -> Result<BuildResult, BuildError> {
+        if let Some((name, &index)) = build.context_builds.iter().next() {
+            return Err(BuildError::Dependency {
+                name: name.clone(),
+                index,
+                reason: "only Client::build_all runs the build it names".into(),
+            });
+        }
         let plan = self.plan(build)?;
         let events = EventSink::new(options.events.clone(), 0);
+        announce(&plan, &events).await;
         run_one(self, &plan, &events, options.cancel.clone(), None).await
     }
 
     /// Runs several builds concurrently over this one connection and
     /// returns each one's result, in order. A failing build does not stop
     /// the others. Builds that read the same local directory share one
-    /// session and one upload of it.
+    /// session and one upload of it. A build with
+    /// [`Build::named_context_from`] starts when the build it names has
+    /// succeeded, and fails if that one failed.
     ///
     /// ```no_run
     /// # async fn demo(client: rbuild::Client) {
@@ -86,8 +97,19 @@ impl Client {
         builds: &[Build],
         options: &BuildOptions,
     ) -> Vec<Result<BuildResult, BuildError>> {
-        let plans: Vec<Result<BuildPlan, BuildError>> =
-            builds.iter().map(|b| self.plan(b)).collect();
+        let graph = deps::graph(builds, self.daemon());
+        let plans: Vec<Result<BuildPlan, BuildError>> = graph
+            .builds
+            .iter()
+            .zip(graph.invalid)
+            .map(|(b, invalid)| match invalid {
+                Some(e) => Err(e),
+                None => self.plan(b),
+            })
+            .collect();
+        let channels: Vec<_> = (0..builds.len())
+            .map(|_| watch::channel::<deps::Published>(None))
+            .collect();
         let valid: Vec<&BuildPlan> = plans.iter().filter_map(|p| p.as_ref().ok()).collect();
         let shared = if valid.len() > 1 {
             match SharedLocals::open(self, &valid).await {
@@ -109,6 +131,13 @@ impl Client {
         } else {
             None
         };
+        // Every build is announced before any runs, so a display knows from
+        // the first line that several builds share it (dependents start later).
+        for (i, plan) in plans.iter().enumerate() {
+            if let Ok(plan) = plan {
+                announce(plan, &EventSink::new(options.events.clone(), i)).await;
+            }
+        }
         // Views are by position among the valid plans.
         let mut valid_index = 0usize;
         let runs = plans.iter().enumerate().map(|(i, p)| {
@@ -122,17 +151,53 @@ impl Client {
             };
             let events = EventSink::new(options.events.clone(), i);
             let cancel = options.cancel.clone();
+            let needs: Vec<(String, usize, watch::Receiver<deps::Published>)> = builds[i]
+                .context_builds
+                .iter()
+                .filter_map(|(n, &j)| Some((n.clone(), j, channels.get(j)?.1.clone())))
+                .collect();
+            let publish = &channels[i].0;
+            let tmp_tag = graph.tmp_tags[i].as_ref();
             async move {
-                match p {
-                    Ok(plan) => run_one(self, plan, &events, cancel, view).await,
+                let result = match p {
+                    Ok(plan) => {
+                        let mut plan = plan.clone();
+                        let mut failed = None;
+                        for (name, index, rx) in needs {
+                            match deps::wait(rx).await {
+                                Ok(reference) => {
+                                    plan.frontend_attrs.insert(
+                                        format!("context:{name}"),
+                                        format!("docker-image://{reference}"),
+                                    );
+                                }
+                                Err(reason) => {
+                                    failed = Some(BuildError::Dependency {
+                                        name,
+                                        index,
+                                        reason,
+                                    });
+                                    break;
+                                }
+                            }
+                        }
+                        match failed {
+                            Some(e) => Err(e),
+                            None => run_one(self, &plan, &events, cancel, view).await,
+                        }
+                    }
                     Err(_) => Err(BuildError::Canceled),
-                }
+                };
+                // Dependents wait on this even when nothing else reads it.
+                let _ = publish.send(deps::publish(&result, tmp_tag));
+                result
             }
         });
         let mut results = join_all(runs).await;
         if let Some(shared) = shared {
             shared.close().await;
         }
+        self.remove_tmp_tags(&graph.tmp_tags).await;
         // Plans that were invalid keep their own error.
         for (slot, plan) in results.iter_mut().zip(plans) {
             if let Err(e) = plan {
@@ -142,6 +207,19 @@ impl Client {
         results
     }
 
+    /// Removes the temporary tags dependencies were stored under; a tag
+    /// that cannot be removed is left (it only costs a name).
+    async fn remove_tmp_tags(&self, tags: &[Option<String>]) {
+        let Some(engine) = self.load_engine() else {
+            return;
+        };
+        for tag in tags.iter().flatten() {
+            if let Err(e) = engine.remove_image(tag, false).await {
+                tracing::debug!(%tag, error = %e, "temporary dependency tag left in the engine");
+            }
+        }
+    }
+
     /// Resolves `build` for this daemon.
     fn plan(&self, build: &Build) -> Result<BuildPlan, BuildError> {
         plan::prepare(build, self.daemon(), self.load_engine())
@@ -149,6 +227,7 @@ impl Client {
 }
 
 /// One build framed by its Started and Finished events.
+/// One build, after its Started event: ends with its Finished event.
 async fn run_one(
     client: &Client,
     plan: &BuildPlan,
@@ -156,6 +235,13 @@ async fn run_one(
     cancel: CancellationToken,
     view: Option<solve::LocalsView>,
 ) -> Result<BuildResult, BuildError> {
+    let result = solve::run(client, plan, events, cancel, view).await;
+    events.send(EventKind::Finished).await;
+    result
+}
+
+/// A build's first event: its name and the notes for its steps.
+async fn announce(plan: &BuildPlan, events: &EventSink) {
     let marker = plan
         .rewritten
         .as_ref()
@@ -166,7 +252,4 @@ async fn run_one(
             marker,
         })
         .await;
-    let result = solve::run(client, plan, events, cancel, view).await;
-    events.send(EventKind::Finished).await;
-    result
 }
