@@ -256,3 +256,65 @@ fn a_target_context_feeds_one_target_into_another() {
         "{err}"
     );
 }
+
+#[test]
+fn run_limits_annotations_and_no_cache_filter_reach_the_daemon() {
+    let stack = stack();
+    let image = format!("{}/rbuild/{}", stack.registry, unique("bake-attrs"));
+    let stamp = unique("stamp");
+    let dir = context(&[
+        (
+            "Dockerfile",
+            &format!(
+                "ARG BASE\nFROM ${{BASE}} AS first\nRUN echo {stamp} > /first\n\
+                 FROM first AS second\nRUN df -k /dev/shm | tail -n 1 | awk '{{print $2}}' > /shm && ulimit -n > /nofile && cat /proc/sys/kernel/random/uuid > /second\n\
+                 FROM scratch AS out\nCOPY --from=second /shm /nofile /second /\n"
+            ),
+        ),
+        (
+            "docker-bake.hcl",
+            &format!(
+                "variable \"BASE\" {{\n  default = \"\"\n}}\n\
+                 target \"limits\" {{\n  args = {{ BASE = BASE }}\n  target = \"out\"\n  shm-size = \"96m\"\n  ulimits = [\"nofile=1234:2345\"]\n  output = [\"type=local,dest=limits\"]\n}}\n\
+                 target \"annotated\" {{\n  args = {{ BASE = BASE }}\n  target = \"first\"\n  tags = [\"{image}:1\"]\n  annotations = [\"org.example.note=from-bake\"]\n  attest = [\"type=provenance,mode=min\"]\n  output = [\"type=registry,oci-mediatypes=true\"]\n}}\n"
+            ),
+        ),
+    ]);
+    let out = bake(dir.path(), &stack)
+        .args(["limits", "annotated"])
+        .output()
+        .unwrap();
+    support::assert_success(&out);
+    let read = |f: &str| std::fs::read_to_string(dir.path().join("limits").join(f)).unwrap();
+    assert_eq!(
+        read("shm").trim(),
+        (96 * 1024).to_string(),
+        "/dev/shm size in KiB"
+    );
+    assert_eq!(read("nofile").trim(), "1234");
+    let manifest = registry::manifest(&stack.registry, &format!("{image}:1"));
+    assert_eq!(
+        manifest["annotations"]["org.example.note"], "from-bake",
+        "{manifest}"
+    );
+
+    // Again with only `second` uncached: `first` comes from cache, `second` re-runs.
+    let first = read("second");
+    let out = bake(dir.path(), &stack)
+        .args(["--set", "limits.no-cache-filter=second", "limits"])
+        .output()
+        .unwrap();
+    support::assert_success(&out);
+    let err = stderr(&out);
+    let step = |prefix: &str| -> String {
+        let line = err.lines().find(|l| l.contains(prefix)).unwrap_or_default();
+        line.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (first_step, second_step) = (step("[first 2/2] RUN"), step("[second 1/1] RUN"));
+    assert!(err.contains(&format!("{first_step} CACHED")), "{err}");
+    assert!(!err.contains(&format!("{second_step} CACHED")), "{err}");
+    assert_ne!(read("second"), first, "the filtered stage ran again");
+}

@@ -334,6 +334,12 @@ fn assign(t: &mut Target, key: &str, v: &Value) -> Result<(), String> {
         "pull" => t.pull = boolean(v)?,
         "network" => t.network = text(v),
         "entitlements" => t.entitlements = strings(v),
+        "no-cache-filter" => t.no_cache_filter = strings(v),
+        "attest" => t.attest = strings(v),
+        "annotations" => t.annotations = strings(v),
+        "shm-size" => t.shm_size = text(v),
+        "ulimits" => t.ulimits = strings(v),
+        "description" => t.description = text(v),
         k if NOT_YET.contains(&k) => {
             return Err("rbuild does not support this attribute yet".into());
         }

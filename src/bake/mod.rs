@@ -443,6 +443,28 @@ fn to_build(
     b = b
         .no_cache(t.no_cache.unwrap_or(false))
         .pull(t.pull.unwrap_or(false));
+    for stage in &t.no_cache_filter {
+        b = b.no_cache_stage(stage);
+    }
+    if let Some(size) = &t.shm_size {
+        b = b.shm_size(crate::build::parse_size(size).map_err(|e| bad(e.to_string()))?);
+    }
+    for u in &t.ulimits {
+        b = b.ulimit(
+            u.parse()
+                .map_err(|e: crate::build::InvalidBuild| bad(e.to_string()))?,
+        );
+    }
+    for a in &t.annotations {
+        b = b.annotation(
+            a.parse()
+                .map_err(|e: crate::build::InvalidBuild| bad(e.to_string()))?,
+        );
+    }
+    for a in &t.attest {
+        let (kind, params) = crate::build::parse_attest(a).map_err(|e| bad(e.to_string()))?;
+        b = b.attest(kind, params);
+    }
     b = b.network(match t.network.as_deref() {
         None | Some("default") => Network::Default,
         Some("none") => Network::None,

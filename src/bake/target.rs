@@ -69,19 +69,29 @@ pub struct Target {
     /// Privileges (`network.host`, `security.insecure`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub entitlements: Vec<String>,
+    /// Stages to build without cache.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub no_cache_filter: Vec<String>,
+    /// Attestations: `type=provenance,mode=max`, `type=sbom,generator=IMAGE`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attest: Vec<String>,
+    /// Image annotations: `[LEVEL:]KEY=VALUE`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<String>,
+    /// `/dev/shm` size for RUN steps (`64m`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<String>,
+    /// Resource limits for RUN steps: `NAME=SOFT[:HARD]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<String>,
+    /// A description, for people reading the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// Attributes buildx knows that rbuild does not build with yet: a file that
 /// sets one fails clearly instead of building something else.
-pub(crate) const NOT_YET: &[&str] = &[
-    "no-cache-filter",
-    "attest",
-    "annotations",
-    "shm-size",
-    "ulimits",
-    "call",
-    "description",
-];
+pub(crate) const NOT_YET: &[&str] = &["call"];
 
 impl Target {
     /// Overlays `later` on `self`: a later file's (or a child's) values
@@ -100,7 +110,9 @@ impl Target {
             target,
             no_cache,
             pull,
-            network
+            network,
+            shm_size,
+            description
         );
         take_list!(
             inherits,
@@ -111,7 +123,11 @@ impl Target {
             output,
             secret,
             ssh,
-            entitlements
+            entitlements,
+            no_cache_filter,
+            attest,
+            annotations,
+            ulimits
         );
         for (k, v) in &later.args {
             self.args.insert(k.clone(), v.clone());
@@ -161,6 +177,11 @@ impl Target {
                 "secrets" | "secret" => self.secret = vec![value.to_string()],
                 "ssh" => self.ssh = vec![value.to_string()],
                 "no-cache" => self.no_cache = Some(boolean()?),
+                "no-cache-filter" => self.no_cache_filter = list(),
+                "attest" => self.attest.push(value.to_string()),
+                "annotations" => self.annotations.push(value.to_string()),
+                "shm-size" => self.shm_size = Some(value.to_string()),
+                "ulimits" => self.ulimits.push(value.to_string()),
                 "pull" => self.pull = Some(boolean()?),
                 "push" => {
                     if boolean()? {
@@ -224,7 +245,7 @@ mod tests {
                 .contains("unknown attribute")
         );
         assert!(
-            t.set("shm-size", "1g")
+            t.set("call", "check")
                 .unwrap_err()
                 .to_string()
                 .contains("not support")

@@ -113,15 +113,12 @@ fn mistakes_are_named() {
         "{err}"
     );
     let err = Definition::parse(
-        &[("b.hcl", "target \"a\" {\n  shm-size = \"1g\"\n}\n")],
+        &[("b.hcl", "target \"a\" {\n  call = \"check\"\n}\n")],
         |_| None,
     )
     .unwrap_err()
     .to_string();
-    assert!(
-        err.contains("shm-size") && err.contains("not support"),
-        "{err}"
-    );
+    assert!(err.contains("call") && err.contains("not support"), "{err}");
     let cyc = Definition::parse(
         &[(
             "b.hcl",

@@ -159,6 +159,22 @@ pub enum InvalidBuild {
         /// What was given.
         input: String,
     },
+    /// A ulimit, size or annotation is malformed.
+    #[error("{input:?}: {reason}")]
+    Limit {
+        /// What was given.
+        input: String,
+        /// What is wrong, and the right form.
+        reason: String,
+    },
+    /// An attestation spec is malformed.
+    #[error("attestation {input:?}: {reason}")]
+    Attest {
+        /// What was given.
+        input: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A build argument or label has an empty name.
     #[error("{what} {input:?}: the name is empty")]
     EmptyKey {

@@ -25,6 +25,7 @@
 
 mod error;
 mod hosts;
+mod limits;
 mod output;
 pub(crate) mod plan;
 mod result;
@@ -42,6 +43,7 @@ pub use crate::session::secrets::{SecretSource, SecretSpec};
 pub use crate::session::sshforward::SshSpec;
 pub use error::{BuildError, InvalidBuild, SourceLocation, StepFailure};
 pub use hosts::{ExtraHost, HostAddr};
+pub use limits::{Annotation, Ulimit, parse_attest, parse_size};
 pub use output::{FileDest, ImageArchive, ImageOutput, Output};
 pub use result::{BuildResult, StepReport, UploadStats};
 
@@ -122,6 +124,12 @@ pub struct Build {
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) platforms: Vec<String>,
     pub(crate) no_cache: bool,
+    pub(crate) no_cache_stages: Vec<String>,
+    pub(crate) shm_size: Option<u64>,
+    pub(crate) ulimits: Vec<Ulimit>,
+    pub(crate) cgroup_parent: Option<String>,
+    pub(crate) annotations: Vec<Annotation>,
+    pub(crate) attests: BTreeMap<String, String>,
     pub(crate) pull: bool,
     pub(crate) network: Network,
     pub(crate) extra_hosts: Vec<ExtraHost>,
@@ -209,6 +217,45 @@ impl Build {
     /// Ignore the build cache for every step.
     pub fn no_cache(mut self, yes: bool) -> Build {
         self.no_cache = yes;
+        self
+    }
+
+    /// Ignore the build cache for this stage only (repeat for several);
+    /// [`Build::no_cache`] ignores it for all.
+    pub fn no_cache_stage(mut self, stage: impl Into<String>) -> Build {
+        self.no_cache_stages.push(stage.into());
+        self
+    }
+
+    /// The size of `/dev/shm` in RUN steps, in bytes.
+    pub fn shm_size(mut self, bytes: u64) -> Build {
+        self.shm_size = Some(bytes);
+        self
+    }
+
+    /// A resource limit for RUN steps.
+    pub fn ulimit(mut self, limit: Ulimit) -> Build {
+        self.ulimits.push(limit);
+        self
+    }
+
+    /// The cgroup RUN steps are placed under.
+    pub fn cgroup_parent(mut self, parent: impl Into<String>) -> Build {
+        self.cgroup_parent = Some(parent.into());
+        self
+    }
+
+    /// An annotation on every image the build produces.
+    pub fn annotation(mut self, annotation: Annotation) -> Build {
+        self.annotations.push(annotation);
+        self
+    }
+
+    /// An attestation: `kind` is `provenance` or `sbom`, `params` its
+    /// options as BuildKit takes them (`mode=max`, `generator=IMAGE`, or
+    /// `disabled=true` to turn a default one off).
+    pub fn attest(mut self, kind: impl Into<String>, params: impl Into<String>) -> Build {
+        self.attests.insert(kind.into(), params.into());
         self
     }
 

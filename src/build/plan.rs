@@ -83,6 +83,28 @@ pub(crate) fn prepare(
     if build.no_cache {
         // Empty means every stage.
         attrs.insert("no-cache".to_string(), String::new());
+    } else if !build.no_cache_stages.is_empty() {
+        attrs.insert("no-cache".to_string(), build.no_cache_stages.join(","));
+    }
+    if let Some(bytes) = build.shm_size {
+        attrs.insert("shm-size".to_string(), bytes.to_string());
+    }
+    if !build.ulimits.is_empty() {
+        let limits: Vec<String> = build.ulimits.iter().map(ToString::to_string).collect();
+        attrs.insert("ulimit".to_string(), limits.join(","));
+    }
+    if let Some(parent) = &build.cgroup_parent {
+        attrs.insert("cgroup-parent".to_string(), parent.clone());
+    }
+    for (kind, params) in &build.attests {
+        if !matches!(kind.as_str(), "provenance" | "sbom") {
+            return Err(InvalidBuild::Attest {
+                input: kind.clone(),
+                reason: "the type is provenance or sbom".into(),
+            }
+            .into());
+        }
+        attrs.insert(format!("attest:{kind}"), params.clone());
     }
     if build.pull {
         attrs.insert("image-resolve-mode".to_string(), "pull".to_string());
@@ -121,7 +143,15 @@ pub(crate) fn prepare(
         check_context_name(name)?;
     }
 
-    let exports = output::resolve(&build.outputs, &build.tags, daemon)?;
+    let mut exports = output::resolve(&build.outputs, &build.tags, daemon)?;
+    for e in exports
+        .iter_mut()
+        .filter(|e| matches!(e.kind.as_str(), "image" | "moby" | "oci" | "docker"))
+    {
+        for a in &build.annotations {
+            e.attrs.entry(a.attr()).or_insert_with(|| a.value.clone());
+        }
+    }
     output::check_destinations(&exports)?;
     let (cache_imports, cache_exports) = cache_entries(build)?;
     let secrets = secrets::load(&build.secrets).map_err(InvalidBuild::from)?;

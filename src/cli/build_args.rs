@@ -35,6 +35,34 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// Do not use the build cache for these stages (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',', value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+
+    /// Size of /dev/shm in RUN steps (64m, 2g).
+    #[arg(long, value_name = "SIZE")]
+    pub shm_size: Option<String>,
+
+    /// Resource limit for RUN steps: NAME=SOFT[:HARD] (repeatable).
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
+
+    /// Parent cgroup of RUN steps.
+    #[arg(long, value_name = "CGROUP")]
+    pub cgroup_parent: Option<String>,
+
+    /// Image annotation: [index:|manifest:|manifest-descriptor:|index-descriptor:]KEY=VALUE.
+    #[arg(long = "annotation", value_name = "[LEVEL:]KEY=VALUE")]
+    pub annotations: Vec<String>,
+
+    /// Extra privileges: network.host, security.insecure (repeatable).
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
+
+    /// Attestation: type=provenance[,mode=min|max] | type=sbom[,generator=IMAGE] (repeatable).
+    #[arg(long = "attest", value_name = "type=TYPE[,...]")]
+    pub attest: Vec<String>,
+
     /// Always look for newer versions of base images.
     #[arg(long)]
     pub pull: bool,

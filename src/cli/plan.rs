@@ -42,6 +42,39 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
         build = build.platform(p);
     }
     build = build.no_cache(args.no_cache).pull(args.pull);
+    for stage in &args.no_cache_filter {
+        build = build.no_cache_stage(stage);
+    }
+    if let Some(size) = &args.shm_size {
+        let bytes =
+            rbuild::build::parse_size(size).map_err(|e| anyhow::anyhow!("--shm-size {e}"))?;
+        build = build.shm_size(bytes);
+    }
+    for u in &args.ulimits {
+        let limit: rbuild::build::Ulimit =
+            u.parse().map_err(|e| anyhow::anyhow!("--ulimit {e}"))?;
+        build = build.ulimit(limit);
+    }
+    if let Some(parent) = &args.cgroup_parent {
+        build = build.cgroup_parent(parent);
+    }
+    for a in &args.annotations {
+        let annotation: rbuild::build::Annotation =
+            a.parse().map_err(|e| anyhow::anyhow!("--annotation {e}"))?;
+        build = build.annotation(annotation);
+    }
+    for e in &args.allow {
+        build = build.allow(match e.as_str() {
+            "network.host" => rbuild::Entitlement::NetworkHost,
+            "security.insecure" => rbuild::Entitlement::SecurityInsecure,
+            other => anyhow::bail!("--allow {other:?}: use network.host or security.insecure"),
+        });
+    }
+    for a in &args.attest {
+        let (kind, params) =
+            rbuild::build::parse_attest(a).map_err(|e| anyhow::anyhow!("--{e}"))?;
+        build = build.attest(kind, params);
+    }
     build = build.network(match args.network {
         None | Some(Network::Default) => rbuild::Network::Default,
         Some(Network::None) => rbuild::Network::None,
