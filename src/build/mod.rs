@@ -174,6 +174,15 @@ impl Build {
         &self.context
     }
 
+    /// The Dockerfile's path on disk (`None` for an inline one), as given.
+    pub fn dockerfile_file(&self) -> Option<PathBuf> {
+        match &self.dockerfile {
+            Dockerfile::InContext => Some(self.context.join("Dockerfile")),
+            Dockerfile::Path(p) => Some(p.clone()),
+            Dockerfile::Inline(_) => None,
+        }
+    }
+
     /// Where the Dockerfile comes from (default: `Dockerfile` in the context).
     pub fn dockerfile(mut self, dockerfile: Dockerfile) -> Build {
         self.dockerfile = dockerfile;

@@ -166,7 +166,24 @@ async fn execute(
         client.build_all(builds, &options).await
     };
     signals.abort();
-    renderer.await.context("progress renderer stopped")??;
+    let summaries = renderer.await.context("progress renderer stopped")??;
+    let rows: Vec<super::github::Row<'_>> = builds
+        .iter()
+        .zip(&results)
+        .enumerate()
+        .filter_map(|(i, (b, r))| {
+            Some(super::github::Row {
+                name: b.get_name().unwrap_or("default"),
+                summary: summaries.get(i)?.as_ref()?,
+                ok: r.is_ok(),
+                upload: r
+                    .as_ref()
+                    .ok()
+                    .map(|r| (r.upload.files_sent, r.upload.bytes_sent)),
+            })
+        })
+        .collect();
+    super::github::step_summary(&rows);
 
     let mut failed = 0;
     let mut metadata = serde_json::Map::new();
@@ -199,6 +216,9 @@ async fn execute(
             }
             Err(e) => {
                 failed += 1;
+                if let Some(file) = build.dockerfile_file() {
+                    super::github::annotate(&e, &file);
+                }
                 let e = target_error(e);
                 super::say(format_args!(
                     "error: target {name:?}: {}",

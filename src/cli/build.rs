@@ -53,13 +53,25 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
             .with_context(|| format!("cannot write --report {}", path.display()))?;
     }
 
+    super::github::step_summary(&[super::github::Row {
+        name: "build",
+        summary: &summary,
+        ok: result.is_ok(),
+        upload: result
+            .as_ref()
+            .ok()
+            .map(|r| (r.upload.files_sent, r.upload.bytes_sent)),
+    }]);
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(BuildError::Canceled) => {
             super::say(format_args!("build canceled"));
             return Ok(EXIT_CANCELED);
         }
-        Err(e) => return Err(user_error(e)),
+        Err(e) => {
+            super::github::annotate(&e, &dockerfile_shown(&args));
+            return Err(user_error(e));
+        }
     };
     for warning in &outcome.warnings {
         super::say(format_args!("WARNING: {warning}"));
@@ -74,6 +86,15 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
         super::say_out(format_args!("{id}"));
     }
     Ok(0)
+}
+
+/// The Dockerfile as the user named it, for annotations.
+fn dockerfile_shown(args: &BuildArgs) -> std::path::PathBuf {
+    match (&args.file, &args.context) {
+        (Some(f), _) if f != std::path::Path::new("-") => f.clone(),
+        (_, Some(ctx)) => ctx.join("Dockerfile"),
+        _ => std::path::PathBuf::from("Dockerfile"),
+    }
 }
 
 /// A library error as the user should read it: where the cause is one of

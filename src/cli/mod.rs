@@ -8,6 +8,7 @@ mod cache;
 mod check;
 mod dial;
 mod flags;
+mod github;
 mod info;
 mod plan;
 mod report;
@@ -125,6 +126,17 @@ pub enum Command {
     /// Bridge stdin/stdout to the daemon, as `buildctl dial-stdio` (for
     /// docker-container:// clients).
     DialStdio(dial::DialStdioArgs),
+    /// Print a shell completion script: rbuild completion bash|zsh|fish.
+    Completion(CompletionArgs),
+    /// Print the man page (roff): rbuild man > rbuild.1
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 impl GlobalArgs {
@@ -275,5 +287,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => check::run(args),
         Command::Cache(cmd) => cache::run(&cli.global, cmd).await,
         Command::DialStdio(args) => dial::run(&cli.global, args).await,
+        Command::Completion(args) => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            let mut out = Lenient::new(std::io::stdout());
+            clap_complete::generate(args.shell, &mut cmd, "rbuild", &mut out);
+            Ok(0)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut out = Lenient::new(std::io::stdout());
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            Ok(0)
+        }
     }
 }
