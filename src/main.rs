@@ -9,7 +9,21 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse_args(std::env::args_os().collect());
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match cli::plugin::invocation(&argv) {
+        Some(cli::plugin::Invocation::Metadata) => {
+            let _ = writeln!(std::io::stdout(), "{}", cli::plugin::metadata());
+            return ExitCode::SUCCESS;
+        }
+        Some(cli::plugin::Invocation::Run { args, addr }) => {
+            let mut cli = cli::Cli::parse_args(args);
+            if cli.global.addr.is_none() {
+                cli.global.addr = addr.and_then(|a| a.parse().ok());
+            }
+            cli
+        }
+        None => cli::Cli::parse_args(argv),
+    };
     init_tracing(cli.global.debug);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -11,6 +11,7 @@ mod flags;
 mod github;
 mod info;
 mod plan;
+pub mod plugin;
 mod report;
 
 use std::path::PathBuf;
