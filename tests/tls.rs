@@ -151,3 +151,104 @@ fn tls_flags_with_a_socket_address_are_refused() {
         assert_clear_failure(&["--tlscacert", ca], addr, &["TLS", "tcp://"]);
     }
 }
+
+/// An X.509 v1 certificate, as `openssl x509 -req` makes one without an
+/// extensions file, and its key.
+fn v1_client_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (key, csr, cert) = (dir.join("v1.key"), dir.join("v1.csr"), dir.join("v1.pem"));
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    let p = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &p(&key),
+        "-subj",
+        "/CN=v1-client",
+        "-out",
+        &p(&csr),
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p(&csr),
+        "-signkey",
+        &p(&key),
+        "-days",
+        "2",
+        "-out",
+        &p(&cert),
+    ]);
+    let text = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in", &p(&cert)])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&text).contains("Version: 1 (0x0)"),
+        "not a v1 certificate"
+    );
+    (cert, key)
+}
+
+#[test]
+fn a_v1_client_certificate_is_presented_as_buildctl_does() {
+    let stack = stack();
+    let pki = TestPki::new();
+    let (cert, key) = v1_client_cert(pki.dir.path());
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
+    let proxy = TlsProxy::start_expecting(&stack.engine_socket, &pki, der);
+    let out = rbuild()
+        .args(["info", "--addr", &proxy.address()])
+        .args([
+            "--tlscacert",
+            pki.ca.to_str().unwrap(),
+            "--tlsservername",
+            "localhost",
+        ])
+        .args([
+            "--tlscert",
+            cert.to_str().unwrap(),
+            "--tlskey",
+            key.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert!(stdout(&out).contains("Workers:"), "{}", stdout(&out));
+
+    // A key that is not the certificate's is still refused, saying so.
+    let out = rbuild()
+        .args(["info", "--addr", &proxy.address()])
+        .args([
+            "--tlscacert",
+            pki.ca.to_str().unwrap(),
+            "--tlsservername",
+            "localhost",
+        ])
+        .args([
+            "--tlscert",
+            pki.client_cert.to_str().unwrap(),
+            "--tlskey",
+            &key.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not the key of the client certificate"),
+        "{}",
+        stderr(&out)
+    );
+}

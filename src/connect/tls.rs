@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::sign::CertifiedKey;
 use rustls::{AlertDescription, CertificateError, ClientConfig, ProtocolVersion, RootCertStore};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -102,19 +103,35 @@ impl Tls {
             None => system_roots().map_err(setup)?,
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider)
+        let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| setup(e.to_string()))?
             .with_root_certificates(roots);
         let mut client = match (&config.cert, &config.key) {
-            (Some(cert), Some(key)) => builder
-                .with_client_auth_cert(certs_from(cert)?, key_from(key)?)
-                .map_err(|e| {
-                    setup(format!(
-                        "the client certificate and key do not go together: {e} \
-                         (check the client certificate and key)"
-                    ))
-                })?,
+            (Some(cert), Some(key)) => {
+                let signer = provider
+                    .key_provider
+                    .load_private_key(key_from(key)?)
+                    .map_err(|e| setup(format!("the client key cannot be used: {e}")))?;
+                let certified = CertifiedKey::new(certs_from(cert)?, signer);
+                match certified.keys_match() {
+                    Ok(()) => {}
+                    Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+                        return Err(setup(
+                            "the client key is not the key of the client certificate \
+                             (check the client certificate and key)"
+                                .into(),
+                        ));
+                    }
+                    // webpki reads only X.509 v3, but buildkitd (Go) takes
+                    // v1 certificates as `openssl x509 -req` makes them: the
+                    // daemon, not the client, judges the client certificate.
+                    Err(e) => {
+                        tracing::debug!(error = %e, "client certificate not checked against its key")
+                    }
+                }
+                builder.with_client_cert_resolver(Arc::new(ClientCert(Arc::new(certified))))
+            }
             _ => builder.with_no_client_auth(),
         };
         client.alpn_protocols = vec![b"h2".to_vec()];
@@ -266,6 +283,25 @@ pub(crate) fn rustls_error<'a>(
         cause = e.source();
     }
     None
+}
+
+/// The one client certificate of a connection, sent whatever the server
+/// hints (as buildctl does).
+#[derive(Debug)]
+struct ClientCert(Arc<CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for ClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 /// Which TLS setting a handshake failure points at.

@@ -71,19 +71,37 @@ impl TestPki {
     }
 
     fn server_config(&self, require_client_cert: bool) -> ServerConfig {
+        self.server_config_with(if require_client_cert {
+            ClientAuth::SignedByCa
+        } else {
+            ClientAuth::None
+        })
+    }
+
+    fn server_config_with(&self, auth: ClientAuth) -> ServerConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .unwrap();
-        let builder = if require_client_cert {
-            let mut roots = RootCertStore::empty();
-            roots.add(self.ca_der.clone()).unwrap();
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .unwrap();
-            builder.with_client_cert_verifier(verifier)
-        } else {
-            builder.with_no_client_auth()
+        let builder = match auth {
+            ClientAuth::SignedByCa => {
+                let mut roots = RootCertStore::empty();
+                roots.add(self.ca_der.clone()).unwrap();
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .build()
+                        .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+            ClientAuth::Exactly(der) => {
+                builder.with_client_cert_verifier(Arc::new(ExactClientCert {
+                    der,
+                    schemes: provider
+                        .signature_verification_algorithms
+                        .supported_schemes(),
+                }))
+            }
+            ClientAuth::None => builder.with_no_client_auth(),
         };
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key.clone()));
         let mut config = builder
@@ -91,6 +109,67 @@ impl TestPki {
             .unwrap();
         config.alpn_protocols = vec![b"h2".to_vec()];
         config
+    }
+}
+
+/// What the proxy asks of clients.
+enum ClientAuth {
+    None,
+    /// A certificate the test CA signed (rustls/webpki checks it).
+    SignedByCa,
+    /// Exactly this certificate: for X.509 v1 client certificates, which Go's
+    /// TLS (buildkitd) accepts and webpki cannot parse, so neither the chain
+    /// nor the handshake signature is checked here: the test is that the
+    /// client presents the certificate and completes the handshake.
+    Exactly(Vec<u8>),
+}
+
+#[derive(Debug)]
+struct ExactClientCert {
+    der: Vec<u8>,
+    schemes: Vec<rustls::SignatureScheme>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for ExactClientCert {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.der.as_slice() {
+            Ok(rustls::server::danger::ClientCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "not the expected client certificate".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.schemes.clone()
     }
 }
 
@@ -113,7 +192,19 @@ impl TlsProxy {
     /// of `pki`; with `require_client_cert` a client must present one the
     /// test CA signed.
     pub fn start(engine_socket: &Path, pki: &TestPki, require_client_cert: bool) -> TlsProxy {
-        let acceptor = TlsAcceptor::from(Arc::new(pki.server_config(require_client_cert)));
+        Self::serve(engine_socket, pki.server_config(require_client_cert))
+    }
+
+    /// As [`TlsProxy::start`], accepting only the client certificate `der`.
+    pub fn start_expecting(engine_socket: &Path, pki: &TestPki, der: Vec<u8>) -> TlsProxy {
+        Self::serve(
+            engine_socket,
+            pki.server_config_with(ClientAuth::Exactly(der)),
+        )
+    }
+
+    fn serve(engine_socket: &Path, config: ServerConfig) -> TlsProxy {
+        let acceptor = TlsAcceptor::from(Arc::new(config));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
