@@ -207,11 +207,11 @@ pub(crate) async fn run(
     let request = plan.solve_request(&build_ref, session.id(), &locals);
     tracing::debug!(build_ref, session = session.id(), "solving");
 
-    let status_task = tokio::spawn(forward_status(
+    let status_task = StatusTask(tokio::spawn(forward_status(
         client.clone(),
         build_ref.clone(),
         events.clone(),
-    ));
+    )));
     let mut control = client.control();
     let result = tokio::select! {
         r = control.solve(request) => r,
@@ -280,9 +280,20 @@ pub(crate) async fn run(
     })
 }
 
+/// The status task, aborted when dropped: a build future dropped by its
+/// caller, or a drain that timed out, must not leave it holding the event
+/// channel open (a renderer ends only when every sender is gone).
+struct StatusTask(tokio::task::JoinHandle<State>);
+
+impl Drop for StatusTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Waits for the status task (bounded), returning its fold.
-async fn drain(task: tokio::task::JoinHandle<State>) -> (Summary, State) {
-    match tokio::time::timeout(STATUS_DRAIN, task).await {
+async fn drain(mut task: StatusTask) -> (Summary, State) {
+    match tokio::time::timeout(STATUS_DRAIN, &mut task.0).await {
         Ok(Ok(mut state)) => {
             state.finish();
             (state.summary(), state)

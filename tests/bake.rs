@@ -307,10 +307,10 @@ fn run_limits_annotations_and_no_cache_filter_reach_the_daemon() {
     support::assert_success(&out);
     let err = stderr(&out);
     let step = |prefix: &str| -> String {
-        let line = err.lines().find(|l| l.contains(prefix)).unwrap_or_default();
-        line.split_whitespace()
-            .next()
-            .unwrap_or_default()
+        let line = err.lines().find(|l| l.contains(prefix));
+        let number = line.and_then(|l| l.split_whitespace().next());
+        number
+            .unwrap_or_else(|| panic!("no {prefix} step in: {err}"))
             .to_string()
     };
     let (first_step, second_step) = (step("[first 2/2] RUN"), step("[second 1/1] RUN"));

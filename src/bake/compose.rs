@@ -124,21 +124,27 @@ fn service_attrs(
         if let Some(v) = build.get("ssh") {
             put("ssh", list(v, env)?);
         }
-        for key in [
-            "shm_size",
-            "ulimits",
-            "extra_hosts",
-            "isolation",
-            "privileged",
-        ] {
+        if let Some(v) = build.get("shm_size") {
+            put("shm-size", string(s(v)?));
+        }
+        if let Some(v) = build.get("ulimits") {
+            put("ulimits", ulimits(v)?);
+        }
+        for key in ["extra_hosts", "isolation", "privileged"] {
             if build.get(key).is_some() {
                 return Err(format!("build.{key} is not supported yet"));
             }
         }
     }
-    let has_tags = matches!(build, Yaml::Mapping(_)) && build.get("tags").is_some();
-    if let (Some(image), false) = (image, has_tags) {
-        put("tags", Expression::Array(vec![string(s(image)?)]));
+    // The service's image is a tag too, before build.tags (as buildx).
+    if let Some(image) = image {
+        let mut tags = vec![string(s(image)?)];
+        if let Some(pos) = attrs.iter().position(|(k, _)| k == "tags")
+            && let (_, Expression::Array(more)) = attrs.remove(pos)
+        {
+            tags.extend(more);
+        }
+        attrs.push(("tags".into(), Expression::Array(tags)));
     }
     Ok(attrs)
 }
@@ -179,6 +185,33 @@ fn build_secrets(
             return Err(format!("secret {source:?} needs file or environment"));
         };
         out.push(Expression::String(spec));
+    }
+    Ok(Expression::Array(out))
+}
+
+/// Compose's `ulimits: {nofile: {soft: 1024, hard: 2048}, nproc: 64}`
+/// as bake's `NAME=SOFT:HARD` list.
+fn ulimits(v: &Yaml) -> Result<Expression, String> {
+    let Yaml::Mapping(m) = v else {
+        return Err("build.ulimits must be a map".into());
+    };
+    let mut out = Vec::new();
+    for (name, limit) in m {
+        let name = name.as_str().ok_or("ulimit names are strings")?;
+        let (soft, hard) = match limit {
+            Yaml::Number(n) => (n.to_string(), n.to_string()),
+            Yaml::Mapping(_) => {
+                let get = |k: &str| {
+                    limit
+                        .get(k)
+                        .and_then(scalar)
+                        .ok_or(format!("ulimit {name} needs soft and hard"))
+                };
+                (get("soft")?, get("hard")?)
+            }
+            _ => return Err(format!("ulimit {name}: a number or soft/hard")),
+        };
+        out.push(Expression::String(format!("{name}={soft}:{hard}")));
     }
     Ok(Expression::Array(out))
 }
@@ -294,9 +327,7 @@ pub(crate) fn interpolate(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Resu
             out.push('$');
             rest = r;
         } else if let Some(r) = rest.strip_prefix('{') {
-            let end = r
-                .find('}')
-                .ok_or_else(|| format!("unterminated ${{ in {s:?}"))?;
+            let end = closing_brace(r).ok_or_else(|| format!("unterminated ${{ in {s:?}"))?;
             out.push_str(&expand(&r[..end], env)?);
             rest = &r[end + 1..];
         } else {
@@ -313,6 +344,20 @@ pub(crate) fn interpolate(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Resu
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The `}` that closes a `${`, past nested `${...}` in a default.
+fn closing_brace(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => return Some(i),
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
 }
 
 fn expand(inner: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
@@ -368,6 +413,7 @@ mod tests {
             ("${EMPTY:-dflt}", "dflt"),
             ("${EMPTY-dflt}", ""),
             ("cost $$5", "cost $5"),
+            ("${NOPE:-${TAG}-x}", "v2-x"),
         ];
         for (input, want) in cases {
             assert_eq!(interpolate(input, &env).unwrap(), want, "{input}");

@@ -229,18 +229,15 @@ impl Definition {
         for name in &names {
             self.expand(name, &mut Vec::new(), &mut asked)?;
         }
-        // Targets whose results others use as contexts come along, first.
+        // Targets whose results others use as contexts come along, first;
+        // overrides apply before, since they may add such a context.
         let mut chosen: Vec<String> = Vec::new();
         for name in &asked {
-            self.with_dependencies(name, &mut Vec::new(), &mut chosen)?;
+            self.with_dependencies(name, overrides, &mut Vec::new(), &mut chosen)?;
         }
         let mut out = Vec::new();
         for name in chosen {
-            let mut target = self.inherited(&name, &mut Vec::new())?;
-            target.inherits.clear();
-            for o in overrides.iter().filter(|o| glob(&o.pattern, &name)) {
-                target.set(&o.key, &o.value)?;
-            }
+            let target = self.finished(&name, overrides)?;
             out.push((name, target));
         }
         for o in overrides {
@@ -296,10 +293,25 @@ impl Definition {
         })
     }
 
+    /// Target `name` with `inherits` applied, then the overrides matching it
+    /// (repeating a list attribute's override appends, as buildx does).
+    fn finished(&self, name: &str, overrides: &[Override]) -> Result<Target, BakeError> {
+        let mut target = self.inherited(name, &mut Vec::new())?;
+        target.inherits.clear();
+        let mut seen: Vec<&str> = Vec::new();
+        for o in overrides.iter().filter(|o| glob(&o.pattern, name)) {
+            let again = seen.contains(&o.key.as_str());
+            target.set(&o.key, &o.value, again)?;
+            seen.push(&o.key);
+        }
+        Ok(target)
+    }
+
     /// Adds `name` to `out` after the targets it takes contexts from.
     fn with_dependencies(
         &self,
         name: &str,
+        overrides: &[Override],
         path: &mut Vec<String>,
         out: &mut Vec<String>,
     ) -> Result<(), BakeError> {
@@ -312,7 +324,7 @@ impl Definition {
                 name: name.to_string(),
             });
         }
-        let target = self.inherited(name, &mut Vec::new())?;
+        let target = self.finished(name, overrides)?;
         path.push(name.to_string());
         for dep in target
             .contexts
@@ -325,7 +337,7 @@ impl Definition {
                     detail: format!("context \"target:{dep}\": there is no target {dep:?}"),
                 });
             }
-            self.with_dependencies(dep, path, out)?;
+            self.with_dependencies(dep, overrides, path, out)?;
         }
         path.pop();
         out.push(name.to_string());

@@ -140,8 +140,10 @@ impl Target {
         }
     }
 
-    /// Sets one attribute from a string, as `--set NAME.KEY=VALUE` does.
-    pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<(), BakeError> {
+    /// Sets one attribute from a string, as `--set NAME.KEY=VALUE` does;
+    /// with `again` (the same key was set before) a list attribute gets the
+    /// value appended instead of replaced.
+    pub(crate) fn set(&mut self, key: &str, value: &str, again: bool) -> Result<(), BakeError> {
         let bad = |reason: &str| BakeError::Set {
             input: format!("{key}={value}"),
             reason: reason.to_string(),
@@ -152,6 +154,12 @@ impl Target {
             _ => Err(bad("expected true or false")),
         };
         let list = || value.split(',').map(str::to_string).collect::<Vec<_>>();
+        let one = |current: &mut Vec<String>| {
+            if !again {
+                current.clear();
+            }
+            current.push(value.to_string());
+        };
         match key.split_once('.') {
             Some(("args", k)) => {
                 self.args.insert(k.to_string(), value.to_string());
@@ -169,13 +177,13 @@ impl Target {
                 "dockerfile-inline" => self.dockerfile_inline = Some(value.to_string()),
                 "target" => self.target = Some(value.to_string()),
                 "network" => self.network = Some(value.to_string()),
-                "tags" => self.tags = vec![value.to_string()],
+                "tags" => one(&mut self.tags),
                 "platform" | "platforms" => self.platforms = list(),
-                "cache-from" => self.cache_from = vec![value.to_string()],
-                "cache-to" => self.cache_to = vec![value.to_string()],
-                "output" => self.output = vec![value.to_string()],
-                "secrets" | "secret" => self.secret = vec![value.to_string()],
-                "ssh" => self.ssh = vec![value.to_string()],
+                "cache-from" => one(&mut self.cache_from),
+                "cache-to" => one(&mut self.cache_to),
+                "output" => one(&mut self.output),
+                "secrets" | "secret" => one(&mut self.secret),
+                "ssh" => one(&mut self.ssh),
                 "no-cache" => self.no_cache = Some(boolean()?),
                 "no-cache-filter" => self.no_cache_filter = list(),
                 "attest" => self.attest.push(value.to_string()),
@@ -230,22 +238,22 @@ mod tests {
     #[test]
     fn set_follows_buildx_keys() {
         let mut t = Target::default();
-        t.set("args.V", "1").unwrap();
-        t.set("platform", "linux/amd64,linux/arm64").unwrap();
-        t.set("push", "true").unwrap();
-        t.set("no-cache", "true").unwrap();
+        t.set("args.V", "1", false).unwrap();
+        t.set("platform", "linux/amd64,linux/arm64", false).unwrap();
+        t.set("push", "true", false).unwrap();
+        t.set("no-cache", "true", false).unwrap();
         assert_eq!(t.args["V"], "1");
         assert_eq!(t.platforms.len(), 2);
         assert_eq!(t.output, ["type=registry"]);
         assert_eq!(t.no_cache, Some(true));
         assert!(
-            t.set("colour", "red")
+            t.set("colour", "red", false)
                 .unwrap_err()
                 .to_string()
                 .contains("unknown attribute")
         );
         assert!(
-            t.set("call", "check")
+            t.set("call", "check", false)
                 .unwrap_err()
                 .to_string()
                 .contains("not support")

@@ -75,6 +75,16 @@ fn set_overrides_by_pattern() {
     assert!(chosen.iter().all(|(_, t)| t.args["V"] == "2"));
     assert_eq!(chosen[1].1.no_cache, Some(true));
     assert_eq!(chosen[0].1.no_cache, None);
+    let tags: Vec<Override> = ["app.tags=r/a:1", "app.tags=r/a:2"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let app = &def(&[]).resolve(&["app".into()], &tags).unwrap()[0].1;
+    assert_eq!(
+        app.tags,
+        ["r/a:1", "r/a:2"],
+        "a repeated list override appends"
+    );
     let nowhere: Override = "nope.tags=x".parse().unwrap();
     assert!(def(&[]).resolve(&[], &[nowhere]).is_err());
     assert!("novalue".parse::<Override>().is_err());

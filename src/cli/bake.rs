@@ -102,7 +102,9 @@ pub async fn run(global: &GlobalArgs, args: BakeArgs) -> anyhow::Result<u8> {
     }
     let mut chosen = def.resolve(&args.targets, &overrides)?;
     if args.push || args.load {
-        // As buildx: --push and --load replace the targets' outputs.
+        // --push and --load replace the targets' outputs, as the
+        // `--set *.output=type=registry|docker` they stand for (newer buildx
+        // keeps other outputs and adds push=true instead).
         for (_, t) in &mut chosen {
             t.output.clear();
             if args.push {
@@ -186,6 +188,7 @@ async fn execute(
     super::github::step_summary(&rows);
 
     let mut failed = 0;
+    let mut canceled = false;
     let mut metadata = serde_json::Map::new();
     for (build, result) in builds.iter().zip(results) {
         let name = build.get_name().unwrap_or("default");
@@ -201,7 +204,7 @@ async fn execute(
             }
             Err(BuildError::Canceled) => {
                 super::say(format_args!("[{name}] build canceled"));
-                return Ok(EXIT_CANCELED);
+                canceled = true;
             }
             Err(BuildError::Dependency {
                 name: ctx,
@@ -232,7 +235,13 @@ async fn execute(
         rbuild::build::write_atomically(path, text.as_bytes())
             .with_context(|| format!("cannot write --metadata-file {}", path.display()))?;
     }
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(if canceled {
+        EXIT_CANCELED
+    } else if failed > 0 {
+        1
+    } else {
+        0
+    })
 }
 
 /// A target's error as the user should read it: as the build command's,
@@ -297,13 +306,14 @@ fn print_json(chosen: &[(String, Target)], asked: &[String]) -> String {
         }
         targets.insert(name.clone(), serde_json::to_value(&t).unwrap_or_default());
     }
-    let group = if asked.len() == 1 {
-        asked[0].as_str()
+    // buildx names the group `default` and lists what was asked for.
+    let listed: Vec<&str> = if asked.is_empty() {
+        names
     } else {
-        "default"
+        asked.iter().map(String::as_str).collect()
     };
     let json = serde_json::json!({
-        "group": { group: { "targets": names } },
+        "group": { "default": { "targets": listed } },
         "target": targets,
     });
     serde_json::to_string_pretty(&json).unwrap_or_default()

@@ -182,11 +182,20 @@ impl Client {
                             }
                         }
                         match failed {
-                            Some(e) => Err(e),
+                            Some(e) => {
+                                // It was announced: its view ends too.
+                                events.send(EventKind::Finished).await;
+                                Err(e)
+                            }
                             None => run_one(self, &plan, &events, cancel, view).await,
                         }
                     }
-                    Err(_) => Err(BuildError::Canceled),
+                    Err(e) => {
+                        // Its own error replaces this placeholder below;
+                        // dependents learn the real reason now.
+                        let _ = publish.send(Some(Err(format!("it is invalid ({e})"))));
+                        return Err(BuildError::Canceled);
+                    }
                 };
                 // Dependents wait on this even when nothing else reads it.
                 let _ = publish.send(deps::publish(&result, tmp_tag));

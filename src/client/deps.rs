@@ -10,7 +10,7 @@
 
 use tokio::sync::watch;
 
-use crate::build::{Build, BuildError, BuildResult, Output};
+use crate::build::{Build, BuildError, BuildResult, ImageArchive, ImageOutput, Output};
 use crate::output::Daemon;
 
 /// What a build publishes for its dependents: its image ref, or why there
@@ -55,9 +55,14 @@ pub(super) fn graph(builds: &[Build], daemon: Daemon) -> Graph {
         let needed = builds
             .iter()
             .any(|b| b.context_builds.values().any(|&d| d == j));
-        if needed && daemon == Daemon::Engine {
+        if needed && daemon == Daemon::Engine && !stays_named_in_engine(&builds[j]) {
+            // An output of its own: as a tag it would name (and push) the
+            // build's other image outputs too.
             let tag = format!("rbuild-deps/{id}:{j}");
-            out[j] = out[j].clone().tag(&tag).output(Output::image());
+            out[j] = out[j].clone().output(Output::Image(ImageOutput {
+                names: vec![tag.clone()],
+                ..ImageOutput::default()
+            }));
             tmp_tags[j] = Some(tag);
         }
     }
@@ -66,6 +71,20 @@ pub(super) fn graph(builds: &[Build], daemon: Daemon) -> Graph {
         tmp_tags,
         invalid,
     }
+}
+
+/// Whether an engine keeps the build's image under a name anyway: an image
+/// or load output, or no output at all with tags (the engine's default).
+fn stays_named_in_engine(b: &Build) -> bool {
+    let image = b.outputs.iter().any(|o| match o {
+        Output::Image(img) => !img.names.is_empty() || !b.tags.is_empty(),
+        Output::Docker {
+            dest: ImageArchive::Load,
+            ..
+        } => !b.tags.is_empty(),
+        _ => false,
+    });
+    image || (b.outputs.is_empty() && !b.tags.is_empty())
 }
 
 /// Whether build `from` depends, directly or not, on build `to`.
@@ -111,15 +130,19 @@ pub(super) fn publish(
     if let Some(tag) = tmp_tag {
         return Some(Ok(tag.clone()));
     }
+    // On an engine the image is in its store under its first name.
+    if let Some(name) = r
+        .outputs
+        .iter()
+        .find(|o| o.kind == "moby")
+        .and_then(|o| o.names().first().map(|n| n.to_string()))
+    {
+        return Some(Ok(name));
+    }
     let pushed = r.outputs.iter().find_map(|o| {
-        let pushes = o.metadata.contains_key("image.name") && o.digest().is_some();
-        pushes.then(|| {
-            format!(
-                "{}@{}",
-                o.names().first().copied().unwrap_or_default(),
-                o.digest().unwrap_or_default()
-            )
-        })
+        let name = o.names().first().copied()?;
+        let digest = o.digest()?;
+        o.pushed.then(|| format!("{name}@{digest}"))
     });
     Some(pushed.ok_or_else(|| {
         "its image was not pushed: on a standalone buildkitd one build's image reaches another only through a registry".to_string()
@@ -142,12 +165,14 @@ mod tests {
                 .is_some_and(|t| t.starts_with("rbuild-deps/"))
         );
         assert!(g.tmp_tags[1].is_none());
-        assert!(
-            g.builds[0]
-                .tags
-                .iter()
-                .any(|t| t.starts_with("rbuild-deps/"))
+        assert!(g.builds[0].tags.is_empty(), "the temporary name is no tag");
+        // A dependency the engine keeps under its own tag needs none.
+        let tagged = Build::new("/a").tag("r/a:1");
+        let g2 = graph(
+            &[tagged, Build::new("/b").named_context_from("base", 0)],
+            Daemon::Engine,
         );
+        assert!(g2.tmp_tags[0].is_none());
         // A standalone buildkitd keeps no local images: no tag.
         assert!(graph(&[a, b], Daemon::Buildkitd).tmp_tags[0].is_none());
 

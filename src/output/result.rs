@@ -13,6 +13,8 @@ pub struct OutputResult {
     /// Where the result went on the client side (`Daemon` when it stayed
     /// on the daemon or went to a registry).
     pub dest: Destination,
+    /// The image was pushed to the registry its names say.
+    pub pushed: bool,
     /// `containerimage.digest`, `image.name`, ... as far as they are known
     /// to belong to this exporter.
     pub metadata: BTreeMap<String, String>,
@@ -48,6 +50,7 @@ pub fn attribute(
             OutputResult {
                 kind: e.kind.clone(),
                 dest: e.dest.clone(),
+                pushed: e.attrs.get("push").is_some_and(|p| p == "true"),
                 metadata,
             }
         })

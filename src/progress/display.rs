@@ -28,9 +28,14 @@ pub struct Display {
 }
 
 struct Slot {
+    label: String,
     progress: Progress,
     summary: Option<Summary>,
 }
+
+/// Build indices past this are ignored: an index comes from an [`Event`],
+/// which any program can make, and sizes a table here.
+const MAX_BUILDS: usize = 4096;
 
 impl Display {
     /// A display in `mode` writing to `out` (normally stderr; stdout for
@@ -48,6 +53,7 @@ impl Display {
     /// Feeds one event.
     pub fn apply(&mut self, event: &Event) -> io::Result<()> {
         match &event.kind {
+            EventKind::Started { .. } if event.build >= MAX_BUILDS => Ok(()),
             EventKind::Started { name, marker } => {
                 let started = self.builds.iter().flatten().count();
                 if started >= 1 {
@@ -64,13 +70,20 @@ impl Display {
                     self.builds.resize_with(event.build + 1, || None);
                 }
                 self.builds[event.build] = Some(Slot {
+                    label,
                     progress,
                     summary: None,
                 });
                 if self.mode == Mode::Tty && self.multi.load(Ordering::Relaxed) {
-                    self.group
-                        .get_or_insert_with(|| tty::Group::new(self.out.clone()))
-                        .add(event.build, label);
+                    let group = self
+                        .group
+                        .get_or_insert_with(|| tty::Group::new(self.out.clone()));
+                    // The builds that started before the second one, too.
+                    for (i, slot) in self.builds.iter().enumerate() {
+                        if let Some(slot) = slot {
+                            group.add(i, slot.label.clone());
+                        }
+                    }
                 }
                 Ok(())
             }

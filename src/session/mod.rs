@@ -200,6 +200,13 @@ impl Session {
             }
         });
 
+        // Owned by a Session from here on, so dropping this future while
+        // the daemon attaches (a cancel) also ends the task.
+        let session = Session {
+            id,
+            task: Some(task),
+            stats,
+        };
         let attached = tokio::time::timeout(ATTACH_TIMEOUT, async {
             tokio::select! {
                 first = first_rx => first.map_err(|_| SessionError::Ended("tunnel closed".into())),
@@ -208,19 +215,9 @@ impl Session {
         })
         .await;
         match attached {
-            Ok(Ok(())) => Ok(Session {
-                id,
-                task: Some(task),
-                stats,
-            }),
-            Ok(Err(e)) => {
-                task.abort();
-                Err(e)
-            }
-            Err(_) => {
-                task.abort();
-                Err(SessionError::AttachTimeout(ATTACH_TIMEOUT))
-            }
+            Ok(Ok(())) => Ok(session),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(SessionError::AttachTimeout(ATTACH_TIMEOUT)),
         }
     }
 
