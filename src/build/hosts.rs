@@ -57,6 +57,11 @@ impl FromStr for ExtraHost {
         if host.is_empty() {
             return Err(bad());
         }
+        // docker's `HOST:[IPv6]` form.
+        let addr = addr
+            .strip_prefix('[')
+            .and_then(|a| a.strip_suffix(']'))
+            .unwrap_or(addr);
         let addr = match addr {
             "host-gateway" => HostAddr::HostGateway,
             ip => HostAddr::Ip(ip.parse().map_err(|_| bad())?),
@@ -71,11 +76,14 @@ mod tests {
 
     #[test]
     fn docker_forms_parse() {
-        let attrs: Vec<String> = ["db:10.0.0.5", "v6:::1", "gw=host-gateway"]
+        let attrs: Vec<String> = ["db:10.0.0.5", "v6:::1", "gw=host-gateway", "b:[fd00::2]"]
             .iter()
             .map(|s| s.parse::<ExtraHost>().unwrap().attr())
             .collect();
-        assert_eq!(attrs, ["db=10.0.0.5", "v6=::1", "gw=host-gateway"]);
+        assert_eq!(
+            attrs,
+            ["db=10.0.0.5", "v6=::1", "gw=host-gateway", "b=fd00::2"]
+        );
         for bad in ["db", "db:notanip", ":1.2.3.4"] {
             assert!(bad.parse::<ExtraHost>().is_err(), "{bad}");
         }

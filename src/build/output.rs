@@ -144,6 +144,10 @@ impl Output {
     /// Parses buildx's `-o` syntax: `type=KIND,key=value,...`, a bare
     /// directory (local) or `-` (a tar on stdout).
     pub fn parse(spec: &str) -> Result<Output, SpecError> {
+        // Not an exporter of the daemon's: the solve simply has none.
+        if spec.trim() == "type=cacheonly" {
+            return Ok(Output::CacheOnly);
+        }
         crate::output::parse_output(spec).map(Output::from_export)
     }
 
@@ -293,6 +297,10 @@ mod tests {
         assert!(matches!(
             Output::parse("out").unwrap(),
             Output::Local { .. }
+        ));
+        assert!(matches!(
+            Output::parse("type=cacheonly").unwrap(),
+            Output::CacheOnly
         ));
     }
 

@@ -81,6 +81,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
         super::say(format_args!("{}", report::line(&outcome)));
     }
     if mode == Mode::Quiet
+        && args.progress != ProgressArg::None
         && let Some(id) = outcome.image_id()
     {
         super::say_out(format_args!("{id}"));
@@ -135,7 +136,7 @@ pub(super) fn resolve_progress(progress: ProgressArg) -> Mode {
         ProgressArg::Auto | ProgressArg::Plain => Mode::Plain,
         ProgressArg::Tty => Mode::Tty,
         ProgressArg::Rawjson => Mode::RawJson,
-        ProgressArg::Quiet => Mode::Quiet,
+        ProgressArg::Quiet | ProgressArg::None => Mode::Quiet,
     }
 }
 

@@ -162,6 +162,8 @@ pub enum ProgressArg {
     Plain,
     Rawjson,
     Quiet,
+    /// Nothing at all, not even the image id.
+    None,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
