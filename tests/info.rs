@@ -134,3 +134,39 @@ fn a_malformed_address_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("SCHEME://"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_buildx_builder_name_resolves_through_the_store() {
+    let stack = stack();
+    let proxy = GrpcProxy::start(&stack.engine_socket);
+    let config = tempfile::tempdir().unwrap();
+    let instances = config.path().join("buildx/instances");
+    std::fs::create_dir_all(&instances).unwrap();
+    std::fs::write(
+        instances.join("ci-remote"),
+        format!(
+            r#"{{"Name":"ci-remote","Driver":"remote","Nodes":[{{"Name":"ci-remote0","Endpoint":"{}","Platforms":null,"DriverOpts":null,"Flags":null,"Files":null}}],"Dynamic":false}}"#,
+            proxy.address()
+        ),
+    )
+    .unwrap();
+    let out = rbuild()
+        .args(["info", "--builder", "ci-remote"])
+        .env("DOCKER_CONFIG", config.path())
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert!(stdout(&out).contains(&proxy.address()), "{}", stdout(&out));
+
+    let out = rbuild()
+        .args(["info", "--builder", "nope"])
+        .env("DOCKER_CONFIG", config.path())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no buildx builder named \"nope\"") && err.contains("docker buildx ls"),
+        "{err}"
+    );
+}

@@ -13,8 +13,8 @@ use super::GlobalArgs;
 pub struct DialStdioArgs {}
 
 pub async fn run(global: &GlobalArgs, _args: DialStdioArgs) -> anyhow::Result<u8> {
-    let addr = global.address();
-    let io = rbuild::connect::dial(&addr, &global.connect_options()).await?;
+    let (addr, opts) = global.endpoint()?;
+    let io = rbuild::connect::dial(&addr, &opts).await?;
     tracing::debug!(%addr, "dial-stdio connected");
     let (mut from_daemon, mut to_daemon) = tokio::io::split(io);
     let mut stdin = tokio::io::stdin();

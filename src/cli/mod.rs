@@ -17,6 +17,7 @@ mod report;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use rbuild::connect::TlsConfig;
@@ -69,6 +70,17 @@ pub struct GlobalArgs {
     /// unix:///run/buildkit/buildkitd.sock.
     #[arg(long, global = true, env = "BUILDKIT_HOST", value_name = "ADDR")]
     pub addr: Option<Address>,
+
+    /// A buildx builder by name (from the Docker config's buildx store):
+    /// its remote, docker-container or docker endpoint.
+    #[arg(
+        long,
+        global = true,
+        env = "BUILDX_BUILDER",
+        value_name = "NAME",
+        conflicts_with = "addr"
+    )]
+    pub builder: Option<String>,
 
     /// Seconds to wait for the daemon to answer a new connection.
     #[arg(long, global = true, value_name = "SECS", default_value_t = 4)]
@@ -141,6 +153,29 @@ pub struct CompletionArgs {
 }
 
 impl GlobalArgs {
+    /// The daemon and how to connect: `--builder` resolved through the
+    /// buildx store (its TLS files unless --tls* flags are given), else the
+    /// address.
+    pub fn endpoint(&self) -> anyhow::Result<(Address, ConnectOptions)> {
+        let mut opts = self.connect_options();
+        let Some(name) = self.builder.as_deref().filter(|n| *n != "default") else {
+            return Ok((self.address(), opts));
+        };
+        let config = std::env::var_os("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+            .context(
+                "--builder: neither DOCKER_CONFIG nor HOME is set, so there is no buildx store",
+            )?;
+        let (addr, tls) = rbuild::connect::builder::resolve(name, &config)
+            .map_err(|e| anyhow::anyhow!("--builder: {e}"))?;
+        if opts.tls.is_none() {
+            opts.tls = tls;
+        }
+        tracing::debug!(%addr, builder = name, "address from the buildx store");
+        Ok((addr, opts))
+    }
+
     pub fn address(&self) -> Address {
         match &self.addr {
             Some(addr) => addr.clone(),
@@ -244,8 +279,8 @@ impl<W: std::io::Write> std::io::Write for Lenient<W> {
 /// would fix them.
 pub(crate) async fn connect(global: &GlobalArgs) -> anyhow::Result<rbuild::Client> {
     use rbuild::ConnectError;
-    let addr = global.address();
-    rbuild::Client::connect(addr, &global.connect_options())
+    let (addr, opts) = global.endpoint()?;
+    rbuild::Client::connect(addr, &opts)
         .await
         .map_err(|e| match e {
             ConnectError::NoSocket { addr, path } => anyhow::anyhow!(

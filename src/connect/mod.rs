@@ -5,6 +5,7 @@
 //! opened (a unix socket, TCP, or an engine connection upgraded via `/grpc`).
 
 mod address;
+pub mod builder;
 mod docker;
 mod stdio;
 mod tls;
