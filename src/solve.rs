@@ -43,18 +43,24 @@ impl BuildPlan {
     /// The local sources the frontend reads, by the names it asks for.
     pub(crate) fn sources(&self) -> HashMap<String, LocalSource> {
         let mut sources = HashMap::new();
-        sources.insert(
-            CONTEXT_SOURCE.to_string(),
-            LocalSource::Dir(self.context.clone()),
-        );
+        if self.remote_context.is_none() {
+            sources.insert(
+                CONTEXT_SOURCE.to_string(),
+                LocalSource::Dir(self.context.clone()),
+            );
+        }
         let dockerfile = match &self.dockerfile {
-            DockerfileSource::File { dir, .. } => LocalSource::Dir(dir.clone()),
-            DockerfileSource::Inline(data) => LocalSource::Files(BTreeMap::from([(
+            DockerfileSource::File { dir, .. } => Some(LocalSource::Dir(dir.clone())),
+            DockerfileSource::Inline(data) => Some(LocalSource::Files(BTreeMap::from([(
                 INLINE_DOCKERFILE.to_string(),
                 data.clone(),
-            )])),
+            )]))),
+            // Read from the remote context by the frontend.
+            DockerfileSource::Remote { .. } => None,
         };
-        sources.insert(DOCKERFILE_LOCAL.to_string(), dockerfile);
+        if let Some(dockerfile) = dockerfile {
+            sources.insert(DOCKERFILE_LOCAL.to_string(), dockerfile);
+        }
         for (name, dir) in &self.named_contexts {
             sources.insert(name.clone(), LocalSource::Dir(dir.clone()));
         }
@@ -73,8 +79,13 @@ impl BuildPlan {
         let filename = match &self.dockerfile {
             DockerfileSource::File { filename, .. } => filename.clone(),
             DockerfileSource::Inline(_) => INLINE_DOCKERFILE.to_string(),
+            DockerfileSource::Remote { filename } => filename.clone(),
         };
         attrs.insert("filename".into(), filename);
+        // dockerui takes a git or HTTP context from this option.
+        if let Some(url) = &self.remote_context {
+            attrs.insert("context".into(), url.clone());
+        }
         for name in self.named_contexts.keys() {
             attrs.insert(format!("context:{name}"), format!("local:{name}"));
         }

@@ -118,6 +118,7 @@ pub struct Freshness {
 pub struct Build {
     pub(crate) name: Option<String>,
     pub(crate) context: PathBuf,
+    pub(crate) remote_context: Option<String>,
     pub(crate) dockerfile: Dockerfile,
     pub(crate) target: Option<String>,
     pub(crate) build_args: BTreeMap<String, String>,
@@ -155,6 +156,22 @@ impl Build {
             context: context.into(),
             ..Build::default()
         }
+    }
+
+    /// A build of a remote context the daemon fetches itself: a git
+    /// repository (`git://host/repo.git#ref`, `https://host/repo.git#ref:dir`,
+    /// `git@host:repo.git`) or an HTTP(S) tarball. The Dockerfile is read
+    /// from it too, unless [`Build::dockerfile_path`] names a local file.
+    pub fn remote(url: impl Into<String>) -> Build {
+        Build {
+            remote_context: Some(url.into()),
+            ..Build::default()
+        }
+    }
+
+    /// The remote context's URL, for a [`Build::remote`] build.
+    pub fn remote_context(&self) -> Option<&str> {
+        self.remote_context.as_deref()
     }
 
     /// A name for this build in progress output and results (bake's target

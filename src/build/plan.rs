@@ -24,6 +24,8 @@ pub(crate) enum DockerfileSource {
     File { dir: PathBuf, filename: String },
     /// Contents held in memory (inline, stdin, or a rewritten Dockerfile).
     Inline(Bytes),
+    /// `filename` inside the remote context, which the daemon fetches.
+    Remote { filename: String },
 }
 
 /// Everything one solve needs, resolved from a [`Build`].
@@ -31,6 +33,8 @@ pub(crate) enum DockerfileSource {
 pub(crate) struct BuildPlan {
     pub name: Option<String>,
     pub context: PathBuf,
+    /// A context the daemon fetches (git, HTTP tarball) instead of `context`.
+    pub remote_context: Option<String>,
     pub dockerfile: DockerfileSource,
     /// `dockerfile.v0` attributes: target, build-arg:*, label:*, platform...
     pub frontend_attrs: BTreeMap<String, String>,
@@ -58,11 +62,17 @@ pub(crate) fn prepare(
     daemon: Daemon,
     engine: Option<Engine>,
 ) -> Result<BuildPlan, BuildError> {
-    let context = existing_dir(&build.context).map_err(|reason| InvalidBuild::Context {
-        path: build.context.clone(),
-        reason,
-    })?;
-    let dockerfile = dockerfile_source(&build.dockerfile, &context)?;
+    let (context, dockerfile) = match &build.remote_context {
+        Some(_) => (PathBuf::new(), remote_dockerfile(&build.dockerfile)?),
+        None => {
+            let context = existing_dir(&build.context).map_err(|reason| InvalidBuild::Context {
+                path: build.context.clone(),
+                reason,
+            })?;
+            let dockerfile = dockerfile_source(&build.dockerfile, &context)?;
+            (context, dockerfile)
+        }
+    };
     let (dockerfile, rewritten) = refresh_policy(build, dockerfile)?;
 
     let mut attrs = BTreeMap::new();
@@ -162,8 +172,12 @@ pub(crate) fn prepare(
     };
     Ok(BuildPlan {
         name: build.name.clone(),
-        shared_key: shared_key(&context),
+        shared_key: match &build.remote_context {
+            Some(url) => shared_key(Path::new(url)),
+            None => shared_key(&context),
+        },
         context,
+        remote_context: build.remote_context.clone(),
         dockerfile,
         frontend_attrs: attrs,
         named_contexts,
@@ -243,6 +257,16 @@ fn refresh_policy(
             (path.display().to_string(), Bytes::from(data))
         }
         DockerfileSource::Inline(data) => ("(inline)".to_string(), data.clone()),
+        DockerfileSource::Remote { filename } => {
+            if build.freshness.every.is_some() || build.freshness.now {
+                return Err(InvalidBuild::Dockerfile {
+                    message: format!(
+                        "the refresh policy needs a local Dockerfile; {filename} is read from the remote context"
+                    ),
+                });
+            }
+            return Ok((dockerfile, None));
+        }
     };
     let fresh = build.freshness;
     let asked = fresh.every.is_some() || fresh.now;
@@ -267,6 +291,22 @@ fn refresh_policy(
         ),
         None => (dockerfile, None),
     })
+}
+
+/// The Dockerfile of a remote-context build: a local file when one is
+/// named and exists, else a path inside the remote context (as buildx
+/// reads `-f` with a git context).
+fn remote_dockerfile(dockerfile: &Dockerfile) -> Result<DockerfileSource, InvalidBuild> {
+    match dockerfile {
+        Dockerfile::Inline(data) => Ok(DockerfileSource::Inline(data.clone())),
+        Dockerfile::Path(p) if p.is_file() => dockerfile_source(dockerfile, Path::new(".")),
+        Dockerfile::Path(p) => Ok(DockerfileSource::Remote {
+            filename: p.to_string_lossy().into_owned(),
+        }),
+        Dockerfile::InContext => Ok(DockerfileSource::Remote {
+            filename: "Dockerfile".into(),
+        }),
+    }
 }
 
 /// The canonical directory, or why `path` is not one.

@@ -18,7 +18,10 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
         .context
         .as_deref()
         .context("no build context given: rbuild [OPTIONS] PATH (try `rbuild .`)")?;
-    let mut build = Build::new(context);
+    let mut build = match remote_url(context) {
+        Some(url) => Build::remote(url),
+        None => Build::new(context),
+    };
     // The library checks the context before the Dockerfile; only stdin is
     // the CLI's to read.
     build = match args.file.as_deref() {
@@ -125,6 +128,23 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
         every: args.refresh_every,
         now: args.refresh,
     }))
+}
+
+/// A context the daemon fetches, as buildx recognises one: a git URL
+/// (`git://`, `git@`, `ssh://`, `github.com/...`) or an HTTP(S) URL.
+fn remote_url(context: &Path) -> Option<String> {
+    let s = context.to_str()?;
+    let remote = [
+        "git://",
+        "git@",
+        "ssh://",
+        "http://",
+        "https://",
+        "github.com/",
+    ]
+    .iter()
+    .any(|p| s.starts_with(p));
+    remote.then(|| s.to_string())
 }
 
 /// Where the Dockerfile comes from, checked: shared by `build` and `check`.
