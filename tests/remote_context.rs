@@ -85,9 +85,11 @@ fn serve_repo(base: &Path) -> GitDaemon {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("git daemon starts");
+    // Owned at once, so a failure below still stops it.
+    let daemon = GitDaemon { child, port };
     for _ in 0..50 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return GitDaemon { child, port };
+            return daemon;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
