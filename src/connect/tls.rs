@@ -17,13 +17,18 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::sign::CertifiedKey;
-use rustls::{AlertDescription, CertificateError, ClientConfig, ProtocolVersion, RootCertStore};
+use rustls::{ClientConfig, ProtocolVersion, RootCertStore};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::{Address, ConnectError};
+
+mod explain;
+
+pub use explain::TlsCheck;
+pub(crate) use explain::{explain, rustls_error};
 
 /// The TLS settings for a `tcp://` address, as buildctl's flags give them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -263,28 +268,6 @@ impl AsyncWrite for Probed {
     }
 }
 
-/// The rustls error inside an I/O error or anywhere in an error's chain;
-/// tokio-rustls and hyper wrap it.
-pub(crate) fn rustls_error<'a>(
-    err: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a rustls::Error> {
-    let mut cause = Some(err);
-    while let Some(e) = cause {
-        if let Some(found) = e.downcast_ref::<rustls::Error>() {
-            return Some(found);
-        }
-        if let Some(found) = e
-            .downcast_ref::<io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(found);
-        }
-        cause = e.source();
-    }
-    None
-}
-
 /// The one client certificate of a connection, sent whatever the server
 /// hints (as buildctl does).
 #[derive(Debug)]
@@ -302,66 +285,6 @@ impl rustls::client::ResolvesClientCert for ClientCert {
     fn has_certs(&self) -> bool {
         true
     }
-}
-
-/// Which TLS setting a handshake failure points at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TlsCheck {
-    /// The CA the daemon's certificate must chain to.
-    CaCert,
-    /// The name the daemon's certificate must be valid for.
-    ServerName,
-    /// The client certificate and key (and that the daemon's CA signed them).
-    ClientCert,
-}
-
-impl std::fmt::Display for TlsCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            TlsCheck::CaCert => "the CA certificate",
-            TlsCheck::ServerName => "the server name",
-            TlsCheck::ClientCert => "the client certificate and key",
-        })
-    }
-}
-
-/// What a handshake failure means for the user, and which setting to check.
-pub(crate) fn explain(err: &rustls::Error, name: &str) -> (String, Option<TlsCheck>) {
-    use rustls::Error::{AlertReceived, InvalidCertificate};
-    let (text, check) = match err {
-        InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => (
-            "the daemon's certificate is not signed by a trusted CA: unknown CA".to_string(),
-            Some(TlsCheck::CaCert),
-        ),
-        InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => (
-            format!("the daemon's certificate is not valid for the name {name:?}"),
-            Some(TlsCheck::ServerName),
-        ),
-        InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
-            ("the daemon's certificate has expired".to_string(), None)
-        }
-        InvalidCertificate(other) => (
-            format!("the daemon's certificate was refused: {other:?}"),
-            Some(TlsCheck::CaCert),
-        ),
-        AlertReceived(AlertDescription::CertificateRequired) => (
-            "the daemon requires a client certificate".to_string(),
-            Some(TlsCheck::ClientCert),
-        ),
-        AlertReceived(
-            AlertDescription::BadCertificate
-            | AlertDescription::UnknownCA
-            | AlertDescription::CertificateUnknown
-            | AlertDescription::DecryptError,
-        ) => (
-            "the daemon refused the client certificate".to_string(),
-            Some(TlsCheck::ClientCert),
-        ),
-        other => (other.to_string(), None),
-    };
-    (text, check)
 }
 
 fn file_error(path: &Path, detail: impl std::fmt::Display) -> ConnectError {

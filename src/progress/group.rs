@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::report;
 use super::state::State;
-use super::tty::{Style, build_rows, fit, header, layout, terminal_size, truncate};
+use super::tty::{Style, build_rows, fit, header, layout, paint, terminal_size};
 
 /// Frames are drawn at most this often unless forced (a tick).
 const MIN_REDRAW: Duration = Duration::from_millis(100);
@@ -107,20 +107,7 @@ impl Group {
             }
             frame.extend(rows.iter().map(|r| (layout(r, width), r.style)));
         }
-        let mut buf = String::new();
-        if self.drawn > 0 {
-            buf.push_str(&format!("\x1b[{}A", self.drawn));
-        }
-        for (text, style) in &frame {
-            buf.push('\r');
-            if self.color && *style != Style::Plain {
-                buf.push_str(&format!("{}{text}\x1b[0m", style.ansi()));
-            } else {
-                buf.push_str(&truncate(text, width));
-            }
-            buf.push_str("\x1b[K\n");
-        }
-        buf.push_str("\x1b[J");
+        let buf = paint(&frame, self.drawn, self.color, width);
         self.drawn = frame.len();
         self.last_draw = Some(Instant::now());
         let mut out = self

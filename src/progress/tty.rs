@@ -148,25 +148,33 @@ impl Tty {
         }
         frame.extend(rows.iter().map(|r| (layout(r, width), r.style)));
 
-        let mut buf = String::new();
-        if self.drawn > 0 {
-            buf.push_str(&format!("\x1b[{}A", self.drawn));
-        }
-        for (text, style) in &frame {
-            buf.push('\r');
-            if self.color && *style != Style::Plain {
-                buf.push_str(&format!("{}{text}\x1b[0m", style.ansi()));
-            } else {
-                buf.push_str(&truncate(text, width));
-            }
-            buf.push_str("\x1b[K\n");
-        }
-        buf.push_str("\x1b[J");
+        let buf = paint(&frame, self.drawn, self.color, width);
         self.drawn = frame.len();
         self.last_draw = Some(now);
         self.out.write_all(buf.as_bytes())?;
         self.out.flush()
     }
+}
+
+/// The escape sequence that replaces the `drawn` lines printed last with
+/// `frame`: cursor up, each line rewritten and cleared to its end, then
+/// whatever was below cleared.
+pub(super) fn paint(frame: &[(String, Style)], drawn: usize, color: bool, width: usize) -> String {
+    let mut buf = String::new();
+    if drawn > 0 {
+        buf.push_str(&format!("\x1b[{drawn}A"));
+    }
+    for (text, style) in frame {
+        buf.push('\r');
+        if color && *style != Style::Plain {
+            buf.push_str(&format!("{}{text}\x1b[0m", style.ansi()));
+        } else {
+            buf.push_str(&truncate(text, width));
+        }
+        buf.push_str("\x1b[K\n");
+    }
+    buf.push_str("\x1b[J");
+    buf
 }
 
 /// `[+] Building 12.3s (5/7)`, and ` FINISHED` on a complete last frame.

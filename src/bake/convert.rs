@@ -1,0 +1,115 @@
+//! One resolved bake target -> a typed [`Build`]: buildx's spec strings
+//! parsed, paths resolved, `target:` contexts turned into build indices.
+
+use std::path::Path;
+
+use super::{BakeError, Target};
+use crate::build::{Build, Dockerfile, Entitlement, Network, Output, SecretSpec, SshSpec};
+use crate::cache::CacheEntry;
+
+pub(super) fn to_build(
+    name: &str,
+    t: &Target,
+    cwd: &Path,
+    index: &dyn Fn(&str) -> Option<usize>,
+) -> Result<Build, BakeError> {
+    let bad = |detail: String| BakeError::Target {
+        target: name.to_string(),
+        detail,
+    };
+    let context = cwd.join(t.context.as_deref().unwrap_or("."));
+    let mut b = Build::new(&context).name(name);
+    b = match (&t.dockerfile_inline, &t.dockerfile) {
+        (Some(text), _) => b.dockerfile(Dockerfile::Inline(text.clone().into())),
+        (None, Some(f)) => b.dockerfile_path(context.join(f)),
+        (None, None) => b,
+    };
+    if let Some(stage) = &t.target {
+        b = b.target(stage);
+    }
+    for (k, v) in &t.args {
+        b = b.build_arg(k, v);
+    }
+    for (k, v) in &t.labels {
+        b = b.label(k, v);
+    }
+    for (k, value) in &t.contexts {
+        if let Some(dep) = value.strip_prefix("target:") {
+            let i = index(dep)
+                .ok_or_else(|| bad(format!("context {k:?}: target {dep:?} is not selected")))?;
+            b = b.named_context_from(k, i);
+        } else if let Some(image) = value.strip_prefix("docker-image://") {
+            b = b.named_context_image(k, image);
+        } else if value.contains("://") {
+            return Err(bad(format!(
+                "context {k:?} = {value:?}: use a directory, docker-image://REF or target:NAME"
+            )));
+        } else {
+            b = b.named_context(k, context.join(value));
+        }
+    }
+    for tag in &t.tags {
+        b = b.tag(tag);
+    }
+    for p in &t.platforms {
+        b = b.platform(p);
+    }
+    for o in &t.output {
+        b = b.output(Output::parse(o).map_err(|e| bad(e.to_string()))?);
+    }
+    for c in &t.cache_from {
+        b = b.cache_from(CacheEntry::import(c).map_err(|e| bad(e.to_string()))?);
+    }
+    for c in &t.cache_to {
+        b = b.cache_to(CacheEntry::export(c).map_err(|e| bad(e.to_string()))?);
+    }
+    for s in &t.secret {
+        b = b.secret(SecretSpec::parse(s).map_err(|e| bad(e.to_string()))?);
+    }
+    for s in &t.ssh {
+        b = b.ssh(SshSpec::parse(s).map_err(|e| bad(e.to_string()))?);
+    }
+    b = b
+        .no_cache(t.no_cache.unwrap_or(false))
+        .pull(t.pull.unwrap_or(false));
+    for stage in &t.no_cache_filter {
+        b = b.no_cache_stage(stage);
+    }
+    if let Some(size) = &t.shm_size {
+        b = b.shm_size(crate::build::parse_size(size).map_err(|e| bad(e.to_string()))?);
+    }
+    for u in &t.ulimits {
+        b = b.ulimit(
+            u.parse()
+                .map_err(|e: crate::build::InvalidBuild| bad(e.to_string()))?,
+        );
+    }
+    for a in &t.annotations {
+        b = b.annotation(
+            a.parse()
+                .map_err(|e: crate::build::InvalidBuild| bad(e.to_string()))?,
+        );
+    }
+    for a in &t.attest {
+        let (kind, params) = crate::build::parse_attest(a).map_err(|e| bad(e.to_string()))?;
+        b = b.attest(kind, params);
+    }
+    b = b.network(match t.network.as_deref() {
+        None | Some("default") => Network::Default,
+        Some("none") => Network::None,
+        Some("host") => Network::Host,
+        Some(other) => return Err(bad(format!("network {other:?}: use default, none or host"))),
+    });
+    for e in &t.entitlements {
+        b = b.allow(match e.as_str() {
+            "network.host" => Entitlement::NetworkHost,
+            "security.insecure" => Entitlement::SecurityInsecure,
+            other => {
+                return Err(bad(format!(
+                    "entitlement {other:?}: use network.host or security.insecure"
+                )));
+            }
+        });
+    }
+    Ok(b)
+}
