@@ -4,6 +4,7 @@
 //! program can script builds without knowing about transports: see
 //! [`Client::build`] and [`Client::build_all`].
 
+mod attest;
 mod builds;
 mod deps;
 
@@ -17,6 +18,7 @@ use tonic::transport::Channel;
 use crate::connect::{self, Address, ConnectError, ConnectOptions, MAX_MESSAGE_SIZE};
 use crate::engine::Engine;
 use crate::output::Daemon;
+use crate::proto::containerd::services::content::v1::content_client::ContentClient;
 use crate::proto::moby::buildkit::v1::control_client::ControlClient;
 use crate::proto::moby::buildkit::v1::{InfoRequest, ListWorkersRequest};
 use crate::proto::pb::Platform;
@@ -56,6 +58,7 @@ pub enum ClientError {
 #[derive(Clone, Debug)]
 pub struct Client {
     addr: Address,
+    channel: Channel,
     control: ControlClient<Channel>,
     /// Bound for quick queries (Info, ListWorkers): a listener that accepts
     /// but never answers must not hang the caller.
@@ -63,6 +66,8 @@ pub struct Client {
     keepalive: Option<Duration>,
     /// The engine `Output::load()` streams into when the daemon is not it.
     load_engine: Option<Engine>,
+    /// Whether the daemon can store attestations, asked once.
+    attestations: std::sync::Arc<tokio::sync::OnceCell<crate::build::AttestSupport>>,
 }
 
 /// What `rbuild info` shows.
@@ -101,7 +106,7 @@ impl Client {
     /// Connects eagerly: an unreachable address fails here.
     pub async fn connect(addr: Address, opts: &ConnectOptions) -> Result<Self, ConnectError> {
         let channel = connect::channel(&addr, opts).await?;
-        let control = ControlClient::new(channel)
+        let control = ControlClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE);
         let load_engine = match &addr {
@@ -112,10 +117,12 @@ impl Client {
         };
         Ok(Self {
             addr,
+            channel,
             control,
             query_timeout: opts.timeout,
             keepalive: opts.keepalive,
             load_engine,
+            attestations: Default::default(),
         })
     }
 
@@ -154,6 +161,12 @@ impl Client {
     /// connection).
     pub(crate) fn control(&self) -> ControlClient<Channel> {
         self.control.clone()
+    }
+
+    /// A stub for the daemon's read-only content store (the blobs of its
+    /// build records and exported images), over the same connection.
+    pub(crate) fn content(&self) -> ContentClient<Channel> {
+        ContentClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_SIZE)
     }
 
     /// The daemon's version and workers.

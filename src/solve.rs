@@ -26,6 +26,7 @@ use crate::session::filesync::LocalSource;
 use crate::session::{CONTEXT_SOURCE, Session, SessionConfig, new_id};
 
 mod failure;
+pub(crate) mod record;
 mod shared;
 
 pub(crate) use shared::{LocalsView, SharedLocals};
@@ -274,7 +275,8 @@ pub(crate) async fn run(
             failed.name, failed.error
         ));
     }
-    let outputs = crate::output::attribute(&plan.exports, &exporter_response, &per_exporter);
+    let mut outputs = crate::output::attribute(&plan.exports, &exporter_response, &per_exporter);
+    let provenance = read_record(client, plan, &build_ref, &mut outputs, &mut warnings).await;
     Ok(BuildResult {
         name: plan.name.clone(),
         build_ref,
@@ -285,10 +287,45 @@ pub(crate) async fn run(
         shared_upload: shared_upload.map(|(stats, shared)| UploadStats::of(&stats, shared)),
         cache_from: plan.cache_imports.clone(),
         cache_to: plan.cache_exports.clone(),
+        provenance,
         warnings,
         written,
         duration: started.elapsed(),
     })
+}
+
+/// The provenance the daemon recorded for the build, and the image
+/// manifests of each exported index. Read only when the build attached
+/// provenance: a build without it keeps its one-call cost.
+async fn read_record(
+    client: &Client,
+    plan: &BuildPlan,
+    build_ref: &str,
+    outputs: &mut [crate::output::OutputResult],
+    warnings: &mut Vec<String>,
+) -> BTreeMap<String, serde_json::Value> {
+    if !plan.frontend_attrs.contains_key("attest:provenance") {
+        return BTreeMap::new();
+    }
+    for output in outputs.iter_mut() {
+        if output.image_manifest().is_some() {
+            continue;
+        }
+        let Some(index) = output.digest().map(str::to_string) else {
+            continue;
+        };
+        match record::image_manifests(client, &index).await {
+            Ok(manifests) => output.image_manifests = manifests.into_iter().collect(),
+            Err(e) => tracing::debug!(error = %e, "index not readable; no image manifests"),
+        }
+    }
+    match record::provenance(client, build_ref).await {
+        Ok(p) => p,
+        Err(e) => {
+            warnings.push(format!("the provenance is not in the metadata: {e}"));
+            BTreeMap::new()
+        }
+    }
 }
 
 /// The status task, aborted when dropped: a build future dropped by its

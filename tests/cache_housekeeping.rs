@@ -24,6 +24,8 @@ const MANIFEST_TYPES: [&str; 4] = [
 struct TagRefs {
     root: String,
     sizes: BTreeMap<String, u64>,
+    /// Digests among `sizes` that are manifests (an index's children).
+    manifests: BTreeSet<String>,
 }
 
 fn walk_tag(registry: &str, repo: &str, tag: &str) -> TagRefs {
@@ -34,11 +36,22 @@ fn walk_tag(registry: &str, repo: &str, tag: &str) -> TagRefs {
         .expect("digest header")
         .to_string();
     let mut sizes = BTreeMap::from([(root.clone(), resp.body.len() as u64)]);
-    descend(registry, repo, &resp.json(), &mut sizes);
-    TagRefs { root, sizes }
+    let mut manifests = BTreeSet::new();
+    descend(registry, repo, &resp.json(), &mut sizes, &mut manifests);
+    TagRefs {
+        root,
+        sizes,
+        manifests,
+    }
 }
 
-fn descend(registry: &str, repo: &str, manifest: &Value, sizes: &mut BTreeMap<String, u64>) {
+fn descend(
+    registry: &str,
+    repo: &str,
+    manifest: &Value,
+    sizes: &mut BTreeMap<String, u64>,
+    manifests: &mut BTreeSet<String>,
+) {
     let descriptors = manifest["manifests"]
         .as_array()
         .into_iter()
@@ -51,7 +64,8 @@ fn descend(registry: &str, repo: &str, manifest: &Value, sizes: &mut BTreeMap<St
         if MANIFEST_TYPES.contains(&d["mediaType"].as_str().unwrap_or_default()) {
             let child = request(registry, "GET", &format!("/v2/{repo}/manifests/{digest}"));
             assert_eq!(child.status, 200, "nested manifest {digest}");
-            descend(registry, repo, &child.json(), sizes);
+            manifests.insert(digest.clone());
+            descend(registry, repo, &child.json(), sizes, manifests);
         }
     }
 }
@@ -283,10 +297,17 @@ fn cache_ls_du_and_prune_keep_what_kept_tags_need() {
         let again = walk_tag(&stack.registry, &repo, tag);
         assert_eq!(again.root, walked[tag].root, "{tag} unchanged");
         for digest in again.sizes.keys().filter(|d| **d != again.root) {
+            // An index's children (the image and its attestation manifest,
+            // buildx's default provenance) are manifests, not blobs.
+            let kind = if again.manifests.contains(digest) {
+                "manifests"
+            } else {
+                "blobs"
+            };
             let head = request(
                 &stack.registry,
                 "HEAD",
-                &format!("/v2/{repo}/blobs/{digest}"),
+                &format!("/v2/{repo}/{kind}/{digest}"),
             );
             assert_eq!(head.status, 200, "{tag} still has {digest}");
         }

@@ -57,6 +57,28 @@ fn tar_entries(path: &std::path::Path) -> BTreeSet<String> {
 /// Both tests prune the engine to play a fresh runner; one at a time.
 static ENGINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The index digest and the linux/amd64 image manifest a build's
+/// `--metadata-file` reports for its image output.
+fn image_digests(meta: &std::path::Path) -> (String, String) {
+    let md: serde_json::Value = serde_json::from_slice(&std::fs::read(meta).unwrap()).unwrap();
+    let output = md["rbuild.outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["rbuild.image.manifests"].is_object())
+        .unwrap_or_else(|| panic!("no image output with manifests: {md}"));
+    (
+        output["containerimage.digest"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        output["rbuild.image.manifests"]["linux/amd64"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn registry_cache_makes_a_fresh_runner_fast() {
     let _engine = ENGINE.lock().await;
@@ -99,7 +121,9 @@ async fn registry_cache_makes_a_fresh_runner_fast() {
 
     // Runner A: cache export, push, load and tar in one solve.
     let tar_spec = format!("type=tar,dest={}", tar.display());
-    let (out, took_a) = build(&["-o", &tar_spec]);
+    let meta_a = ctx.path().join("meta-a.json");
+    let meta_b = ctx.path().join("meta-b.json");
+    let (out, took_a) = build(&["-o", &tar_spec, "--metadata-file", meta_a.to_str().unwrap()]);
     assert_success(&out);
     assert!(
         took_a >= Duration::from_secs(SLOW_SECS),
@@ -152,7 +176,7 @@ async fn registry_cache_makes_a_fresh_runner_fast() {
     assert!(engine.image_id(&image).await.unwrap().is_none());
 
     // Runner B: everything comes from the registry cache.
-    let (out, took_b) = build(&[]);
+    let (out, took_b) = build(&["--metadata-file", meta_b.to_str().unwrap()]);
     assert_success(&out);
     let b = steps(&stdout(&out));
     let runs: Vec<&Step> = b.values().filter(|s| s.name.contains("] RUN ")).collect();
@@ -179,6 +203,13 @@ async fn registry_cache_makes_a_fresh_runner_fast() {
         engine.image_id(&image).await.unwrap().is_some(),
         "not loaded again"
     );
+    // The same image on both runners. The index around it differs: its
+    // provenance attestation (buildx's default) records each build's own
+    // invocation id and times, so the image manifest is what to compare.
+    let (index_a, image_a) = image_digests(&meta_a);
+    let (index_b, image_b) = image_digests(&meta_b);
+    assert_eq!(image_a, image_b, "runner B built a different image");
+    assert_ne!(index_a, index_b, "each build has its own provenance");
     eprintln!("seed scenario: runner A {took_a:?}, runner B {took_b:?}");
     let _ = stderr(&out);
     engine.remove_image(&image, true).await.unwrap();

@@ -91,8 +91,7 @@ pub(super) fn to_build(
         );
     }
     for a in &t.attest {
-        let (kind, params) = crate::build::parse_attest(a).map_err(|e| bad(e.to_string()))?;
-        b = b.attest(kind, params);
+        b = b.attest(crate::build::Attestation::parse(a).map_err(|e| bad(e.to_string()))?);
     }
     b = b.network(match t.network.as_deref() {
         None | Some("default") => Network::Default,

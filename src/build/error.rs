@@ -175,6 +175,14 @@ pub enum InvalidBuild {
         /// What is wrong.
         reason: String,
     },
+    /// The daemon cannot store the attestation asked for.
+    #[error("{kind} attestation: {reason}; or turn it off (--{kind}=false)")]
+    AttestUnsupported {
+        /// The attestation asked for.
+        kind: super::AttestKind,
+        /// Why this daemon cannot store it, and what would.
+        reason: String,
+    },
     /// A build argument or label has an empty name.
     #[error("{what} {input:?}: the name is empty")]
     EmptyKey {

@@ -163,26 +163,6 @@ impl Annotation {
     }
 }
 
-/// buildx's `--attest` value: `type=provenance|sbom[,key=value...]` ->
-/// the type and its options as BuildKit's `attest:TYPE` attribute takes them.
-pub fn parse_attest(input: &str) -> Result<(String, String), InvalidBuild> {
-    let (spec, bare) = crate::spec::parse("attest", input)?;
-    if !bare.is_empty() {
-        return Err(InvalidBuild::Attest {
-            input: input.to_string(),
-            reason: "expected type=provenance|sbom[,key=value...]".into(),
-        });
-    }
-    let Some(kind) = spec.kind.filter(|k| k == "provenance" || k == "sbom") else {
-        return Err(InvalidBuild::Attest {
-            input: input.to_string(),
-            reason: "the type is provenance or sbom".into(),
-        });
-    };
-    let params: Vec<String> = spec.attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    Ok((kind, params.join(",")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+mod attest;
 mod error;
 mod hosts;
 mod limits;
@@ -41,11 +42,13 @@ pub use crate::output::{Destination, OutputResult, write_atomically};
 pub use crate::session::auth::DockerConfig;
 pub use crate::session::secrets::{SecretSource, SecretSpec};
 pub use crate::session::sshforward::SshSpec;
+pub(crate) use attest::AttestSupport;
+pub use attest::{AttestKind, Attestation, ProvenanceMode};
 pub use error::{BuildError, InvalidBuild, SourceLocation, StepFailure};
 pub use hosts::{ExtraHost, HostAddr};
-pub use limits::{Annotation, Ulimit, parse_attest, parse_size};
+pub use limits::{Annotation, Ulimit, parse_size};
 pub use output::{FileDest, ImageArchive, ImageOutput, Output};
-pub use result::{BuildResult, StepReport, UploadStats};
+pub use result::{BuildResult, MetadataProvenance, StepReport, UploadStats};
 
 /// Where the Dockerfile comes from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -130,7 +133,8 @@ pub struct Build {
     pub(crate) ulimits: Vec<Ulimit>,
     pub(crate) cgroup_parent: Option<String>,
     pub(crate) annotations: Vec<Annotation>,
-    pub(crate) attests: BTreeMap<String, String>,
+    pub(crate) attestations: BTreeMap<AttestKind, Attestation>,
+    pub(crate) no_default_attestations: bool,
     pub(crate) pull: bool,
     pub(crate) network: Network,
     pub(crate) extra_hosts: Vec<ExtraHost>,
@@ -277,11 +281,20 @@ impl Build {
         self
     }
 
-    /// An attestation: `kind` is `provenance` or `sbom`, `params` its
-    /// options as BuildKit takes them (`mode=max`, `generator=IMAGE`, or
-    /// `disabled=true` to turn a default one off).
-    pub fn attest(mut self, kind: impl Into<String>, params: impl Into<String>) -> Build {
-        self.attests.insert(kind.into(), params.into());
+    /// An attestation to attach to the images (or, turned off with
+    /// [`Attestation::off`], one not to). A later one of the same kind
+    /// replaces an earlier one, as with buildx's flags.
+    pub fn attest(mut self, attestation: Attestation) -> Build {
+        self.attestations.insert(attestation.kind(), attestation);
+        self
+    }
+
+    /// Whether the build gets buildx's default minimal provenance
+    /// attestation when it says nothing about provenance and the daemon can
+    /// store attestations (on by default; buildx turns it off with
+    /// `BUILDX_NO_DEFAULT_ATTESTATIONS=1`).
+    pub fn default_attestations(mut self, yes: bool) -> Build {
+        self.no_default_attestations = !yes;
         self
     }
 
@@ -418,6 +431,12 @@ impl Build {
     /// and Dockerfile exist, outputs can be written, cache specs, secrets
     /// and SSH keys are readable. `Client::build` runs the same checks.
     pub fn validate(&self) -> Result<(), BuildError> {
-        plan::prepare(self, crate::output::Daemon::Buildkitd, None).map(|_| ())
+        plan::prepare(
+            self,
+            crate::output::Daemon::Buildkitd,
+            None,
+            AttestSupport::Yes,
+        )
+        .map(|_| ())
     }
 }

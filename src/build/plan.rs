@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use super::{Build, BuildError, Dockerfile, InvalidBuild, Network};
+use super::{AttestSupport, Build, BuildError, Dockerfile, InvalidBuild, Network};
 use crate::cache::CacheEntry;
 use crate::dockerfile::Rewritten;
 use crate::engine::Engine;
@@ -61,6 +61,7 @@ pub(crate) fn prepare(
     build: &Build,
     daemon: Daemon,
     engine: Option<Engine>,
+    attest_support: AttestSupport,
 ) -> Result<BuildPlan, BuildError> {
     let (context, dockerfile) = match &build.remote_context {
         Some(_) => (PathBuf::new(), remote_dockerfile(&build.dockerfile)?),
@@ -106,16 +107,7 @@ pub(crate) fn prepare(
     if let Some(parent) = &build.cgroup_parent {
         attrs.insert("cgroup-parent".to_string(), parent.clone());
     }
-    for (kind, params) in &build.attests {
-        if !matches!(kind.as_str(), "provenance" | "sbom") {
-            return Err(InvalidBuild::Attest {
-                input: kind.clone(),
-                reason: "the type is provenance or sbom".into(),
-            }
-            .into());
-        }
-        attrs.insert(format!("attest:{kind}"), params.clone());
-    }
+    attrs.extend(super::attest::frontend_attrs(build, &attest_support)?);
     if build.pull {
         attrs.insert("image-resolve-mode".to_string(), "pull".to_string());
     }
@@ -377,19 +369,31 @@ mod tests {
     #[test]
     fn mistakes_are_found_before_the_daemon() {
         let dir = tempfile::tempdir().unwrap();
-        let err = prepare(&Build::new("/nonexistent/ctx"), Daemon::Engine, None).unwrap_err();
+        let err = prepare(
+            &Build::new("/nonexistent/ctx"),
+            Daemon::Engine,
+            None,
+            AttestSupport::Yes,
+        )
+        .unwrap_err();
         assert!(
             err.to_string().contains("/nonexistent/ctx does not exist"),
             "{err}"
         );
-        let err = prepare(&Build::new(dir.path()), Daemon::Engine, None).unwrap_err();
+        let err = prepare(
+            &Build::new(dir.path()),
+            Daemon::Engine,
+            None,
+            AttestSupport::Yes,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("no Dockerfile at"), "{err}");
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let reserved = Build::new(dir.path()).named_context("context", dir.path());
-        let err = prepare(&reserved, Daemon::Engine, None).unwrap_err();
+        let err = prepare(&reserved, Daemon::Engine, None, AttestSupport::Yes).unwrap_err();
         assert!(err.to_string().contains("reserved"), "{err}");
         let push = Build::new(dir.path()).output(super::super::Output::registry());
-        let err = prepare(&push, Daemon::Buildkitd, None).unwrap_err();
+        let err = prepare(&push, Daemon::Buildkitd, None, AttestSupport::Yes).unwrap_err();
         assert!(matches!(
             err,
             BuildError::Invalid(InvalidBuild::PushWithoutName)

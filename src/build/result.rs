@@ -42,12 +42,29 @@ pub struct BuildResult {
     pub cache_from: Vec<CacheEntry>,
     /// Cache destinations.
     pub cache_to: Vec<CacheEntry>,
+    /// The SLSA provenance predicates BuildKit attached, as its build record
+    /// keeps them: keyed by platform for a multi-platform build, by `""`
+    /// otherwise. Empty when the build attached none.
+    pub provenance: BTreeMap<String, serde_json::Value>,
     /// Things worth knowing that did not fail the build.
     pub warnings: Vec<String>,
     /// Files and directories written on this machine.
     pub written: Vec<PathBuf>,
     /// Wall time from start to the last output written.
     pub duration: Duration,
+}
+
+/// How much provenance the metadata file carries (buildx's
+/// `BUILDX_METADATA_PROVENANCE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MetadataProvenance {
+    /// Without the build's steps and timing (buildx's default).
+    #[default]
+    Min,
+    /// All of it.
+    Max,
+    /// None.
+    Off,
 }
 
 /// The cache report: how many steps ran and how many came from cache.
@@ -118,7 +135,25 @@ impl BuildResult {
     /// descriptor decoded into JSON), plus `rbuild.outputs` with each
     /// output's own entry (type, dest, digest, name).
     pub fn metadata_json(&self) -> serde_json::Value {
+        self.metadata_json_with(MetadataProvenance::default())
+    }
+
+    /// [`BuildResult::metadata_json`] with `provenance` deciding how much of
+    /// the build's provenance goes in (`buildx.build.provenance`, or
+    /// `buildx.build.provenance/PLATFORM` for a multi-platform build).
+    pub fn metadata_json_with(&self, provenance: MetadataProvenance) -> serde_json::Value {
         let mut json = metadata_map(&self.exporter_response);
+        for (platform, predicate) in &self.provenance {
+            let Some(value) = crate::solve::record::for_metadata(predicate, provenance) else {
+                continue;
+            };
+            let key = if platform.is_empty() {
+                "buildx.build.provenance".to_string()
+            } else {
+                format!("buildx.build.provenance/{platform}")
+            };
+            json.insert(key, value);
+        }
         json.insert("rbuild.outputs".into(), outputs_json(&self.outputs));
         serde_json::Value::Object(json)
     }
@@ -130,6 +165,28 @@ impl OutputResult {
         self.metadata
             .get("containerimage.digest")
             .map(String::as_str)
+    }
+
+    /// The image manifest's digest: the output's own digest when it is a
+    /// manifest, the one image manifest of the index it exported otherwise
+    /// (provenance makes every build's index unique; this stays the same).
+    /// `None` for a multi-platform index: see [`OutputResult::image_manifests`].
+    pub fn image_manifest(&self) -> Option<&str> {
+        if !self.image_manifests.is_empty() {
+            let mut all = self.image_manifests.values();
+            return match (all.next(), all.next()) {
+                (Some(one), None) => Some(one),
+                _ => None,
+            };
+        }
+        let descriptor = self.metadata.get("containerimage.descriptor")?;
+        let media_type = decode_json_b64(descriptor)?["mediaType"]
+            .as_str()?
+            .to_string();
+        if media_type.contains("index") || media_type.contains("manifest.list") {
+            return None;
+        }
+        self.digest()
     }
 
     /// The image config digest (Docker's image id).
@@ -177,6 +234,17 @@ fn outputs_json(outputs: &[OutputResult]) -> serde_json::Value {
             };
             if let Some(dest) = dest {
                 entry.insert("dest".into(), dest.into());
+            }
+            if !o.image_manifests.is_empty() {
+                let manifests = o
+                    .image_manifests
+                    .iter()
+                    .map(|(p, d)| (p.clone(), serde_json::Value::String(d.clone())))
+                    .collect();
+                entry.insert(
+                    "rbuild.image.manifests".into(),
+                    serde_json::Value::Object(manifests),
+                );
             }
             serde_json::Value::Object(entry)
         })

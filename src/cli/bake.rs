@@ -58,6 +58,16 @@ pub struct BakeArgs {
     #[arg(long)]
     pub pull: bool,
 
+    /// Provenance for every target: true, false or mode=min|max (shorthand
+    /// for --set=*.attest=type=provenance,...).
+    #[arg(long, value_name = "true|false|mode=...")]
+    pub provenance: Option<String>,
+
+    /// SBOM for every target: true, false or generator=IMAGE (shorthand for
+    /// --set=*.attest=type=sbom,...).
+    #[arg(long, value_name = "true|false|generator=...")]
+    pub sbom: Option<String>,
+
     /// Shared registry cache for every target: each imports from and
     /// exports (mode=max) to REPO:TARGET.
     #[arg(long, value_name = "REPO")]
@@ -100,6 +110,15 @@ pub async fn run(global: &GlobalArgs, args: BakeArgs) -> anyhow::Result<u8> {
             });
         }
     }
+    for (kind, value) in [("provenance", &args.provenance), ("sbom", &args.sbom)] {
+        if let Some(value) = value {
+            overrides.push(Override {
+                pattern: "*".into(),
+                key: "attest".into(),
+                value: attest_shorthand(kind, value),
+            });
+        }
+    }
     let mut chosen = def.resolve(&args.targets, &overrides)?;
     if args.push || args.load {
         // --push and --load replace the targets' outputs, as the
@@ -120,7 +139,11 @@ pub async fn run(global: &GlobalArgs, args: BakeArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let mut builds = Definition::builds(&chosen, &cwd)?;
+    let with_defaults = super::plan::default_attestations()?;
+    let mut builds: Vec<_> = Definition::builds(&chosen, &cwd)?
+        .into_iter()
+        .map(|b| b.default_attestations(with_defaults))
+        .collect();
     if let Some(repo) = &args.cache {
         let last = repo.rsplit('/').next().unwrap_or(repo);
         if repo.contains('@') || last.contains(':') {
@@ -200,7 +223,10 @@ async fn execute(
                 if mode != Mode::Quiet {
                     super::say(format_args!("[{name}] {}", report::line(&r)));
                 }
-                metadata.insert(name.to_string(), r.metadata_json());
+                metadata.insert(
+                    name.to_string(),
+                    r.metadata_json_with(super::plan::metadata_provenance()),
+                );
             }
             Err(BuildError::Canceled) => {
                 super::say(format_args!("[{name}] build canceled"));
@@ -317,4 +343,14 @@ fn print_json(chosen: &[(String, Target)], asked: &[String]) -> String {
         "target": targets,
     });
     serde_json::to_string_pretty(&json).unwrap_or_default()
+}
+
+/// buildx bake's `--provenance`/`--sbom` as an `attest` entry: a boolean
+/// turns the kind on or off, anything else is its options.
+fn attest_shorthand(kind: &str, value: &str) -> String {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => format!("type={kind}"),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => format!("type={kind},disabled=true"),
+        options => format!("type={kind},{options}"),
+    }
 }

@@ -159,7 +159,9 @@ pub(super) async fn cancel_on_signal(cancel: CancellationToken) {
 
 fn write_results(args: &BuildArgs, outcome: &BuildResult) -> anyhow::Result<()> {
     if let Some(path) = &args.metadata_file {
-        let text = serde_json::to_string_pretty(&outcome.metadata_json())?;
+        let text = serde_json::to_string_pretty(
+            &outcome.metadata_json_with(super::plan::metadata_provenance()),
+        )?;
         rbuild::build::write_atomically(path, text.as_bytes())
             .with_context(|| format!("cannot write --metadata-file {}", path.display()))?;
     }

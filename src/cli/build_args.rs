@@ -63,6 +63,16 @@ pub struct BuildArgs {
     #[arg(long = "attest", value_name = "type=TYPE[,...]")]
     pub attest: Vec<String>,
 
+    /// Provenance attestation: true, false, or mode=min|max[,builder-id=URL]
+    /// (shorthand for --attest=type=provenance; min is on by default).
+    #[arg(long, value_name = "true|false|mode=...")]
+    pub provenance: Option<String>,
+
+    /// SBOM attestation: true, false, or generator=IMAGE (shorthand for
+    /// --attest=type=sbom).
+    #[arg(long, value_name = "true|false|generator=...")]
+    pub sbom: Option<String>,
+
     /// Always look for newer versions of base images.
     #[arg(long)]
     pub pull: bool,

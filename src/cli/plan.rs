@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use rbuild::build::{ExtraHost, Freshness, SecretSpec, SshSpec};
+use rbuild::build::{AttestKind, Attestation, ExtraHost, Freshness, SecretSpec, SshSpec};
 use rbuild::{Build, CacheEntry, Dockerfile, Output};
 
 use super::build_args::{BuildArgs, Network};
@@ -74,10 +74,20 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
         });
     }
     for a in &args.attest {
-        let (kind, params) =
-            rbuild::build::parse_attest(a).map_err(|e| anyhow::anyhow!("--{e}"))?;
-        build = build.attest(kind, params);
+        build = build.attest(Attestation::parse(a).map_err(|e| anyhow::anyhow!("--attest: {e}"))?);
     }
+    // buildx appends the shorthands after --attest, so they win.
+    for (kind, value) in [
+        (AttestKind::Provenance, &args.provenance),
+        (AttestKind::Sbom, &args.sbom),
+    ] {
+        if let Some(value) = value {
+            let a = Attestation::shorthand(kind, value)
+                .map_err(|e| anyhow::anyhow!("--{kind}: {e}"))?;
+            build = build.attest(a);
+        }
+    }
+    build = build.default_attestations(default_attestations()?);
     build = build.network(match args.network {
         None | Some(Network::Default) => rbuild::Network::Default,
         Some(Network::None) => rbuild::Network::None,
@@ -182,4 +192,30 @@ pub(super) fn locate_dockerfile(
         bail!("Dockerfile {} is not a regular file", path.display());
     }
     Ok(DockerfileInput::File(path))
+}
+
+/// buildx's `BUILDX_NO_DEFAULT_ATTESTATIONS`: set to a true boolean, no
+/// provenance is added unless asked for.
+pub(crate) fn default_attestations() -> anyhow::Result<bool> {
+    let Ok(value) = std::env::var("BUILDX_NO_DEFAULT_ATTESTATIONS") else {
+        return Ok(true);
+    };
+    match value.as_str() {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(false),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(true),
+        other => anyhow::bail!(
+            "BUILDX_NO_DEFAULT_ATTESTATIONS={other:?}: use 1 or true to turn the default provenance off, 0 or false to keep it"
+        ),
+    }
+}
+
+/// buildx's `BUILDX_METADATA_PROVENANCE`: `min` (the default), `max`, or
+/// `disabled`/a false boolean; anything else means the default, as in buildx.
+pub(crate) fn metadata_provenance() -> rbuild::build::MetadataProvenance {
+    use rbuild::build::MetadataProvenance as M;
+    match std::env::var("BUILDX_METADATA_PROVENANCE").as_deref() {
+        Ok("max") => M::Max,
+        Ok("disabled" | "0" | "f" | "F" | "false" | "FALSE" | "False") => M::Off,
+        _ => M::Min,
+    }
 }

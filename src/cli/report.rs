@@ -81,6 +81,9 @@ pub fn json(
         "cache_from": refs(&from),
         "cache_to": refs(&to),
         "image_id": result.and_then(BuildResult::image_id),
+        // Stable across rebuilds of the same image, unlike an index id
+        // that carries each build's own provenance.
+        "image_manifest": result.and_then(|r| r.outputs.iter().find_map(|o| o.image_manifest())),
         "failed_step": summary.failed_vertex.as_ref().map(|f| serde_json::json!({"name": f.name, "error": f.error})),
     })
 }

@@ -64,7 +64,7 @@ impl Client {
                 reason: "only Client::build_all runs the build it names".into(),
             });
         }
-        let plan = self.plan(build)?;
+        let plan = self.plan(build).await?;
         let events = EventSink::new(options.events.clone(), 0);
         announce(&plan, &events).await;
         run_one(self, &plan, &events, options.cancel.clone(), None).await
@@ -98,15 +98,13 @@ impl Client {
         options: &BuildOptions,
     ) -> Vec<Result<BuildResult, BuildError>> {
         let graph = deps::graph(builds, self.daemon());
-        let plans: Vec<Result<BuildPlan, BuildError>> = graph
-            .builds
-            .iter()
-            .zip(graph.invalid)
-            .map(|(b, invalid)| match invalid {
+        let mut plans: Vec<Result<BuildPlan, BuildError>> = Vec::with_capacity(builds.len());
+        for (b, invalid) in graph.builds.iter().zip(graph.invalid) {
+            plans.push(match invalid {
                 Some(e) => Err(e),
-                None => self.plan(b),
-            })
-            .collect();
+                None => self.plan(b).await,
+            });
+        }
         let channels: Vec<_> = (0..builds.len())
             .map(|_| watch::channel::<deps::Published>(None))
             .collect();
@@ -230,8 +228,9 @@ impl Client {
     }
 
     /// Resolves `build` for this daemon.
-    fn plan(&self, build: &Build) -> Result<BuildPlan, BuildError> {
-        plan::prepare(build, self.daemon(), self.load_engine())
+    async fn plan(&self, build: &Build) -> Result<BuildPlan, BuildError> {
+        let support = self.attestation_support().await;
+        plan::prepare(build, self.daemon(), self.load_engine(), support)
     }
 }
 

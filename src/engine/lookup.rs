@@ -95,7 +95,7 @@ impl Engine {
 
     /// `GET /info` reports the containerd snapshotter as a driver status.
     /// When unsure, say yes: that only costs a scan.
-    async fn uses_containerd_store(&self) -> Result<bool, EngineError> {
+    pub(crate) async fn uses_containerd_store(&self) -> Result<bool, EngineError> {
         let what = "reading engine info";
         let (status, body) = self.call(Method::GET, "/info", what).await?;
         if !status.is_success() {

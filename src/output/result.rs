@@ -18,6 +18,11 @@ pub struct OutputResult {
     /// `containerimage.digest`, `image.name`, ... as far as they are known
     /// to belong to this exporter.
     pub metadata: BTreeMap<String, String>,
+    /// The image manifests inside the index this output exported, by
+    /// platform (`linux/amd64`), attestation manifests left out: what two
+    /// builds of the same image agree on even when their provenance (and so
+    /// the index digest) differs. Empty when the output is not an index.
+    pub image_manifests: BTreeMap<String, String>,
 }
 
 /// Keys of the exporter response that describe one produced image.
@@ -52,6 +57,7 @@ pub fn attribute(
                 dest: e.dest.clone(),
                 pushed: e.attrs.get("push").is_some_and(|p| p == "true"),
                 metadata,
+                image_manifests: BTreeMap::new(),
             }
         })
         .collect()

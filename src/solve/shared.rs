@@ -155,6 +155,7 @@ mod tests {
                 &crate::Build::new(d),
                 crate::output::Daemon::Buildkitd,
                 None,
+                crate::build::AttestSupport::Yes,
             )
             .unwrap()
         };

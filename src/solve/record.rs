@@ -1,0 +1,354 @@
+//! What the daemon keeps about a finished build beyond the Solve response:
+//! the provenance it attached (from the build's history record, as buildx
+//! reads it for `buildx.build.provenance` in the metadata file), and the
+//! image manifests inside an index the build exported.
+//!
+//! Both are read through the daemon's read-only content store. Neither is
+//! worth failing a built image for: a daemon without the history API, or a
+//! blob already gone, gives the caller a warning instead.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+use tonic::transport::Channel;
+
+use crate::build::MetadataProvenance;
+use crate::client::Client;
+use crate::proto::containerd::services::content::v1::ReadContentRequest;
+use crate::proto::containerd::services::content::v1::content_client::ContentClient;
+use crate::proto::moby::buildkit::v1::{BuildHistoryRequest, BuildResultInfo};
+
+const IN_TOTO: &str = "application/vnd.in-toto+json";
+const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+const SLSA: &str = "https://slsa.dev/provenance/";
+const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
+/// No manifest, index or provenance predicate is near this; a bigger blob
+/// is not what we asked for.
+const MAX_BLOB: usize = 16 << 20;
+
+/// Why a record could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordError {
+    #[error("the daemon's build history: {0}")]
+    History(String),
+    #[error("blob {digest}: {reason}")]
+    Blob { digest: String, reason: String },
+}
+
+/// The provenance predicates of build `build_ref`, in SLSA v0.2 form as
+/// buildx writes them: keyed by platform for a multi-platform build, by ""
+/// otherwise. Empty when the build attached none.
+pub(crate) async fn provenance(
+    client: &Client,
+    build_ref: &str,
+) -> Result<BTreeMap<String, Value>, RecordError> {
+    let mut control = client.control();
+    let mut events = control
+        .listen_build_history(BuildHistoryRequest {
+            active_only: false,
+            r#ref: build_ref.to_string(),
+            early_exit: true,
+        })
+        .await
+        .map_err(|s| RecordError::History(s.message().to_string()))?
+        .into_inner();
+    let mut found: Vec<(String, String)> = Vec::new();
+    while let Some(event) = events
+        .message()
+        .await
+        .map_err(|s| RecordError::History(s.message().to_string()))?
+    {
+        let Some(record) = event.record else { continue };
+        if record.r#ref != build_ref {
+            continue;
+        }
+        if let Some(digest) = record.result.as_ref().and_then(provenance_blob) {
+            found.push((String::new(), digest));
+        }
+        for (platform, result) in &record.results {
+            if let Some(digest) = provenance_blob(result) {
+                found.push((platform.clone(), digest));
+            }
+        }
+    }
+    let mut content = client.content();
+    let mut out = BTreeMap::new();
+    for (platform, digest) in found {
+        let blob = read_blob(&mut content, &digest).await?;
+        let predicate: Value = serde_json::from_slice(&blob).map_err(|e| RecordError::Blob {
+            digest: digest.clone(),
+            reason: format!("not JSON: {e}"),
+        })?;
+        out.insert(platform, predicate);
+    }
+    Ok(out)
+}
+
+/// The digest of the provenance attestation among `result`'s, and the
+/// predicate type it was written in.
+fn provenance_blob(result: &BuildResultInfo) -> Option<String> {
+    result
+        .attestations
+        .iter()
+        .find(|a| {
+            a.media_type == IN_TOTO
+                && a.annotations
+                    .get(PREDICATE_TYPE)
+                    .is_some_and(|t| t.starts_with(SLSA))
+        })
+        .map(|a| {
+            let v1 = a.annotations.get(PREDICATE_TYPE).map(String::as_str) == Some(SLSA_V1);
+            // The record keeps the predicate only; its type is told apart
+            // by shape once read, so the flag only goes to the log.
+            tracing::debug!(digest = %a.digest, v1, "provenance in build record");
+            a.digest.clone()
+        })
+}
+
+/// The image manifests an exported index lists, without its attestation
+/// manifests: `(platform, digest)`, platform as `os/arch[/variant]`.
+pub(crate) async fn image_manifests(
+    client: &Client,
+    index_digest: &str,
+) -> Result<Vec<(String, String)>, RecordError> {
+    let blob = read_blob(&mut client.content(), index_digest).await?;
+    let index: Value = serde_json::from_slice(&blob).map_err(|e| RecordError::Blob {
+        digest: index_digest.to_string(),
+        reason: format!("not JSON: {e}"),
+    })?;
+    Ok(manifests_of(&index))
+}
+
+fn manifests_of(index: &Value) -> Vec<(String, String)> {
+    let Some(entries) = index["manifests"].as_array() else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter(|m| m["annotations"]["vnd.docker.reference.type"] != "attestation-manifest")
+        .filter_map(|m| {
+            let digest = m["digest"].as_str()?;
+            let p = &m["platform"];
+            let mut platform = format!(
+                "{}/{}",
+                p["os"].as_str().unwrap_or("unknown"),
+                p["architecture"].as_str().unwrap_or("unknown")
+            );
+            if let Some(variant) = p["variant"].as_str() {
+                platform = format!("{platform}/{variant}");
+            }
+            Some((platform, digest.to_string()))
+        })
+        .collect()
+}
+
+async fn read_blob(
+    content: &mut ContentClient<Channel>,
+    digest: &str,
+) -> Result<Vec<u8>, RecordError> {
+    let fail = |reason: String| RecordError::Blob {
+        digest: digest.to_string(),
+        reason,
+    };
+    let mut stream = content
+        .read(ReadContentRequest {
+            digest: digest.to_string(),
+            offset: 0,
+            size: 0,
+        })
+        .await
+        .map_err(|s| fail(s.message().to_string()))?
+        .into_inner();
+    let mut blob = Vec::new();
+    while let Some(chunk) = stream
+        .message()
+        .await
+        .map_err(|s| fail(s.message().to_string()))?
+    {
+        if blob.len() + chunk.data.len() > MAX_BLOB {
+            return Err(fail(format!("larger than {MAX_BLOB} bytes")));
+        }
+        blob.extend_from_slice(&chunk.data);
+    }
+    Ok(blob)
+}
+
+/// `predicate` as buildx writes it into the metadata file: SLSA v0.2 (a v1
+/// predicate is converted), trimmed for `mode`.
+pub(crate) fn for_metadata(predicate: &Value, mode: MetadataProvenance) -> Option<Value> {
+    let mut v02 = if predicate.get("buildDefinition").is_some() {
+        slsa1_to_02(predicate)
+    } else {
+        predicate.clone()
+    };
+    match mode {
+        MetadataProvenance::Off => return None,
+        MetadataProvenance::Min => {
+            if let Some(map) = v02.as_object_mut() {
+                map.remove("buildConfig");
+                map.remove("metadata");
+            }
+        }
+        MetadataProvenance::Max => {}
+    }
+    Some(v02)
+}
+
+/// BuildKit's own v1 -> v0.2 mapping, field by field.
+fn slsa1_to_02(p: &Value) -> Value {
+    let def = &p["buildDefinition"];
+    let run = &p["runDetails"];
+    let ext = &def["externalParameters"];
+    let int = &def["internalParameters"];
+    let mut out = Map::new();
+    out.insert(
+        "builder".into(),
+        obj([("id", run["builder"]["id"].clone())]),
+    );
+    out.insert(
+        "buildType".into(),
+        Value::String("https://mobyproject.org/buildkit@v1".into()),
+    );
+    let materials: Vec<Value> = def["resolvedDependencies"]
+        .as_array()
+        .map(|deps| {
+            deps.iter()
+                .map(|d| obj([("uri", d["uri"].clone()), ("digest", d["digest"].clone())]))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.insert("materials".into(), Value::Array(materials));
+    let mut environment = obj([("platform", int["builderPlatform"].clone())]);
+    if let (Some(env), Some(custom)) = (environment.as_object_mut(), int.as_object()) {
+        for (k, v) in custom {
+            if !matches!(k.as_str(), "builderPlatform" | "buildConfig") {
+                env.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let source = &ext["configSource"];
+    out.insert(
+        "invocation".into(),
+        obj([
+            (
+                "configSource",
+                obj([
+                    ("uri", source["uri"].clone()),
+                    ("digest", source["digest"].clone()),
+                    ("entryPoint", source["path"].clone()),
+                ]),
+            ),
+            ("parameters", ext["request"].clone()),
+            ("environment", environment),
+        ]),
+    );
+    if !int["buildConfig"].is_null() {
+        out.insert("buildConfig".into(), int["buildConfig"].clone());
+    }
+    let meta = &run["metadata"];
+    if let Some(m) = meta.as_object() {
+        let mut v02 = obj([
+            ("buildInvocationID", meta["invocationID"].clone()),
+            ("buildStartedOn", meta["startedOn"].clone()),
+            ("buildFinishedOn", meta["finishedOn"].clone()),
+            (
+                "completeness",
+                obj([
+                    ("parameters", meta["completeness"]["request"].clone()),
+                    ("environment", Value::Bool(true)),
+                    (
+                        "materials",
+                        meta["completeness"]["resolvedDependencies"].clone(),
+                    ),
+                ]),
+            ),
+            ("reproducible", meta["reproducible"].clone()),
+        ]);
+        if let Some(v) = v02.as_object_mut() {
+            // BuildKit's own keys (`https://mobyproject.org/buildkit@v1#...`)
+            // carry over as they are.
+            v.extend(
+                m.iter()
+                    .filter(|(k, _)| k.starts_with("https://"))
+                    .map(|(k, x)| (k.clone(), x.clone())),
+            );
+        }
+        out.insert("metadata".into(), v02);
+    }
+    Value::Object(strip_nulls(out))
+}
+
+fn obj<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(strip_nulls(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    ))
+}
+
+/// Go's `omitempty` leaves absent fields out rather than writing null.
+fn strip_nulls(map: Map<String, Value>) -> Map<String, Value> {
+    map.into_iter().filter(|(_, v)| !v.is_null()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn attestation_manifests_are_not_images() {
+        let index = json!({"manifests": [
+            {"digest": "sha256:a", "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+            {"digest": "sha256:b", "platform": {"os": "unknown", "architecture": "unknown"},
+             "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
+        ]});
+        assert_eq!(
+            manifests_of(&index),
+            vec![("linux/arm64/v8".to_string(), "sha256:a".to_string())]
+        );
+    }
+
+    #[test]
+    fn v1_predicates_read_as_v02_and_min_drops_steps_and_times() {
+        let v1 = json!({
+            "buildDefinition": {
+                "buildType": "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md",
+                "externalParameters": {
+                    "configSource": {"uri": "https://git/x.git", "digest": {"sha1": "abc"}, "path": "Dockerfile"},
+                    "request": {"frontend": "dockerfile.v0"}
+                },
+                "internalParameters": {"builderPlatform": "linux/amd64", "buildConfig": {"llbDefinition": []}},
+                "resolvedDependencies": [{"uri": "pkg:docker/busybox", "digest": {"sha256": "1"}}]
+            },
+            "runDetails": {
+                "builder": {"id": "https://ci/run/1"},
+                "metadata": {"invocationID": "ref1", "startedOn": "t0", "finishedOn": "t1",
+                             "completeness": {"request": true, "resolvedDependencies": false},
+                             "reproducible": false,
+                             "https://mobyproject.org/buildkit@v1#hermetic": true}
+            }
+        });
+        let max = for_metadata(&v1, MetadataProvenance::Max).unwrap();
+        assert_eq!(max["builder"]["id"], "https://ci/run/1");
+        assert_eq!(max["buildType"], "https://mobyproject.org/buildkit@v1");
+        assert_eq!(max["materials"][0]["uri"], "pkg:docker/busybox");
+        assert_eq!(
+            max["invocation"]["configSource"]["entryPoint"],
+            "Dockerfile"
+        );
+        assert_eq!(max["invocation"]["parameters"]["frontend"], "dockerfile.v0");
+        assert_eq!(max["invocation"]["environment"]["platform"], "linux/amd64");
+        assert_eq!(max["metadata"]["buildInvocationID"], "ref1");
+        assert_eq!(
+            max["metadata"]["https://mobyproject.org/buildkit@v1#hermetic"],
+            true
+        );
+        assert!(max["buildConfig"].is_object());
+        let min = for_metadata(&v1, MetadataProvenance::Min).unwrap();
+        assert!(min.get("buildConfig").is_none() && min.get("metadata").is_none());
+        assert_eq!(min["materials"], max["materials"]);
+        assert_eq!(for_metadata(&v1, MetadataProvenance::Off), None);
+    }
+}
