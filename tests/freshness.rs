@@ -213,3 +213,36 @@ fn a_syntax_error_after_a_refreshed_step_maps_to_the_users_line() {
         "{err}"
     );
 }
+
+/// The parts of BuildKit's grammar dockerfile-parser lacks, which the
+/// splitter covers: a `# escape=` directive (backtick continuations) and
+/// heredocs. Both fetching steps are found, the rewrite stays a Dockerfile
+/// the daemon accepts (the directive still first), and the steps run.
+#[test]
+fn escape_directives_and_heredocs_are_refreshed_and_build() {
+    let stack = stack();
+    let id = unique("fresh-grammar");
+    let cache = format!("{}/rbuild-test/{id}-cache", stack.registry);
+    let text = format!(
+        "# escape=`\nARG BASE\nFROM ${{BASE}}\n\
+         RUN wget -q -T 2 http://127.0.0.1:9/{id} `\n    || echo continued-{id} > /continued\n\
+         RUN <<EOF\nwget -q -T 2 http://127.0.0.1:9/{id} || echo heredoc-{id} > /heredoc\n\
+         echo second line >> /heredoc\nEOF\n\
+         RUN cat /continued /heredoc\n"
+    );
+    let r = rewrite(&text, false, at(1, 0));
+    let refreshed: Vec<&str> = r.refreshed.iter().map(|s| s.instruction.as_str()).collect();
+    assert_eq!(refreshed.len(), 2, "{refreshed:?}");
+    assert!(refreshed[0].contains("continued-"), "{refreshed:?}");
+    assert!(refreshed[1].starts_with("RUN <<EOF"), "{refreshed:?}");
+    assert!(r.text.starts_with("# escape=`\n"), "{}", r.text);
+    let out = build(&stack, &r.text, &cache);
+    assert_cached(
+        &out,
+        &[
+            ("continued-", false),
+            ("<<EOF", false),
+            ("cat /continued", false),
+        ],
+    );
+}

@@ -311,8 +311,6 @@ fn take_string<'a>(data: &mut &'a [u8]) -> &'a [u8] {
 /// and signatures verify with the public keys ssh-keygen wrote.
 #[test]
 fn key_files_are_served_by_an_in_process_agent() {
-    use rsa::signature::Verifier;
-
     let stack = stack();
     let keys = tempfile::tempdir().unwrap();
     let ed = keygen(keys.path(), "deploy_ed", &["-t", "ed25519", "-N", ""]);
@@ -382,9 +380,26 @@ fn key_files_are_served_by_an_in_process_agent() {
             take_string(&mut blob).to_vec(),
         )
         .unwrap();
-        Verifier::verify(&public_key(key), b"rbuild ssh test", &sig)
+        verify(&public_key(key), b"rbuild ssh test", &sig)
             .unwrap_or_else(|e| panic!("{label}: the signature does not verify: {e}"));
     }
+}
+
+/// RSA signatures checked with ring (ssh-key checks RSA only with its
+/// `rsa` feature, which rbuild leaves off), the others with ssh-key.
+fn verify(key: &ssh_key::PublicKey, data: &[u8], sig: &ssh_key::Signature) -> Result<(), String> {
+    use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+    let ssh_key::public::KeyData::Rsa(rsa) = key.key_data() else {
+        return signature::Verifier::verify(key, data, sig).map_err(|e| e.to_string());
+    };
+    assert_eq!(sig.algorithm().as_str(), "rsa-sha2-256");
+    let public = RsaPublicKeyComponents {
+        n: rsa.n.as_positive_bytes().unwrap(),
+        e: rsa.e.as_positive_bytes().unwrap(),
+    };
+    public
+        .verify(&RSA_PKCS1_2048_8192_SHA256, data, sig.as_bytes())
+        .map_err(|_| "bad RSA signature".to_string())
 }
 
 /// A key rbuild cannot use stops the build before it starts, naming the file.

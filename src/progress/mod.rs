@@ -16,6 +16,7 @@ pub(crate) mod state;
 mod tty;
 pub mod units;
 mod vertex;
+mod width;
 
 #[cfg(test)]
 mod fixture;

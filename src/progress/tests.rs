@@ -290,6 +290,10 @@ fn quiet_prints_nothing_but_summarises() {
 
 /// A tty display on an 80x24 screen whose clock the test moves.
 fn tty() -> (Progress, Sink, Arc<AtomicU64>) {
+    tty_sized(80, 24)
+}
+
+fn tty_sized(cols: usize, lines: usize) -> (Progress, Sink, Arc<AtomicU64>) {
     let sink = Sink::default();
     let millis = Arc::new(AtomicU64::new(0));
     let base = Instant::now();
@@ -297,7 +301,7 @@ fn tty() -> (Progress, Sink, Arc<AtomicU64>) {
     let clock: Clock = Box::new(move || base + Duration::from_millis(m.load(Ordering::SeqCst)));
     let mut p = Progress::with_clock(Mode::Tty, Box::new(sink.clone()), clock);
     if let Renderer::Tty(t) = &mut p.renderer {
-        t.size = Some((80, 24));
+        t.size = Some((cols, lines));
         t.color = false;
     }
     (p, sink, millis)
@@ -377,6 +381,58 @@ fn tty_successful_build_ends_with_the_frame() {
     let text = sink.text();
     assert!(text.ends_with(&format!("{}\x1b[K\n\x1b[J\n 1 warning found:\n - JSONArgsRecommended: JSON arguments recommended for CMD (line 4)\n", row(" => [2/3] RUN echo hello; echo world", "1.2s").trim_end())));
     assert!(last_frame(&text).starts_with("[+] Building 1.5s (3/3) FINISHED\n"));
+}
+
+/// Step names, statuses and logs in CJK and emoji, with combining accents:
+/// every line of every frame fits the terminal (one column spare, as the
+/// frame leaves it), and timed rows end exactly at that column.
+#[test]
+fn tty_frames_fit_the_terminal_with_wide_characters() {
+    use super::width::{columns, truncate};
+    let (from, run, make) = (
+        vtx("sha256:a", "[1/3] FROM 镜像仓库/基础镜像:最新版本"),
+        vtx("sha256:b", "[2/3] RUN echo 🚀🚀🚀 デプロイ ❤\u{fe0f} done"),
+        vtx("sha256:c", "[3/3] RUN make ce\u{301}le\u{301}bre 構築する"),
+    );
+    let pull = st("sha256:b", "下载中 📦📦").progress(5 << 20, 9 << 20, 0.4);
+    let rockets = "🚀".repeat(22) + "\n部分的な出力";
+    let compiling = "コンパイル中".repeat(4) + "\n";
+    let msgs = [
+        resp().vertex(from.started(0.0).completed(0.3)).build(),
+        resp()
+            .vertex(run.clone().started(0.3))
+            .status(pull.started(0.3))
+            .log("sha256:b", 0.5, &rockets)
+            .build(),
+        resp()
+            .vertex(run.started(0.3).completed(1.2))
+            .vertex(make.started(1.2))
+            .log("sha256:c", 1.3, &compiling)
+            .build(),
+    ];
+    for cols in [20, 37, 80] {
+        let (mut p, sink, clock) = tty_sized(cols, 24);
+        for (i, m) in msgs.iter().enumerate() {
+            clock.store(500 * i as u64, Ordering::SeqCst);
+            p.update(m).expect("writing to memory");
+            p.tick().expect("writing to memory");
+        }
+        p.finish().expect("writing to memory");
+        let text = sink.text();
+        let end = text.rfind("\x1b[K\n").expect("a painted line");
+        let mut timed = 0;
+        // Every painted line ends with clear-to-end-of-line; escapes and
+        // carriage returns take no columns.
+        for line in text[..end].split("\x1b[K\n") {
+            let shown = truncate(line, usize::MAX);
+            assert!(columns(&shown) < cols, "{cols} columns: {shown:?}");
+            if shown.starts_with(" => ") && shown.ends_with('s') {
+                timed += 1;
+                assert_eq!(columns(&shown), cols - 1, "{cols} columns: {shown:?}");
+            }
+        }
+        assert!(timed >= 9, "{cols} columns: {text:?}");
+    }
 }
 
 #[test]

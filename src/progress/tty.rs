@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::state::State;
 use super::vertex::VertexState;
+use super::width::{pad, truncate};
 use super::{Clock, report, units};
 
 pub(crate) use super::group::Group;
@@ -305,7 +306,7 @@ pub(super) fn fit(rows: Vec<Row>, limit: usize) -> Vec<Row> {
     kept
 }
 
-/// Name left, time right, exactly `width` characters.
+/// Name left, time right, exactly `width` columns.
 pub(super) fn layout(row: &Row, width: usize) -> String {
     let Some(time) = row.time else {
         return truncate(&row.text, width);
@@ -318,37 +319,7 @@ pub(super) fn layout(row: &Row, width: usize) -> String {
     };
     let timer = format!("{}s", units::secs(time));
     let left = width.saturating_sub(timer.len() + 1);
-    format!("{:<left$} {timer}", truncate(&row.text, left))
-}
-
-/// At most `width` printable characters: control characters and the colour
-/// escapes that build tools print would break the cursor arithmetic.
-pub(super) fn truncate(s: &str, width: usize) -> String {
-    let mut out = String::new();
-    let mut kept = 0;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // CSI: ESC [ parameters final-byte; anything else: ESC + one char.
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        if c.is_control() {
-            continue;
-        }
-        if kept == width {
-            break;
-        }
-        kept += 1;
-        out.push(c);
-    }
-    out
+    format!("{} {timer}", pad(&row.text, left))
 }
 
 /// `COLUMNS`/`LINES` win (users and CI set them), then the terminal on
@@ -386,8 +357,14 @@ mod tests {
         );
         assert_eq!(r, " => a very long 0.0s");
         assert_eq!(layout(&row(" => => # a\tb", None), 8), " => => #");
-        assert_eq!(truncate("\x1b[1;31merror\x1b[0m: x", 80), "error: x");
         assert_eq!(r.chars().count(), 20);
+        // Two-column names: padded and cut by columns, not chars.
+        let r = layout(&row(" => 构建镜像", Some(Duration::from_millis(1_260))), 20);
+        assert_eq!(r, " => 构建镜像    1.3s");
+        let r = layout(&row(" => 构建镜像构建", Some(Duration::ZERO)), 20);
+        assert_eq!(r, " => 构建镜像构  0.0s");
+        let r = layout(&row(" => 🚀🚀🚀🚀🚀🚀🚀", Some(Duration::ZERO)), 20);
+        assert_eq!(r, " => 🚀🚀🚀🚀🚀  0.0s");
     }
 
     #[test]

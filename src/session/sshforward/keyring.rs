@@ -9,12 +9,14 @@
 
 use std::path::{Path, PathBuf};
 
-// rsa re-exports the `signature` traits that ssh-key implements.
-use rsa::signature::{SignatureEncoding, Signer};
+use signature::Signer;
 use ssh_key::private::KeypairData;
 use ssh_key::{HashAlg, PrivateKey};
 
+use self::rsa::RsaSigner;
 use super::SshError;
+
+mod rsa;
 
 /// Agent message numbers used here.
 const FAILURE: u8 = 5;
@@ -33,8 +35,8 @@ pub const MAX_MESSAGE: usize = 256 * 1024;
 
 struct Key {
     private: PrivateKey,
-    /// Set for RSA keys: the signer that ssh-key 0.6 cannot build itself.
-    rsa: Option<rsa::RsaPrivateKey>,
+    /// Set for RSA keys, which ring signs; ssh-key signs the others.
+    rsa: Option<RsaSigner>,
     /// The public key in wire format, as listed and as sign requests name it.
     blob: Vec<u8>,
     comment: String,
@@ -115,34 +117,14 @@ impl Keyring {
 /// RSA signs with the hash the client asked for. Plain `ssh-rsa` (SHA-1,
 /// flags 0) is refused: OpenSSH stopped accepting it in 8.8, and every
 /// client that still offers RSA asks for SHA-2.
-fn sign_rsa(key: &rsa::RsaPrivateKey, data: &[u8], flags: u32) -> Option<ssh_key::Signature> {
-    use rsa::pkcs1v15::SigningKey;
-    let (hash, bytes) = if flags & RSA_SHA2_512 != 0 {
-        let signer = SigningKey::<sha2::Sha512>::new(key.clone());
-        (HashAlg::Sha512, signer.try_sign(data).ok()?.to_vec())
+fn sign_rsa(key: &RsaSigner, data: &[u8], flags: u32) -> Option<ssh_key::Signature> {
+    if flags & RSA_SHA2_512 != 0 {
+        key.sign(data, HashAlg::Sha512)
     } else if flags & RSA_SHA2_256 != 0 {
-        let signer = SigningKey::<sha2::Sha256>::new(key.clone());
-        (HashAlg::Sha256, signer.try_sign(data).ok()?.to_vec())
+        key.sign(data, HashAlg::Sha256)
     } else {
-        return None;
-    };
-    ssh_key::Signature::new(ssh_key::Algorithm::Rsa { hash: Some(hash) }, bytes).ok()
-}
-
-/// The `rsa` crate's key from the OpenSSH one. Built here from n, e, d, p, q
-/// because ssh-key 0.6's own conversion passes p twice and so fails on
-/// every real key.
-fn rsa_key(key: &ssh_key::private::RsaKeypair) -> Option<rsa::RsaPrivateKey> {
-    let int = |m: &ssh_key::Mpint| m.as_positive_bytes().map(rsa::BigUint::from_bytes_be);
-    let private = rsa::RsaPrivateKey::from_components(
-        int(&key.public.n)?,
-        int(&key.public.e)?,
-        int(&key.private.d)?,
-        vec![int(&key.private.p)?, int(&key.private.q)?],
-    )
-    .ok()?;
-    private.validate().ok()?;
-    Some(private)
+        None
+    }
 }
 
 fn load_key(id: &str, path: &Path) -> Result<Key, SshError> {
@@ -172,10 +154,9 @@ fn load_key(id: &str, path: &Path) -> Result<Key, SshError> {
     }
     let rsa = match private.key_data() {
         KeypairData::Ed25519(_) | KeypairData::Ecdsa(_) => None,
-        KeypairData::Rsa(keypair) => Some(
-            rsa_key(keypair)
-                .ok_or_else(|| key_error("its RSA parameters are invalid".to_string()))?,
-        ),
+        KeypairData::Rsa(keypair) => {
+            Some(RsaSigner::new(keypair).map_err(|e| key_error(e.to_string()))?)
+        }
         _ => {
             return Err(key_error(format!(
                 "{} keys are not supported (use ed25519, ecdsa or rsa)",

@@ -1,9 +1,16 @@
 //! The keyring against keys made by OpenSSH's own ssh-keygen, signatures
-//! checked with the public key files it wrote.
+//! checked with the public key files it wrote, and by ssh-keygen itself
+//! signing through the keyring as its agent.
 
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
 use std::process::Command;
 
-use rsa::signature::Verifier;
+use ring::signature::{
+    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA512, RsaPublicKeyComponents,
+};
+use signature::Verifier;
+use ssh_key::public::KeyData;
 use ssh_key::{Algorithm, PublicKey, Signature};
 
 use super::*;
@@ -80,8 +87,123 @@ fn lists_and_signs_with_every_key_type() {
         let reply = ring.answer(&sign_request(&pubkey.to_bytes().unwrap(), data, flags));
         let sig = parse_signature(&reply);
         assert_eq!(sig.algorithm().as_str(), algorithm);
-        Verifier::verify(&pubkey, data, &sig).unwrap_or_else(|e| panic!("{algorithm}: {e}"));
-        assert!(Verifier::verify(&pubkey, b"other data", &sig).is_err());
+        verify(&pubkey, data, &sig).unwrap_or_else(|e| panic!("{algorithm}: {e}"));
+        assert!(verify(&pubkey, b"other data", &sig).is_err());
+    }
+}
+
+/// RSA with ring's verifier (ssh-key verifies RSA only with the `rsa`
+/// crate, which rbuild no longer builds), the rest with ssh-key's.
+fn verify(key: &PublicKey, data: &[u8], sig: &Signature) -> Result<(), String> {
+    let KeyData::Rsa(rsa) = key.key_data() else {
+        return Verifier::verify(key, data, sig).map_err(|e| e.to_string());
+    };
+    let params = match sig.algorithm().as_str() {
+        "rsa-sha2-256" => &RSA_PKCS1_2048_8192_SHA256,
+        "rsa-sha2-512" => &RSA_PKCS1_2048_8192_SHA512,
+        other => return Err(format!("unexpected algorithm {other}")),
+    };
+    let public = RsaPublicKeyComponents {
+        n: rsa.n.as_positive_bytes().unwrap(),
+        e: rsa.e.as_positive_bytes().unwrap(),
+    };
+    public
+        .verify(params, data, sig.as_bytes())
+        .map_err(|_| "bad RSA signature".to_string())
+}
+
+/// Every RSA size ring signs with, each signature checked by ring against
+/// the public key file ssh-keygen wrote; other sizes are refused at load
+/// with what to use instead.
+#[test]
+fn rsa_keys_sign_with_ring_at_every_supported_size() {
+    let dir = tempfile::tempdir().unwrap();
+    for bits in ["2048", "3072", "4096"] {
+        let path = keygen(dir.path(), bits, &["-t", "rsa", "-b", bits, "-N", ""]);
+        let ring = Keyring::load("k", std::slice::from_ref(&path)).unwrap();
+        let pubkey = public(&path);
+        let blob = pubkey.to_bytes().unwrap();
+        for flags in [RSA_SHA2_256, RSA_SHA2_512, RSA_SHA2_256 | RSA_SHA2_512] {
+            let data = format!("{bits} {flags}");
+            let sig = parse_signature(&ring.answer(&sign_request(&blob, data.as_bytes(), flags)));
+            // Both flags: the stronger hash, as OpenSSH's agent picks.
+            let want = if flags & RSA_SHA2_512 != 0 {
+                "rsa-sha2-512"
+            } else {
+                "rsa-sha2-256"
+            };
+            assert_eq!(sig.algorithm().as_str(), want);
+            verify(&pubkey, data.as_bytes(), &sig).unwrap_or_else(|e| panic!("{bits}: {e}"));
+            assert!(verify(&pubkey, b"tampered", &sig).is_err());
+        }
+    }
+    let small = keygen(dir.path(), "small", &["-t", "rsa", "-b", "1024", "-N", ""]);
+    let text = Keyring::load("k", &[small]).unwrap_err().to_string();
+    assert!(text.contains("1024-bit RSA key"), "{text}");
+    assert!(text.contains("ssh-keygen -t rsa -b 4096"), "{text}");
+}
+
+/// OpenSSH as the client: `ssh-keygen -Y sign` with only the public key
+/// file signs through `SSH_AUTH_SOCK`, here the keyring on a socket, and
+/// `ssh-keygen -Y check-novalidate` checks the result with OpenSSL.
+#[test]
+fn openssh_signs_through_the_keyring_and_verifies_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = [
+        keygen(dir.path(), "rsa", &["-t", "rsa", "-b", "2048", "-N", ""]),
+        keygen(dir.path(), "ed", &["-t", "ed25519", "-N", ""]),
+    ];
+    let ring = Keyring::load("k", &keys).unwrap();
+    // Without the private halves ssh-keygen cannot fall back to the files.
+    for key in &keys {
+        std::fs::remove_file(key).unwrap();
+    }
+    let sock = dir.path().join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut framer = Framer::default();
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = conn.read(&mut buf) {
+                framer.push(&buf[..n]);
+                while let Ok(Some(msg)) = framer.next_message() {
+                    if conn.write_all(&frame(&ring.answer(&msg))).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let message = dir.path().join("message");
+    std::fs::write(&message, b"signed through rbuild's agent").unwrap();
+    for key in &keys {
+        let sign = Command::new("ssh-keygen")
+            .args(["-Y", "sign", "-n", "file", "-f"])
+            .arg(key.with_extension("pub"))
+            .arg(&message)
+            .env("SSH_AUTH_SOCK", &sock)
+            .output()
+            .unwrap();
+        assert!(
+            sign.status.success(),
+            "{}: {}",
+            key.display(),
+            String::from_utf8_lossy(&sign.stderr)
+        );
+        let check = Command::new("ssh-keygen")
+            .args(["-Y", "check-novalidate", "-n", "file", "-s"])
+            .arg(message.with_extension("sig"))
+            .stdin(std::fs::File::open(&message).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{}: {}",
+            key.display(),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        std::fs::remove_file(message.with_extension("sig")).unwrap();
     }
 }
 
