@@ -120,7 +120,11 @@ pub async fn run(global: &GlobalArgs, args: BakeArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let mut builds = Definition::builds(&chosen, &cwd)?;
+    let cache_env = rbuild::build::CacheEnv::from_env();
+    let mut builds: Vec<rbuild::Build> = Definition::builds(&chosen, &cwd)?
+        .into_iter()
+        .map(|b| b.cache_env(cache_env.clone()))
+        .collect();
     if let Some(repo) = &args.cache {
         let last = repo.rsplit('/').next().unwrap_or(repo);
         if repo.contains('@') || last.contains(':') {
