@@ -66,7 +66,7 @@ pub(crate) mod spec;
 pub mod status;
 
 pub use build::{
-    Build, BuildError, BuildResult, CacheEntry, Dockerfile, Entitlement, Network, Output,
+    Build, BuildError, BuildResult, CacheEntry, CacheEnv, Dockerfile, Entitlement, Network, Output,
     StepFailure,
 };
 pub use client::{BuildOptions, Client, ClientError, DaemonInfo, Worker};

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::build::plan::{BuildPlan, DockerfileSource};
 use crate::build::{BuildError, BuildResult, StepReport, UploadStats};
-use crate::cache::{self, LocalCache};
+use crate::cache::{self, CacheEntry, LocalCache, Scrubber};
 use crate::client::{BrokenConnection, Client, broken_connection, status_message};
 use crate::engine::LoadSink;
 use crate::output::Destination;
@@ -179,13 +179,18 @@ pub(crate) async fn run(
 ) -> Result<BuildResult, BuildError> {
     let started = Instant::now();
     let mut plan = plan.clone();
-    let (local_cache, mut warnings) =
+    let (local_cache, local_warnings) =
         LocalCache::prepare(&mut plan.cache_imports, &plan.cache_exports).map_err(|(dir, e)| {
             BuildError::LocalIo {
                 what: format!("cannot create the local cache directory {}", dir.display()),
                 source: Box::new(e),
             }
         })?;
+    let mut warnings = std::mem::take(&mut plan.warnings);
+    warnings.extend(local_warnings);
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
     let plan = &plan;
     let (filesend, outputs) = match plan.export_targets() {
         Some(targets) => {
@@ -223,6 +228,7 @@ pub(crate) async fn run(
         client.clone(),
         build_ref.clone(),
         events.clone(),
+        plan.scrubber.clone(),
     )));
     let mut control = client.control();
     let result = tokio::select! {
@@ -270,10 +276,19 @@ pub(crate) async fn run(
     // A step can fail without failing the build: a cache ref that does not
     // exist yet, a cache export with ignore-error=true.
     if let Some(failed) = &summary.failed_vertex {
-        warnings.push(format!(
-            "{} failed, the build went on without it: {}",
-            failed.name, failed.error
-        ));
+        let warning = match failure::missing_cache_backend(&failed.error) {
+            Some(backend) => format!(
+                "cache import type={backend} skipped: {}",
+                crate::build::missing_cache_backend(backend)
+            ),
+            None => format!(
+                "{} failed, the build went on without it: {}",
+                failed.name,
+                plan.scrubber.text(&failed.error)
+            ),
+        };
+        tracing::warn!("{warning}");
+        warnings.push(warning);
     }
     let mut outputs = crate::output::attribute(&plan.exports, &exporter_response, &per_exporter);
     let provenance = read_record(client, plan, &build_ref, &mut outputs, &mut warnings).await;
@@ -285,8 +300,16 @@ pub(crate) async fn run(
         steps: StepReport::from(&summary),
         upload: UploadStats::of(&transfer, false),
         shared_upload: shared_upload.map(|(stats, shared)| UploadStats::of(&stats, shared)),
-        cache_from: plan.cache_imports.clone(),
-        cache_to: plan.cache_exports.clone(),
+        cache_from: plan
+            .cache_imports
+            .iter()
+            .map(CacheEntry::redacted)
+            .collect(),
+        cache_to: plan
+            .cache_exports
+            .iter()
+            .map(CacheEntry::redacted)
+            .collect(),
         provenance,
         warnings,
         written,
@@ -378,8 +401,14 @@ fn solve_failure(
     }
 }
 
-/// Folds the Status stream and passes each update on as an event.
-async fn forward_status(client: Client, build_ref: String, events: EventSink) -> State {
+/// Folds the Status stream and passes each update on as an event, with
+/// the build's cache credentials taken out.
+async fn forward_status(
+    client: Client,
+    build_ref: String,
+    events: EventSink,
+    scrubber: Scrubber,
+) -> State {
     let mut state = State::default();
     let mut control = client.control();
     let mut stream = match control.status(StatusRequest { r#ref: build_ref }).await {
@@ -392,7 +421,8 @@ async fn forward_status(client: Client, build_ref: String, events: EventSink) ->
     loop {
         match stream.message().await {
             Ok(Some(msg)) => {
-                let update = crate::status::StatusUpdate::from(&msg);
+                let mut update = crate::status::StatusUpdate::from(&msg);
+                scrubber.update(&mut update);
                 state.apply(&update);
                 events.send(EventKind::Status(update)).await;
             }

@@ -29,6 +29,13 @@ pub enum BuildError {
         /// The daemon's message.
         message: String,
     },
+    /// The daemon has no cache backend of this type: Docker Engine's
+    /// built-in BuildKit has no `s3` or `azblob`.
+    #[error("{}", missing_cache_backend(backend))]
+    MissingCacheBackend {
+        /// The backend's name (`s3`).
+        backend: String,
+    },
     /// The session the daemon calls back on could not be opened.
     #[error("cannot start the build session: {0}")]
     Session(#[from] SessionError),
@@ -200,6 +207,19 @@ pub enum InvalidBuild {
     /// The Docker config with registry credentials cannot be read.
     #[error(transparent)]
     Auth(#[from] AuthError),
+}
+
+/// What to say when a daemon lacks a cache backend, and which daemons
+/// have it.
+pub(crate) fn missing_cache_backend(backend: &str) -> String {
+    let mut text = format!("this daemon has no {backend} cache backend");
+    if matches!(backend, "s3" | "azblob") {
+        text.push_str(
+            ": Docker Engine's built-in BuildKit lacks s3 and azblob; \
+             a standalone buildkitd (v0.11 or later) has both",
+        );
+    }
+    text
 }
 
 impl From<SpecError> for BuildError {

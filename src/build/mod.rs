@@ -37,13 +37,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use crate::cache::{CacheBackend, CacheEntry};
+pub use crate::cache::{AwsCredentials, CacheBackend, CacheEntry, CacheEnv, GhaRuntime};
 pub use crate::output::{Destination, OutputResult, write_atomically};
 pub use crate::session::auth::DockerConfig;
 pub use crate::session::secrets::{SecretSource, SecretSpec};
 pub use crate::session::sshforward::SshSpec;
 pub(crate) use attest::AttestSupport;
 pub use attest::{AttestKind, Attestation, ProvenanceMode};
+pub(crate) use error::missing_cache_backend;
 pub use error::{BuildError, InvalidBuild, SourceLocation, StepFailure};
 pub use hosts::{ExtraHost, HostAddr};
 pub use limits::{Annotation, Ulimit, parse_size};
@@ -146,6 +147,7 @@ pub struct Build {
     pub(crate) cache_from: Vec<CacheEntry>,
     pub(crate) cache_to: Vec<CacheEntry>,
     pub(crate) shared_cache: Option<String>,
+    pub(crate) cache_env: CacheEnv,
     pub(crate) secrets: Vec<SecretSpec>,
     pub(crate) ssh: Vec<SshSpec>,
     pub(crate) entitlements: Vec<Entitlement>,
@@ -377,6 +379,14 @@ impl Build {
     /// layer (`mode=max`) to it.
     pub fn cache(mut self, reference: impl Into<String>) -> Build {
         self.shared_cache = Some(reference.into());
+        self
+    }
+
+    /// What `gha` and `s3` cache entries take from the environment when
+    /// they lack it (the Actions cache token and URL, AWS credentials);
+    /// default: nothing. [`CacheEnv::from_env`] reads the process's.
+    pub fn cache_env(mut self, env: CacheEnv) -> Build {
+        self.cache_env = env;
         self
     }
 

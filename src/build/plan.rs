@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::{AttestSupport, Build, BuildError, Dockerfile, InvalidBuild, Network};
-use crate::cache::CacheEntry;
+use crate::cache::{self, CacheEntry, Scrubber};
 use crate::dockerfile::Rewritten;
 use crate::engine::Engine;
 use crate::output::{self, Daemon, Export};
@@ -54,6 +54,10 @@ pub(crate) struct BuildPlan {
     pub engine: Option<Engine>,
     /// The freshness rewrite, to map line numbers back and mark steps.
     pub rewritten: Option<Rewritten>,
+    /// Found while resolving, for the result (cache entries left out).
+    pub warnings: Vec<String>,
+    /// The cache credentials, to take out of what the daemon sends back.
+    pub scrubber: Scrubber,
 }
 
 /// Resolves `build` for a daemon of kind `daemon`.
@@ -155,7 +159,13 @@ pub(crate) fn prepare(
         }
     }
     output::check_destinations(&exports)?;
+    let mut warnings = Vec::new();
     let (cache_imports, cache_exports) = cache_entries(build)?;
+    let cache_imports =
+        cache::resolve_entries(cache_imports, &build.cache_env, "import", &mut warnings);
+    let cache_exports =
+        cache::resolve_entries(cache_exports, &build.cache_env, "export", &mut warnings);
+    let scrubber = Scrubber::of(cache_imports.iter().chain(&cache_exports));
     let secrets = secrets::load(&build.secrets).map_err(InvalidBuild::from)?;
     let ssh = sshforward::load(&build.ssh).map_err(InvalidBuild::from)?;
     let docker_config = match &build.registry_auth {
@@ -182,6 +192,8 @@ pub(crate) fn prepare(
         ssh,
         engine,
         rewritten,
+        warnings,
+        scrubber,
     })
 }
 
@@ -364,6 +376,30 @@ mod tests {
         assert_eq!(shared_key(Path::new("/a")), shared_key(Path::new("/a")));
         assert_ne!(shared_key(Path::new("/a")), shared_key(Path::new("/b")));
         assert_eq!(shared_key(Path::new("/a")).len(), 16);
+    }
+
+    #[test]
+    fn cache_entries_are_completed_from_the_callers_env() {
+        use crate::cache::{CacheEnv, GhaRuntime};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let build = Build::new(dir.path()).cache_to(CacheEntry::gha("app"));
+        // Nothing is read from the process: without an env the entry is out.
+        let plan = prepare(&build, Daemon::Engine, None).unwrap();
+        assert!(plan.cache_exports.is_empty());
+        assert!(plan.warnings[0].contains("type=gha (scope app) skipped"));
+        let env = CacheEnv {
+            gha: GhaRuntime {
+                token: Some("runtime-token".into()),
+                cache_url: Some("http://cache/".into()),
+                ..GhaRuntime::default()
+            },
+            aws: None,
+        };
+        let plan = prepare(&build.cache_env(env), Daemon::Engine, None).unwrap();
+        assert_eq!(plan.cache_exports[0].attrs["token"], "runtime-token");
+        assert!(plan.warnings.is_empty());
+        assert_eq!(plan.scrubber.text("x runtime-token"), "x <redacted>");
     }
 
     #[test]

@@ -38,9 +38,10 @@ pub struct BuildResult {
     /// BuildKit 0.15) read from the build's own session instead, and these
     /// counters stay at zero.
     pub shared_upload: Option<UploadStats>,
-    /// Cache sources and destinations the build used.
+    /// Cache sources the build used, as sent (environment values filled
+    /// in, inactive entries left out), credentials redacted.
     pub cache_from: Vec<CacheEntry>,
-    /// Cache destinations.
+    /// Cache destinations, likewise.
     pub cache_to: Vec<CacheEntry>,
     /// The SLSA provenance predicates BuildKit attached, as its build record
     /// keeps them: keyed by platform for a multi-platform build, by `""`

@@ -140,9 +140,13 @@ pub async fn run(global: &GlobalArgs, args: BakeArgs) -> anyhow::Result<u8> {
     }
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let with_defaults = super::plan::default_attestations()?;
-    let mut builds: Vec<_> = Definition::builds(&chosen, &cwd)?
+    let cache_env = rbuild::build::CacheEnv::from_env();
+    let mut builds: Vec<rbuild::Build> = Definition::builds(&chosen, &cwd)?
         .into_iter()
-        .map(|b| b.default_attestations(with_defaults))
+        .map(|b| {
+            b.default_attestations(with_defaults)
+                .cache_env(cache_env.clone())
+        })
         .collect();
     if let Some(repo) = &args.cache {
         let last = repo.rsplit('/').next().unwrap_or(repo);

@@ -115,6 +115,9 @@ pub(super) fn user_error(e: BuildError) -> anyhow::Error {
         BuildError::Invalid(InvalidBuild::PushWithoutName) => anyhow::anyhow!(
             "pushing needs an image name: add -t REGISTRY/NAME[:TAG] or name= to the output"
         ),
+        e @ BuildError::MissingCacheBackend { .. } => {
+            anyhow::anyhow!("{e} (point --addr or --builder at one)")
+        }
         e @ BuildError::DaemonSilent { .. } => {
             anyhow::anyhow!("{e} (--keepalive sets the ping interval)")
         }

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use rbuild::build::{AttestKind, Attestation, ExtraHost, Freshness, SecretSpec, SshSpec};
+use rbuild::build::{AttestKind, Attestation, CacheEnv, ExtraHost, Freshness, SecretSpec, SshSpec};
 use rbuild::{Build, CacheEntry, Dockerfile, Output};
 
 use super::build_args::{BuildArgs, Network};
@@ -126,6 +126,8 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
     for spec in &args.cache_to {
         build = build.cache_to(CacheEntry::export(spec).map_err(flags::spec_error)?);
     }
+    // The one place the environment's cache credentials are read.
+    build = build.cache_env(CacheEnv::from_env());
     for spec in &args.secrets {
         let secret = SecretSpec::parse(spec).map_err(|e| anyhow::anyhow!("--{e}"))?;
         build = build.secret(secret);

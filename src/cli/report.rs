@@ -58,7 +58,10 @@ pub fn json(
     let refs = |entries: &[CacheEntry]| -> Vec<serde_json::Value> {
         entries
             .iter()
-            .map(|e| serde_json::json!({"type": e.kind.as_str(), "ref": e.reference(), "attrs": e.attrs}))
+            .map(|e| {
+                let shown = e.redacted();
+                serde_json::json!({"type": e.kind.as_str(), "ref": e.reference(), "attrs": shown.attrs})
+            })
             .collect()
     };
     let upload = result.map(|r| &r.upload);

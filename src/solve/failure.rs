@@ -118,6 +118,18 @@ fn location(source: &errdefs::Source) -> Option<SourceLocation> {
     })
 }
 
+/// The backend named by BuildKit's answer to a cache type it does not
+/// have (control.go: `unknown cache exporter: "s3"`; the solver bridge:
+/// `unknown cache importer: s3`), wherever it sits in a longer message.
+pub(crate) fn missing_cache_backend(message: &str) -> Option<&str> {
+    ["unknown cache exporter: ", "unknown cache importer: "]
+        .iter()
+        .find_map(|p| message.split_once(p).map(|(_, rest)| rest))
+        .and_then(|rest| rest.split([' ', ':', ',']).next())
+        .map(|name| name.trim_matches('"'))
+        .filter(|name| !name.is_empty())
+}
+
 /// The typed error for a Solve the daemon failed.
 pub(super) fn from_status(
     plan: &BuildPlan,
@@ -125,7 +137,7 @@ pub(super) fn from_status(
     summary: &Summary,
     state: &State,
 ) -> BuildError {
-    let mut message = status_message(status);
+    let mut message = plan.scrubber.text(&status_message(status)).into_owned();
     let details = Details::decode(status.details());
     tracing::debug!(?details, "solve failure details");
     let vertex = match &details.vertex {
@@ -143,12 +155,19 @@ pub(super) fn from_status(
         }
     }
     if vertex.is_none() && location.is_none() {
+        // Only outside a step: a failed RUN's message quotes its command.
+        if let Some(backend) = missing_cache_backend(&message) {
+            return BuildError::MissingCacheBackend {
+                backend: backend.to_string(),
+            };
+        }
         return BuildError::Daemon { message };
     }
-    let (step, logs) = match vertex {
+    let (step, mut logs) = match vertex {
         Some(v) => (Some(v.name), v.logs),
         None => (None, Vec::new()),
     };
+    logs.iter_mut().for_each(|l| plan.scrubber.string(l));
     BuildError::Step(Box::new(StepFailure {
         step,
         location,
@@ -231,5 +250,37 @@ mod tests {
             })
         );
         assert_eq!(Details::decode(b"\xff\xff garbage"), Details::default());
+    }
+
+    #[test]
+    fn a_missing_cache_backend_is_named_with_the_daemons_that_have_it() {
+        // Docker Engine 26's BuildKit, for --cache-to and --cache-from.
+        let cases = [
+            ("unknown cache exporter: \"s3\"", Some("s3")),
+            ("unknown cache exporter: \"azblob\"", Some("azblob")),
+            ("unknown cache importer: s3", Some("s3")),
+            (
+                "failed to solve: unknown cache importer: azblob: x",
+                Some("azblob"),
+            ),
+            ("unknown cache exporter: ", None),
+            ("exit code: 1", None),
+        ];
+        for (message, want) in cases {
+            assert_eq!(missing_cache_backend(message), want, "{message}");
+        }
+        let e = BuildError::MissingCacheBackend {
+            backend: "s3".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "this daemon has no s3 cache backend: Docker Engine's built-in BuildKit lacks \
+             s3 and azblob; a standalone buildkitd (v0.11 or later) has both"
+        );
+        assert!(!e.to_string().contains('\n'));
+        let other = BuildError::MissingCacheBackend {
+            backend: "nope".into(),
+        };
+        assert_eq!(other.to_string(), "this daemon has no nope cache backend");
     }
 }
