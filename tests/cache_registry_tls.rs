@@ -113,6 +113,7 @@ fn cache_over_https_with_a_login_prunes_only_where_deletes_are_allowed() {
             "2",
             "--format",
             "json",
+            "--debug",
         ],
     );
     let rows = json(&out);
@@ -124,8 +125,17 @@ fn cache_over_https_with_a_login_prunes_only_where_deletes_are_allowed() {
         .map(|(t, k)| (t.to_string(), k.to_string()))
         .collect();
     assert_eq!(seen, expect);
+    // Not even in the debug log: neither the password nor its Basic form.
+    let basic = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"))
+    };
+    assert!(stderr(&out).contains("registry request"), "debug log on");
     for text in [stdout(&out), stderr(&out)] {
-        assert!(!text.contains(&password), "the password leaked");
+        assert!(
+            !text.contains(&password) && !text.contains(&basic),
+            "the login leaked"
+        );
     }
     let requests = locked.requests();
     let pages: Vec<&str> = requests

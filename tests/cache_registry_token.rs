@@ -251,11 +251,28 @@ fn cache_asks_tokens_for_pull_to_list_and_pull_push_delete_to_prune() {
     let ca_file = ca.ca.to_str().unwrap();
     let login = docker_config(&addr, USER, &password);
 
-    let rows = json_out(&cache(
+    let out = cache(
         login.path(),
-        &["ls", &url, "--ca-file", ca_file, "--format", "json"],
-    ));
+        &[
+            "ls",
+            &url,
+            "--ca-file",
+            ca_file,
+            "--format",
+            "json",
+            "--debug",
+        ],
+    );
+    let rows = json_out(&out);
     assert_eq!(rows.as_array().map(Vec::len), Some(2), "{rows}");
+    // A JWT starts with base64 of `{"`: no token, no password in the debug log.
+    assert!(stderr(&out).contains("token request"), "debug log on");
+    for text in [stdout(&out), stderr(&out)] {
+        assert!(
+            !text.contains("eyJ") && !text.contains(&password),
+            "a secret leaked"
+        );
+    }
     let asked = tokens.take();
     assert!(!asked.is_empty(), "ls asked for no token");
     for a in &asked {
