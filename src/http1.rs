@@ -1,8 +1,8 @@
-//! One HTTP/1.1 request and response on a connection opened for it: what
-//! the Docker Engine client (`engine::http`, unix socket) and the registry
-//! client (`registry::http`, TCP) have in common. Both open a connection per
-//! request, so there is no pool, no idle keep-alive to go stale, and no
-//! spawned task to outlive a call.
+//! One HTTP/1.1 request and response on a connection opened for it, as the
+//! Docker Engine client (`engine::http`, unix socket) makes them: no pool,
+//! no idle keep-alive to go stale, and no spawned task to outlive a call.
+//! (The registry client pools instead, for its TLS handshakes: see
+//! `registry::transport`.)
 
 use std::future::Future;
 
@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// how a large answer is abandoned.
 ///
 /// hyper's failures (handshake, sending, the answer cut short) become the
-/// caller's own error through `broken`; `peer` (`"engine"`, `"registry"`)
+/// caller's own error through `broken`; `peer` (`"engine"`)
 /// only labels the debug log.
 pub(crate) async fn exchange<S, B, T, E, Fut>(
     peer: &'static str,

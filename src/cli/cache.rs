@@ -3,14 +3,15 @@
 //! `--yes`).
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use rbuild::progress::units::bytes;
 use rbuild::registry::{
-    Inventory, KeepReason, PruneOutcome, PrunePlan, PruneRule, Registry, RegistryOptions,
-    Timestamp, Usage, format_age, parse_duration, prune,
+    Inventory, KeepReason, PruneOutcome, PrunePlan, PruneRule, Registry, RegistryError,
+    RegistryOptions, Timestamp, TlsCheck, Usage, format_age, parse_duration, prune,
 };
 use serde::Serialize;
 
@@ -19,28 +20,33 @@ use super::GlobalArgs;
 const GC_HINT: &str = "Deleting manifests frees no disk by itself: run the registry's garbage \
      collection (e.g. `registry garbage-collect /etc/docker/registry/config.yml`) to free the space.";
 
+/// The `rbuild cache` subcommands; the long help is on `Command::Cache`.
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
     /// List the tags of REPO: cache or image, digest, size, shared bytes, age.
     Ls {
-        /// HOST[:PORT]/PATH; plain HTTP: a loopback registry, or http://HOST/PATH.
+        /// HOST[:PORT]/PATH, https://HOST/PATH or http://HOST/PATH.
         repo: String,
         /// Output: text, or json for scripts and CI dashboards.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Total REPO: tags, manifests, blobs, shared and unique bytes.
     Du {
-        /// HOST[:PORT]/PATH; plain HTTP: a loopback registry, or http://HOST/PATH.
+        /// HOST[:PORT]/PATH, https://HOST/PATH or http://HOST/PATH.
         repo: String,
         /// Output: text, or json for scripts and CI dashboards.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Delete old cache manifests of REPO (never images); a dry run unless --yes.
     #[command(group(clap::ArgGroup::new("policy").required(true).args(["keep", "older_than"])))]
     Prune {
-        /// HOST[:PORT]/PATH; plain HTTP: a loopback registry, or http://HOST/PATH.
+        /// HOST[:PORT]/PATH, https://HOST/PATH or http://HOST/PATH.
         repo: String,
         /// Keep the N newest cache manifests (those without a time count as oldest).
         #[arg(long, value_name = "N")]
@@ -48,13 +54,27 @@ pub enum CacheCommand {
         /// Delete cache manifests older than DUR: 30s, 90m, 24h, 7d, 2w (without a time: kept).
         #[arg(long, value_name = "DUR", value_parser = parse_duration)]
         older_than: Option<Duration>,
-        /// Delete for real; without it, only print the plan.
+        /// Delete for real (the registry must allow deletes); without it, only print the plan.
         #[arg(long)]
         yes: bool,
         /// Output: text, or json for scripts and CI dashboards.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
+}
+
+/// How to reach the registry.
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    /// PEM CA certificate(s) an HTTPS registry's certificate may chain to,
+    /// besides the system's roots (which SSL_CERT_FILE replaces).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Tags per page when listing (default: the registry's own paging).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    page_size: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -64,22 +84,33 @@ pub enum Format {
 }
 
 pub async fn run(global: &GlobalArgs, cmd: CacheCommand) -> anyhow::Result<u8> {
-    let options = RegistryOptions {
-        connect_timeout: Duration::from_secs(global.connect_timeout.max(1)),
-        ..RegistryOptions::default()
-    };
-    let connect = |repo: &str| -> anyhow::Result<Registry> {
-        Ok(Registry::new(repo.parse()?, options.clone()))
+    let connect = |repo: &str, args: RegistryArgs| -> anyhow::Result<Registry> {
+        let options = RegistryOptions {
+            connect_timeout: Duration::from_secs(global.connect_timeout.max(1)),
+            ca_file: args.ca_file,
+            page_size: args.page_size,
+            ..RegistryOptions::default()
+        };
+        Ok(Registry::new(repo.parse()?, options))
     };
     match cmd {
-        CacheCommand::Ls { repo, format } => ls(&connect(&repo)?, format).await,
-        CacheCommand::Du { repo, format } => du(&connect(&repo)?, format).await,
+        CacheCommand::Ls {
+            repo,
+            format,
+            registry,
+        } => ls(&connect(&repo, registry)?, format).await,
+        CacheCommand::Du {
+            repo,
+            format,
+            registry,
+        } => du(&connect(&repo, registry)?, format).await,
         CacheCommand::Prune {
             repo,
             keep,
             older_than,
             yes,
             format,
+            registry,
         } => {
             let policy = match (keep, older_than) {
                 (Some(n), _) => PruneRule::KeepNewest(n),
@@ -87,15 +118,33 @@ pub async fn run(global: &GlobalArgs, cmd: CacheCommand) -> anyhow::Result<u8> {
                 // clap's required group makes this unreachable from argv.
                 (None, None) => anyhow::bail!("prune needs --keep N or --older-than DUR"),
             };
-            prune(&connect(&repo)?, policy, yes, format).await
+            prune(&connect(&repo, registry)?, policy, yes, format).await
         }
     }
+}
+
+/// The flag or variable that fixes a TLS failure, added to its message.
+fn with_hint(err: RegistryError) -> anyhow::Error {
+    let hint = match &err {
+        RegistryError::Tls {
+            check: Some(TlsCheck::CaCert),
+            ..
+        } => "give the registry's CA certificate with --ca-file FILE or SSL_CERT_FILE",
+        RegistryError::Tls {
+            check: Some(TlsCheck::ServerName),
+            ..
+        } => "the certificate must be valid for the host as written in REPO",
+        RegistryError::TlsSetup { .. } => "check --ca-file and SSL_CERT_FILE",
+        _ => return err.into(),
+    };
+    anyhow::anyhow!("{err} ({hint})")
 }
 
 async fn inventory(registry: &Registry) -> anyhow::Result<Inventory> {
     registry
         .inventory()
         .await
+        .map_err(with_hint)
         .with_context(|| format!("cannot read {}", registry.repository()))
 }
 
@@ -242,6 +291,7 @@ async fn prune(
         let outcome = registry
             .prune(&inv, &plan)
             .await
+            .map_err(with_hint)
             .with_context(|| format!("cannot prune {}", registry.repository()))?;
         let after = inventory(registry).await?;
         report.after = Some(After {

@@ -134,6 +134,15 @@ pub enum Command {
     /// List the Dockerfile's steps that fetch from outside and their refresh policy.
     Check(check::CheckArgs),
     /// Registry cache housekeeping: ls, du, prune.
+    ///
+    /// REPO is HOST[:PORT]/PATH: HTTPS (verified against the system's roots,
+    /// SSL_CERT_FILE, and --ca-file), except plain HTTP for a loopback host;
+    /// write https://HOST/PATH or http://HOST/PATH to choose. Credentials
+    /// come from the Docker config ($DOCKER_CONFIG or ~/.docker: `auths` or
+    /// a credential helper) and are sent only when the registry asks: as
+    /// Basic auth, or for a token with the scope `pull` (ls, du) or
+    /// `pull,push,delete` (prune --yes). Deleting needs a registry that
+    /// allows deletes (distribution: `storage.delete.enabled: true`).
     #[command(subcommand)]
     Cache(cache::CacheCommand),
     /// Bridge stdin/stdout to the daemon, as `buildctl dial-stdio` (for

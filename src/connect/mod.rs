@@ -8,7 +8,7 @@ mod address;
 pub mod builder;
 mod docker;
 mod stdio;
-mod tls;
+pub(crate) mod tls;
 
 // Defined by the engine client; re-exported so the path it had here still works.
 pub use crate::engine::DEFAULT_DOCKER_SOCKET;
@@ -255,7 +255,7 @@ pub(crate) async fn channel(
                 // With TLS 1.3 the daemon checks the client certificate after
                 // the client's handshake is done: its alert ends the HTTP/2 one.
                 (Some(tls), Some(err)) => {
-                    let (detail, check) = tls::explain(err, &tls.name);
+                    let (detail, check) = tls::explain(err, "daemon", &tls.name);
                     ConnectError::Tls {
                         addr: shown,
                         detail,

@@ -158,7 +158,7 @@ impl Tls {
     ) -> Result<Probed, ConnectError> {
         let failed = |e: io::Error| {
             let (detail, check) = match rustls_error(&e) {
-                Some(err) => explain(err, &self.name),
+                Some(err) => explain(err, "daemon", &self.name),
                 None => (e.to_string(), None),
             };
             ConnectError::Tls {
@@ -294,7 +294,7 @@ fn file_error(path: &Path, detail: impl std::fmt::Display) -> ConnectError {
     }
 }
 
-fn certs_from(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
+pub(crate) fn certs_from(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| file_error(path, e))?
         .collect::<Result<Vec<_>, _>>()

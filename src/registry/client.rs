@@ -3,6 +3,7 @@
 //! pagination, manifests by tag or digest, HEAD for a tag's digest, DELETE
 //! by digest, and small blobs (configs).
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -11,9 +12,11 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 
 use super::RegistryError;
-use super::auth::BearerToken;
+use super::auth::{READ, Secret};
 use super::manifest::{MANIFEST_ACCEPT, Manifest};
 use super::reference::{Digest, ManifestRef, Repository, valid_tag};
+use super::transport::Transport;
+use crate::session::auth::{Credentials, DockerConfig};
 
 /// Distribution refuses manifests over 4 MiB on push; allow some slack.
 const MANIFEST_LIMIT: usize = 8 << 20;
@@ -24,13 +27,24 @@ const MAX_PAGES: usize = 10_000;
 /// Stop listing after this many tags, for the same reason.
 const MAX_TAGS: usize = 1_000_000;
 
-/// Time limits for the calls of a [`Registry`].
+/// How a [`Registry`] connects and authenticates.
 #[derive(Clone, Debug)]
 pub struct RegistryOptions {
-    /// For opening each TCP connection (one per request).
+    /// For opening each TCP connection and its TLS handshake.
     pub connect_timeout: Duration,
     /// For each request, from sending it to the end of its body.
     pub request_timeout: Duration,
+    /// A PEM CA bundle trusted for HTTPS besides the system's roots
+    /// (which `SSL_CERT_FILE` and `SSL_CERT_DIR` replace).
+    pub ca_file: Option<PathBuf>,
+    /// Where credentials come from when the registry asks for them;
+    /// `None` reads the Docker config (`$DOCKER_CONFIG/config.json`, else
+    /// `~/.docker/config.json`) then. `Some(DockerConfig::default())` is
+    /// anonymous access.
+    pub docker_config: Option<DockerConfig>,
+    /// Tags per page when listing (the API's `n`); `None` lets the
+    /// registry choose. Pages are followed through `Link` either way.
+    pub page_size: Option<u32>,
 }
 
 impl Default for RegistryOptions {
@@ -38,18 +52,36 @@ impl Default for RegistryOptions {
         RegistryOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
+            ca_file: None,
+            docker_config: None,
+            page_size: None,
         }
     }
 }
 
-/// A client for one repository.
-#[derive(Debug)]
+/// A client for one repository; its connections are pooled and its
+/// credentials or token reused across calls.
 pub struct Registry {
     repository: Repository,
     options: RegistryOptions,
-    /// The last anonymous token; replaced when a call is challenged again
-    /// (a DELETE needs a wider scope than a GET).
-    token: Mutex<Option<BearerToken>>,
+    transport: Transport,
+    /// The `Authorization` sent with every call, and how often it changed.
+    authorization: Mutex<(Option<Secret>, u64)>,
+    /// Held while answering a challenge, so concurrent 401s fetch one token.
+    pub(super) refresh: tokio::sync::Mutex<()>,
+    /// The Docker config's answer for this host, once asked.
+    pub(super) credentials: tokio::sync::OnceCell<Option<Credentials>>,
+    /// The actions tokens are asked for on this repository.
+    wanted: Mutex<&'static [&'static str]>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("repository", &self.repository)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A manifest as fetched: its digest, its size and what it references.
@@ -67,12 +99,17 @@ struct TagsPage {
 }
 
 impl Registry {
-    /// A client for `repository`; nothing is sent until the first call.
+    /// A client for `repository`; nothing is sent or read until the first call.
     pub fn new(repository: Repository, options: RegistryOptions) -> Registry {
+        let transport = Transport::new(options.connect_timeout, options.ca_file.clone());
         Registry {
             repository,
             options,
-            token: Mutex::new(None),
+            transport,
+            authorization: Mutex::new((None, 0)),
+            refresh: tokio::sync::Mutex::new(()),
+            credentials: tokio::sync::OnceCell::new(),
+            wanted: Mutex::new(READ),
         }
     }
 
@@ -85,17 +122,34 @@ impl Registry {
         &self.options
     }
 
-    pub(super) fn token(&self) -> Option<BearerToken> {
-        // A poisoned lock only means another call panicked mid-assignment of
-        // an Option; the value is still a whole token or none.
-        self.token.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    pub(super) fn transport(&self) -> &Transport {
+        &self.transport
     }
 
-    pub(super) fn set_token(&self, token: BearerToken) {
-        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
+    // A poisoned lock only means another call panicked mid-assignment of a
+    // small value; the value is still whole.
+    pub(super) fn authorization(&self) -> (Option<Secret>, u64) {
+        self.authorization
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    fn bad(&self, what: &str, detail: impl Into<String>) -> RegistryError {
+    pub(super) fn set_authorization(&self, secret: Secret) {
+        let mut current = self.authorization.lock().unwrap_or_else(|p| p.into_inner());
+        *current = (Some(secret), current.1 + 1);
+    }
+
+    pub(super) fn wanted(&self) -> &'static [&'static str] {
+        *self.wanted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks later tokens for `actions`; the next refused call fetches one.
+    pub(super) fn want(&self, actions: &'static [&'static str]) {
+        *self.wanted.lock().unwrap_or_else(|p| p.into_inner()) = actions;
+    }
+
+    pub(super) fn bad(&self, what: &str, detail: impl Into<String>) -> RegistryError {
         RegistryError::BadResponse {
             host: self.repository.host().to_string(),
             what: what.to_string(),
@@ -107,6 +161,9 @@ impl Registry {
     pub async fn tags(&self) -> Result<Vec<String>, RegistryError> {
         let what = format!("listing the tags of {}", self.repository);
         let mut path = format!("/v2/{}/tags/list", self.repository.path());
+        if let Some(n) = self.options.page_size {
+            path.push_str(&format!("?n={n}"));
+        }
         let mut tags = Vec::new();
         for _ in 0..MAX_PAGES {
             let reply = self
@@ -146,7 +203,7 @@ impl Registry {
     }
 
     /// The `rel="next"` target of a `Link` header, which must stay on this
-    /// registry's tag list (a relative URL, or an absolute one on this host).
+    /// registry's tag list (a relative URL, or an absolute one on this origin).
     fn next_page(&self, link: &str) -> Result<String, String> {
         let target = link
             .split(',')
@@ -154,12 +211,14 @@ impl Registry {
             .and_then(|part| part.split_once('<')?.1.split_once('>'))
             .map(|(url, _)| url.trim())
             .ok_or_else(|| format!("Link header without a next page: {link:?}"))?;
-        let path = match target.strip_prefix("http://") {
-            Some(rest) => match rest.split_once('/') {
-                Some((host, path)) if host == self.repository.host() => format!("/{path}"),
+        let path = if target.starts_with('/') {
+            target.to_string()
+        } else {
+            let origin = self.repository.origin();
+            match target.strip_prefix(origin.as_str()) {
+                Some(path) if path.starts_with('/') => path.to_string(),
                 _ => return Err(format!("next page on another host: {target:?}")),
-            },
-            None => target.to_string(),
+            }
         };
         let prefix = format!("/v2/{}/tags/list", self.repository.path());
         let safe = path.bytes().all(|b| b.is_ascii_graphic());
@@ -278,128 +337,26 @@ mod tests {
             r.next_page(r#"<http://127.0.0.1:5000/v2/a/b/tags/list?last=x>; rel="next""#),
             Ok("/v2/a/b/tags/list?last=x".into())
         );
+        let tls = Registry::new(
+            "https://reg.lan/a/b".parse().unwrap(),
+            RegistryOptions::default(),
+        );
+        assert_eq!(
+            tls.next_page(r#"<https://reg.lan/v2/a/b/tags/list?n=2&last=b>; rel="next""#),
+            Ok("/v2/a/b/tags/list?n=2&last=b".into())
+        );
+        assert!(
+            tls.next_page(r#"<http://reg.lan/v2/a/b/tags/list?last=b>; rel="next""#)
+                .is_err()
+        );
         for bad in [
             r#"<http://evil:5000/v2/a/b/tags/list?last=x>; rel="next""#,
+            r#"<http://127.0.0.1:5000.evil/v2/a/b/tags/list?last=x>; rel="next""#,
             r#"</v2/other/tags/list?last=x>; rel="next""#,
             r#"</v2/a/b/tags/list?last=x y>; rel="next""#,
             r#"</v2/a/b/tags/list?last=x>; rel="prev""#,
         ] {
             assert!(r.next_page(bad).is_err(), "{bad}");
         }
-    }
-}
-
-#[cfg(test)]
-mod wire_tests {
-    use crate::registry::RegistryError;
-    use crate::registry::fake::FakeRegistry;
-    use crate::registry::reference::ManifestRef;
-
-    #[tokio::test]
-    async fn tags_follow_link_pages() {
-        let fake = FakeRegistry::start(
-            "app",
-            vec![
-                FakeRegistry::reply(
-                    200,
-                    &[r#"Link: </v2/app/tags/list?last=b&n=2>; rel="next""#],
-                    r#"{"name":"app","tags":["b","a"]}"#,
-                ),
-                FakeRegistry::reply(200, &[], r#"{"name":"app","tags":["c"]}"#),
-            ],
-        )
-        .await;
-        assert_eq!(fake.registry.tags().await.unwrap(), ["a", "b", "c"]);
-        let heads = fake.requests().await;
-        assert!(
-            heads[0].starts_with("GET /v2/app/tags/list HTTP/1.1\r\n"),
-            "{}",
-            heads[0]
-        );
-        assert!(
-            heads[1].starts_with("GET /v2/app/tags/list?last=b&n=2 "),
-            "{}",
-            heads[1]
-        );
-    }
-
-    #[tokio::test]
-    async fn anonymous_bearer_token_flow() {
-        // The realm is the fake itself: the token request is its 2nd connection.
-        let fake = FakeRegistry::start_with("app", |addr| {
-            vec![
-                FakeRegistry::reply(
-                    401,
-                    &[&format!(r#"WWW-Authenticate: Bearer realm="http://{addr}/token",service="reg",scope="repository:app:pull""#)],
-                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
-                ),
-                FakeRegistry::reply(200, &[], r#"{"token":"t0k3n"}"#),
-                FakeRegistry::reply(200, &[], r#"{"tags":["x"]}"#),
-            ]
-        })
-        .await;
-        assert_eq!(fake.registry.tags().await.unwrap(), ["x"]);
-        let heads = fake.requests().await;
-        assert!(
-            heads[1].starts_with("GET /token?service=reg&scope=repository%3Aapp%3Apull "),
-            "{}",
-            heads[1]
-        );
-        assert!(
-            heads[2].contains("authorization: Bearer t0k3n\r\n"),
-            "{}",
-            heads[2]
-        );
-    }
-
-    #[tokio::test]
-    async fn statuses_become_errors_the_user_can_act_on() {
-        let fake = FakeRegistry::start(
-            "app",
-            vec![
-                FakeRegistry::reply(404, &[], r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#),
-                FakeRegistry::reply(405, &[], r#"{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}"#),
-                FakeRegistry::reply(401, &[r#"WWW-Authenticate: Basic realm="r""#], ""),
-                FakeRegistry::reply(200, &["Docker-Content-Digest: sha256:00"], "{}"),
-            ],
-        )
-        .await;
-        let r = &fake.registry;
-        let err = r.tags().await.unwrap_err();
-        assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
-        assert!(err.to_string().contains("NAME_UNKNOWN"), "{err}");
-        let digest = crate::registry::Digest::sha256_of(b"x");
-        let err = r.delete_manifest(&digest).await.unwrap_err();
-        assert!(matches!(err, RegistryError::DeleteDisabled { .. }), "{err}");
-        let err = r.tag_digest("t").await.unwrap_err();
-        assert!(
-            matches!(err, RegistryError::Denied { status: 401, .. }),
-            "{err}"
-        );
-        let err = r.manifest(ManifestRef::Tag("t")).await.unwrap_err();
-        assert!(err.to_string().contains("not sha256:00"), "{err}");
-        let heads = fake.requests().await;
-        assert!(
-            heads[1].starts_with(&format!("DELETE /v2/app/manifests/{digest} ")),
-            "{}",
-            heads[1]
-        );
-        assert!(
-            heads[2].starts_with("HEAD /v2/app/manifests/t "),
-            "{}",
-            heads[2]
-        );
-    }
-
-    #[tokio::test]
-    async fn unreachable_names_the_host() {
-        let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = probe.local_addr().unwrap().to_string();
-        drop(probe);
-        let repo = format!("{addr}/app").parse().unwrap();
-        let r = super::Registry::new(repo, super::RegistryOptions::default());
-        let err = r.tags().await.unwrap_err();
-        assert!(matches!(err, RegistryError::Unreachable { .. }), "{err}");
-        assert!(err.to_string().contains(&addr), "{err}");
     }
 }

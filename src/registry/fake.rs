@@ -10,6 +10,8 @@ use super::{Registry, RegistryOptions};
 
 pub(super) struct FakeRegistry {
     pub registry: Registry,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
     server: JoinHandle<Vec<String>>,
 }
 
@@ -39,14 +41,36 @@ impl FakeRegistry {
         });
         let repository = format!("{addr}/{repo}").parse().unwrap();
         FakeRegistry {
-            registry: Registry::new(repository, RegistryOptions::default()),
+            addr,
+            registry: Registry::new(
+                repository,
+                RegistryOptions {
+                    docker_config: Some(crate::registry::DockerConfig::default()),
+                    ..RegistryOptions::default()
+                },
+            ),
             server,
         }
     }
 
+    /// The client reads credentials from this Docker config (JSON) instead.
+    pub fn with_docker_config(mut self, json: &str) -> FakeRegistry {
+        let config = crate::registry::DockerConfig::parse(json.as_bytes()).unwrap();
+        let options = RegistryOptions {
+            docker_config: Some(config),
+            ..RegistryOptions::default()
+        };
+        self.registry = Registry::new(self.registry.repository().clone(), options);
+        self
+    }
+
     /// A complete response; `headers` are `Name: value` lines.
     pub fn reply(status: u16, headers: &[&str], body: &str) -> String {
-        let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
+        // One answer per connection, so the client's pool must not keep it.
+        let mut head = format!(
+            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
         for h in headers {
             head.push_str(h);
             head.push_str("\r\n");

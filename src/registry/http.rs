@@ -1,38 +1,57 @@
-//! One HTTP/1.1 exchange with a registry over plain TCP, bounded in time
-//! and size, and the distribution error body (`{"errors":[{code,message}]}`)
-//! turned into a [`RegistryError`].
-//!
-//! One connection per request, through [`crate::http1`] as the engine
-//! client does: a registry on the same machine is cheap to reconnect to,
-//! and without a pool there is no idle keep-alive to go stale or task to
-//! outlive the call.
+//! One request to a registry, bounded in time and size: answering its
+//! 401 once (Basic credentials or a token), following a blob's redirect to
+//! storage, and turning the distribution error body
+//! (`{"errors":[{code,message}]}`) into a [`RegistryError`].
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Empty, Limited};
-use tokio::net::TcpStream;
+use http::{HeaderMap, Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
 
 use super::RegistryError;
-use super::auth::parse_bearer;
+use super::auth::{Challenge, Secret, challenge_of};
 use super::client::Registry;
-use super::reference::with_default_port;
-use crate::http1;
+use super::transport::{ConnectFailure, connect_failure};
+use crate::connect::tls::{explain, rustls_error};
 
 /// Error bodies are a short JSON list; more than this is not a message.
 const ERROR_BODY_LIMIT: usize = 64 << 10;
+/// Blob GETs on hosted registries redirect once to storage; a few more
+/// hops are tolerated, a loop is not.
+const MAX_REDIRECTS: usize = 5;
 
 /// One request: where, what, and how much of the answer to accept.
-pub(super) struct Call<'a> {
-    /// `host[:port]` for the connection and the `Host` header.
-    pub authority: &'a str,
+pub(super) struct Call {
     pub method: Method,
-    /// Origin-form target: `/v2/…?…`.
-    pub path: &'a str,
-    pub accept: Option<&'a str>,
-    pub bearer: Option<&'a str>,
+    /// Absolute: `https://host/v2/…?…`.
+    pub url: Uri,
+    pub accept: Option<&'static str>,
+    pub authorization: Option<Secret>,
+    /// Content type and bytes (the OAuth2 form); none for the API calls.
+    pub body: Option<(&'static str, Bytes)>,
     pub limit: usize,
-    /// For error messages: `listing tags of …`.
-    pub what: &'a str,
+    /// For error messages: `listing the tags of …`.
+    pub what: String,
+}
+
+impl Call {
+    pub fn new(method: Method, url: Uri, limit: usize, what: &str) -> Call {
+        Call {
+            method,
+            url,
+            accept: None,
+            authorization: None,
+            body: None,
+            limit,
+            what: what.to_string(),
+        }
+    }
+
+    fn authority(&self) -> String {
+        self.url
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default()
+    }
 }
 
 pub(super) struct Reply {
@@ -48,75 +67,114 @@ impl Reply {
 }
 
 impl Registry {
-    /// A request to this repository's registry; a Bearer challenge is
-    /// answered once with an anonymous token, which is kept for later calls.
+    /// A request to this repository's registry. A 401 is answered once
+    /// (credentials, or a token for the scopes this client wants), and the
+    /// answer is kept for later calls.
     pub(super) async fn send(
         &self,
         method: Method,
         path: &str,
-        accept: Option<&str>,
+        accept: Option<&'static str>,
         limit: usize,
         what: &str,
     ) -> Result<Reply, RegistryError> {
-        let token = self.token();
-        let mut call = Call {
-            authority: self.repository().host(),
-            method,
-            path,
-            accept,
-            bearer: token.as_ref().map(|t| t.0.as_str()),
-            limit,
-            what,
-        };
-        let reply = self.exchange(&call).await?;
-        if reply.status != StatusCode::UNAUTHORIZED {
-            return Ok(reply);
+        let url = format!("{}{path}", self.repository().origin())
+            .parse()
+            .map_err(|e| self.bad(what, format!("request path {path:?}: {e}")))?;
+        let mut call = Call::new(method, url, limit, what);
+        call.accept = accept;
+        let (authorization, generation) = self.authorization();
+        call.authorization = authorization;
+        let mut reply = self.exchange(&call).await?;
+        if let Some(challenge) = challenge_of(reply.status, &reply.headers) {
+            let retry = self
+                .reauthorize(&challenge, generation, call.authorization.is_some())
+                .await?;
+            if let Some(authorization) = retry {
+                call.authorization = Some(authorization);
+                reply = self.exchange(&call).await?;
+            }
         }
-        let Some(challenge) = reply
-            .header(header::WWW_AUTHENTICATE.as_str())
-            .and_then(parse_bearer)
-        else {
-            return Ok(reply);
-        };
-        tracing::debug!(realm = %challenge.realm, scope = ?challenge.scope, "bearer challenge");
-        let token = self.fetch_token(&challenge).await?;
-        self.set_token(token.clone());
-        call.bearer = Some(&token.0);
-        self.exchange(&call).await
+        self.follow_redirects(call, reply).await
     }
 
-    /// Connects, sends, reads the bounded body, all under the request timeout;
-    /// the connection is driven in this future and dropped with it.
-    pub(super) async fn exchange(&self, call: &Call<'_>) -> Result<Reply, RegistryError> {
+    /// What to retry a challenged request with. Concurrent requests that
+    /// all got a 401 share the one answer: whoever comes second finds the
+    /// generation moved and takes what the first one got.
+    async fn reauthorize(
+        &self,
+        challenge: &Challenge,
+        sent_generation: u64,
+        sent_some: bool,
+    ) -> Result<Option<Secret>, RegistryError> {
+        let _one_at_a_time = self.refresh.lock().await;
+        let (current, generation) = self.authorization();
+        if generation != sent_generation {
+            return Ok(current);
+        }
+        // The same username and password again would be refused again.
+        if sent_some && *challenge == Challenge::Basic {
+            return Ok(None);
+        }
+        tracing::debug!(?challenge, "registry challenge");
+        let fresh = self.answer(challenge).await?;
+        if let Some(secret) = &fresh {
+            self.set_authorization(secret.clone());
+        }
+        Ok(fresh)
+    }
+
+    /// GET and HEAD follow redirects (hosted registries send blob reads to
+    /// storage); credentials stay with the registry's own origin.
+    async fn follow_redirects(
+        &self,
+        mut call: Call,
+        mut reply: Reply,
+    ) -> Result<Reply, RegistryError> {
+        for _ in 0..MAX_REDIRECTS {
+            let follows = reply.status.is_redirection()
+                && reply.status != StatusCode::NOT_MODIFIED
+                && (call.method == Method::GET || call.method == Method::HEAD);
+            let Some(location) = reply.header("location").filter(|_| follows) else {
+                return Ok(reply);
+            };
+            let next = resolve(&call.url, location)
+                .ok_or_else(|| self.bad(&call.what, format!("bad redirect to {location:?}")))?;
+            if call.url.scheme_str() == Some("https") && next.scheme_str() != Some("https") {
+                return Err(self.bad(&call.what, format!("redirect to plain HTTP: {next}")));
+            }
+            if next.authority() != call.url.authority() {
+                call.authorization = None;
+            }
+            tracing::debug!(
+                host = next.authority().map(|a| a.as_str()),
+                "registry redirect"
+            );
+            call.url = next;
+            reply = self.exchange(&call).await?;
+        }
+        Err(self.bad(&call.what, format!("more than {MAX_REDIRECTS} redirects")))
+    }
+
+    /// Sends and reads the bounded body, all under the request timeout.
+    pub(super) async fn exchange(&self, call: &Call) -> Result<Reply, RegistryError> {
         let options = self.options();
-        let timeout = |what: &str, limit: std::time::Duration| RegistryError::Timeout {
-            host: call.authority.to_string(),
-            what: what.to_string(),
-            secs: limit.as_secs(),
-        };
-        tracing::debug!(method = %call.method, host = call.authority, path = call.path, "registry request");
-        let addr = with_default_port(call.authority);
-        let stream = tokio::time::timeout(options.connect_timeout, TcpStream::connect(&addr))
-            .await
-            .map_err(|_| timeout("connecting", options.connect_timeout))?
-            .map_err(|source| RegistryError::Unreachable {
-                host: call.authority.to_string(),
-                source,
-            })?;
-        tokio::time::timeout(options.request_timeout, self.converse(stream, call))
-            .await
-            .map_err(|_| timeout(call.what, options.request_timeout))?
-    }
-
-    async fn converse(&self, stream: TcpStream, call: &Call<'_>) -> Result<Reply, RegistryError> {
-        let broken = |e: &dyn std::fmt::Display| RegistryError::Connection {
-            host: call.authority.to_string(),
-            what: call.what.to_string(),
+        // Without the query: a storage redirect's query is a signature.
+        let host = call.url.authority().map(|a| a.as_str());
+        tracing::debug!(method = %call.method, host, path = call.url.path(), "registry request");
+        let request = build_request(call).map_err(|e| RegistryError::Connection {
+            host: call.authority(),
+            what: call.what.clone(),
             detail: e.to_string(),
-        };
-        let request = build_request(call).map_err(|e| broken(&e))?;
-        let read = |response: http::Response<hyper::body::Incoming>| async move {
+        })?;
+        let work = async {
+            let response = self
+                .transport()
+                .send(request)
+                .await
+                .map_err(|e| self.transport_error(call, &e))?;
             let status = response.status();
+            tracing::debug!(%status, "registry response");
             let headers = response.headers().clone();
             let limit = if status.is_success() {
                 call.limit
@@ -127,8 +185,8 @@ impl Registry {
                 .collect()
                 .await
                 .map_err(|e| RegistryError::BadResponse {
-                    host: call.authority.to_string(),
-                    what: call.what.to_string(),
+                    host: call.authority(),
+                    what: call.what.clone(),
                     detail: format!("reading the body (at most {limit} bytes): {e}"),
                 })?
                 .to_bytes();
@@ -138,7 +196,53 @@ impl Registry {
                 body,
             })
         };
-        http1::exchange("registry", stream, request, |e| broken(&e), read).await
+        tokio::time::timeout(options.request_timeout, work)
+            .await
+            .map_err(|_| RegistryError::Timeout {
+                host: call.authority(),
+                what: call.what.clone(),
+                secs: options.request_timeout.as_secs(),
+            })?
+    }
+
+    fn transport_error(
+        &self,
+        call: &Call,
+        err: &(dyn std::error::Error + 'static),
+    ) -> RegistryError {
+        let host = call.authority();
+        match connect_failure(err) {
+            Some(ConnectFailure::Unreachable(e)) => RegistryError::Unreachable {
+                host,
+                source: std::io::Error::new(e.kind(), e.to_string()),
+            },
+            Some(ConnectFailure::Timeout) => RegistryError::Timeout {
+                host,
+                what: "connecting".into(),
+                secs: self.options().connect_timeout.as_secs(),
+            },
+            Some(ConnectFailure::Handshake(e)) => {
+                let name = call.url.host().unwrap_or_default();
+                let (detail, check) = match rustls_error(e) {
+                    Some(tls) => explain(tls, "registry", name),
+                    None => (e.to_string(), None),
+                };
+                RegistryError::Tls {
+                    host,
+                    detail,
+                    check,
+                }
+            }
+            Some(ConnectFailure::Setup(detail)) => RegistryError::TlsSetup {
+                host,
+                detail: detail.clone(),
+            },
+            _ => RegistryError::Connection {
+                host,
+                what: call.what.clone(),
+                detail: chain(err),
+            },
+        }
     }
 
     /// The error for a non-success answer, by what the user can do.
@@ -153,6 +257,7 @@ impl Registry {
                 what,
                 status,
                 message,
+                credentials: self.sent_credentials(),
             },
             StatusCode::NOT_FOUND => RegistryError::NotFound {
                 host,
@@ -160,7 +265,7 @@ impl Registry {
                 message,
             },
             StatusCode::METHOD_NOT_ALLOWED if method == Method::DELETE => {
-                RegistryError::DeleteDisabled { host }
+                RegistryError::DeleteDisabled { host, message }
             }
             _ => RegistryError::Status {
                 host,
@@ -172,11 +277,10 @@ impl Registry {
     }
 }
 
-fn build_request(call: &Call<'_>) -> Result<Request<Empty<Bytes>>, http::Error> {
+fn build_request(call: &Call) -> Result<Request<Full<Bytes>>, http::Error> {
     let mut builder = Request::builder()
         .method(call.method.clone())
-        .uri(call.path)
-        .header(header::HOST, call.authority)
+        .uri(call.url.clone())
         .header(
             header::USER_AGENT,
             concat!("rbuild/", env!("CARGO_PKG_VERSION")),
@@ -184,10 +288,41 @@ fn build_request(call: &Call<'_>) -> Result<Request<Empty<Bytes>>, http::Error> 
     if let Some(accept) = call.accept {
         builder = builder.header(header::ACCEPT, accept);
     }
-    if let Some(token) = call.bearer {
-        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if let Some(value) = call.authorization.as_ref().and_then(Secret::header) {
+        builder = builder.header(header::AUTHORIZATION, value);
     }
-    builder.body(Empty::new())
+    match &call.body {
+        Some((kind, bytes)) => builder
+            .header(header::CONTENT_TYPE, *kind)
+            .body(Full::new(bytes.clone())),
+        None => builder.body(Full::new(Bytes::new())),
+    }
+}
+
+/// A `Location` against the URL that answered with it: absolute, or a
+/// path on the same origin.
+fn resolve(base: &Uri, location: &str) -> Option<Uri> {
+    if location.starts_with("https://") || location.starts_with("http://") {
+        return location.parse().ok();
+    }
+    if !location.starts_with('/') || location.starts_with("//") {
+        return None;
+    }
+    let mut parts = base.clone().into_parts();
+    parts.path_and_query = Some(location.parse().ok()?);
+    Uri::from_parts(parts).ok()
+}
+
+/// An error and its causes on one line (hyper's top error says little).
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 /// `CODE: message` from distribution's error list, else the trimmed text.
@@ -230,5 +365,21 @@ mod tests {
             error_message(br#"{"errors":[{"code":"DENIED"}]}"#),
             "DENIED"
         );
+    }
+
+    #[test]
+    fn redirect_targets() {
+        let base: Uri = "https://reg.lan/v2/a/blobs/sha256:1".parse().unwrap();
+        let to = |l: &str| resolve(&base, l).map(|u| u.to_string());
+        assert_eq!(
+            to("/storage/x?sig=1").as_deref(),
+            Some("https://reg.lan/storage/x?sig=1")
+        );
+        assert_eq!(
+            to("https://cdn.lan/b?s=2").as_deref(),
+            Some("https://cdn.lan/b?s=2")
+        );
+        assert_eq!(to("relative/x"), None);
+        assert_eq!(to("//cdn.lan/x"), None);
     }
 }

@@ -2,19 +2,26 @@
 //! repository's tags, read manifests and configs, sum what each tag keeps
 //! alive, and delete old BuildKit cache manifests by digest.
 //!
-//! Scope: plain HTTP to loopback registries (and any registry written as
-//! `http://HOST/REPO`), anonymous access, and the anonymous Bearer token
-//! flow of the distribution token spec when the realm is plain HTTP too.
-//! HTTPS is refused with a clear error rather than half supported.
+//! Transport: HTTPS verified with rustls against the system's roots
+//! (`SSL_CERT_FILE`/`SSL_CERT_DIR` replace them) plus an optional CA file,
+//! or plain HTTP for loopback registries and `http://HOST/REPO`; pooled
+//! HTTP/1.1 connections (hyper-util). Authentication: whatever the
+//! registry's 401 asks for, with the Docker config's credentials (inline
+//! `auths` or a credential helper, the lookup the build's session uses):
+//! Basic auth, or the token flow with the scopes the operation needs
+//! (`pull` to list, `pull,push,delete` to prune), anonymous when the config
+//! has nothing for the host.
 //!
-//! - [`reference`](mod@reference): repository, tag and digest syntax.
+//! - [`reference`](mod@reference): repository, tag and digest syntax; scheme.
 //! - [`manifest`]: manifest shapes, cache vs image, creation times.
 //! - [`inventory`]: every tag of a repository with the blobs it references.
 //! - [`prune`]: which cache manifests to delete, and what that frees.
 //! - [`time`]: RFC 3339 timestamps and `--older-than` durations.
 //!
 //! Deleting a manifest frees no disk by itself: the registry's garbage
-//! collection removes blobs no manifest references any more.
+//! collection removes blobs no manifest references any more. A registry
+//! that does not allow deletes answers 405, reported as
+//! [`RegistryError::DeleteDisabled`].
 
 mod auth;
 mod client;
@@ -24,14 +31,20 @@ pub mod manifest;
 pub mod prune;
 pub mod reference;
 pub mod time;
+mod token;
+mod transport;
 
 #[cfg(test)]
 mod fake;
+#[cfg(test)]
+mod wire_tests;
 
+pub use crate::connect::TlsCheck;
+pub use crate::session::auth::DockerConfig;
 pub use client::{Registry, RegistryOptions};
 pub use inventory::{Inventory, TagEntry, TagKind, TagUsage, Usage};
 pub use prune::{Deletion, Failure, KeepReason, Kept, PruneOutcome, PrunePlan, PruneRule};
-pub use reference::{Digest, Repository};
+pub use reference::{Digest, Repository, Scheme};
 pub use time::{Timestamp, format_age, parse_duration};
 
 /// Why a registry operation failed, by what the caller can do about it.
@@ -45,9 +58,6 @@ pub enum RegistryError {
         /// What is wrong with it.
         reason: String,
     },
-    /// Not something this client does (yet).
-    #[error("{0}")]
-    Unsupported(String),
     /// Start the registry, or fix the host:port.
     #[error(
         "cannot reach the registry at {host}: {source} (is it running and listening on that host:port?)"
@@ -90,11 +100,9 @@ pub enum RegistryError {
         /// The registry's error (`CODE: message` from its error body).
         message: String,
     },
-    /// Credentials would be needed; only anonymous access is supported.
-    #[error(
-        "{what}: the registry at {host} refused anonymous access (HTTP {status}: {message}); \
-         `rbuild cache` does not send credentials yet"
-    )]
+    /// The registry wants credentials the Docker config does not have, or
+    /// refused the ones it has.
+    #[error("{what}: {}", denied(host, *status, message, *credentials))]
     Denied {
         /// The repository's registry, `host[:port]`.
         host: String,
@@ -104,15 +112,53 @@ pub enum RegistryError {
         status: u16,
         /// The registry's error (`CODE: message` from its error body).
         message: String,
+        /// Whether credentials from the Docker config were sent.
+        credentials: bool,
+    },
+    /// The Docker config could not be read, or its credential helper failed.
+    #[error("cannot get registry credentials: {0}")]
+    Credentials(String),
+    /// An HTTPS registry sends clients to a plain-HTTP token service.
+    #[error(
+        "the registry at {host} hands out tokens at {realm}, over plain HTTP: \
+         not sending its credentials there unencrypted (ask its operator for an https realm)"
+    )]
+    InsecureRealm {
+        /// The repository's registry, `host[:port]`.
+        host: String,
+        /// The token service's URL, as the registry named it.
+        realm: String,
+    },
+    /// The TLS handshake failed: an unknown CA, a certificate for another
+    /// name, an expired one.
+    #[error("cannot connect to the registry at {host}: TLS handshake failed: {detail}")]
+    Tls {
+        /// The registry's (or token service's) `host[:port]`.
+        host: String,
+        /// The rustls error, explained when it is a known certificate problem.
+        detail: String,
+        /// The setting to check, when the failure points at one.
+        check: Option<TlsCheck>,
+    },
+    /// The trust roots could not be loaded: the CA file, `SSL_CERT_FILE`.
+    #[error("cannot set up TLS for the registry at {host}: {detail}")]
+    TlsSetup {
+        /// The registry's (or token service's) `host[:port]`.
+        host: String,
+        /// What is wrong with the CA certificates.
+        detail: String,
     },
     /// The registry operator must enable deletes.
     #[error(
-        "the registry at {host} does not allow deletes (HTTP 405): enable them with \
-         `storage: delete: enabled: true` (REGISTRY_STORAGE_DELETE_ENABLED=true) and restart it"
+        "the registry at {host} does not allow deletes (HTTP 405: {message}): deletes are \
+         disabled in its configuration; whoever runs it can enable them with \
+         `storage: delete: enabled: true` (REGISTRY_STORAGE_DELETE_ENABLED=true) and a restart"
     )]
     DeleteDisabled {
         /// The repository's registry, `host[:port]`.
         host: String,
+        /// The registry's error (`UNSUPPORTED: …`).
+        message: String,
     },
     /// Any other status that is not a success.
     #[error("{what}: the registry at {host} answered HTTP {status}: {message}")]
@@ -146,4 +192,20 @@ pub enum RegistryError {
         /// The first change found: a new tag, or a tag that moved.
         detail: String,
     },
+}
+
+/// The advice for a refused request: log in, or check the login.
+fn denied(host: &str, status: u16, message: &str, credentials: bool) -> String {
+    if credentials {
+        format!(
+            "the registry at {host} refused the credentials the Docker config has for it \
+             (HTTP {status}: {message}): check them with `docker login {host}` and that \
+             the account may do this"
+        )
+    } else {
+        format!(
+            "the registry at {host} needs credentials (HTTP {status}: {message}) and the \
+             Docker config has none for it: log in with `docker login {host}`"
+        )
+    }
 }

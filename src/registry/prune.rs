@@ -253,6 +253,8 @@ impl Registry {
         inventory: &Inventory,
         plan: &PrunePlan,
     ) -> Result<PruneOutcome, RegistryError> {
+        // One token for the re-read and the deletes (see `auth`).
+        self.want(super::auth::DELETE);
         self.check_unchanged(inventory).await?;
         let mut outcome = PruneOutcome::default();
         for deletion in &plan.delete {

@@ -1,9 +1,12 @@
-//! Repository references (`127.0.0.1:5000/app-cache`), tags and digests,
+//! Repository references (`127.0.0.1:5000/app-cache`,
+//! `https://registry.example.com/team/app-cache`), tags and digests,
 //! validated before they go into a request path.
 //!
 //! The host rule is the docker CLI's (distribution/reference `splitDockerDomain`):
 //! the first component names a registry when it has a `.` or a `:` or is
-//! `localhost`; otherwise the repository lives on Docker Hub.
+//! `localhost`; otherwise the repository lives on Docker Hub. The scheme
+//! follows the docker daemon's defaults: HTTPS, except for loopback hosts,
+//! which are plain HTTP unless written `https://`.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -13,17 +16,43 @@ use serde::Serialize;
 
 use super::RegistryError;
 
-/// A repository in a registry rbuild can talk to over plain HTTP.
+/// Docker Hub's name in references and in the Docker config.
+const DOCKER_HUB: &str = "docker.io";
+/// Where Docker Hub's distribution API answers.
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
+/// How a registry is spoken to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP: loopback registries, or `http://HOST/REPO`.
+    Http,
+    /// HTTPS, verified against the system's roots (and a CA file if given).
+    Https,
+}
+
+impl Scheme {
+    /// `http` or `https`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// A repository in a registry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Repository {
-    /// `host[:port]`, as the user wrote it (the HTTP `Host` header).
+    scheme: Scheme,
+    /// `host[:port]`, as the user wrote it (`docker.io` for Docker Hub).
     host: String,
     /// `app-cache`, `team/app-cache`.
     path: String,
 }
 
 impl Repository {
-    /// `host[:port]`, as the user wrote it; also the HTTP `Host` header.
+    /// `host[:port]`, as the user wrote it: the name the Docker config
+    /// keys credentials by.
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -33,23 +62,31 @@ impl Repository {
     pub fn path(&self) -> &str {
         &self.path
     }
-}
 
-/// `host:port` to connect to; plain HTTP defaults to port 80.
-pub(super) fn with_default_port(authority: &str) -> String {
-    let has_port = match authority.rfind(']') {
-        Some(end) => authority[end..].contains(':'),
-        None => authority.contains(':'),
-    };
-    if has_port {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+    /// HTTP or HTTPS.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// `scheme://host[:port]` the API calls go to (Docker Hub's API host
+    /// differs from its name).
+    pub fn origin(&self) -> String {
+        let host = if self.host == DOCKER_HUB {
+            DOCKER_HUB_API
+        } else {
+            &self.host
+        };
+        format!("{}://{host}", self.scheme.as_str())
     }
 }
 
 impl fmt::Display for Repository {
+    /// `host/path`, with the scheme only where it is not the default for
+    /// the host, so the text parses back to the same repository.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.scheme != default_scheme(&self.host) {
+            write!(f, "{}://", self.scheme.as_str())?;
+        }
         write!(f, "{}/{}", self.host, self.path)
     }
 }
@@ -62,37 +99,55 @@ impl FromStr for Repository {
             input: input.to_string(),
             reason: reason.to_string(),
         };
-        if input.starts_with("https://") {
-            return Err(https_unsupported(input));
-        }
-        let (explicit_http, rest) = match input.strip_prefix("http://") {
-            Some(rest) => (true, rest),
-            None => (false, input),
+        let (explicit, rest) = if let Some(rest) = input.strip_prefix("https://") {
+            (Some(Scheme::Https), rest)
+        } else if let Some(rest) = input.strip_prefix("http://") {
+            (Some(Scheme::Http), rest)
+        } else {
+            (None, input)
         };
         let rest = rest.trim_end_matches('/');
-        let (host, path) = match rest.split_once('/') {
-            Some((first, path)) if names_registry(first) => (first.to_string(), path.to_string()),
-            _ if explicit_http => return Err(invalid("http:// needs HOST/REPOSITORY")),
-            _ => ("docker.io".to_string(), rest.to_string()),
+        let (host, mut path) = match rest.split_once('/') {
+            Some((first, path)) if explicit.is_some() || names_registry(first) => {
+                (first.to_string(), path.to_string())
+            }
+            _ if explicit.is_some() => return Err(invalid("a URL needs HOST/REPOSITORY")),
+            _ => (DOCKER_HUB.to_string(), rest.to_string()),
         };
+        if !valid_host(&host) {
+            return Err(invalid("the registry must be HOST[:PORT]"));
+        }
         if path.contains('@') || path.rsplit('/').next().is_some_and(|c| c.contains(':')) {
             return Err(invalid(
                 "give the repository without :TAG or @DIGEST (every tag is inspected)",
             ));
         }
         validate_path(&path).map_err(invalid)?;
-        if !explicit_http && !is_loopback(&host) {
-            return Err(https_unsupported(input));
+        // Docker Hub's official images live under `library/`.
+        if host == DOCKER_HUB && !path.contains('/') {
+            path = format!("library/{path}");
         }
-        Ok(Repository { host, path })
+        let scheme = explicit.unwrap_or_else(|| default_scheme(&host));
+        Ok(Repository { scheme, host, path })
     }
 }
 
-fn https_unsupported(input: &str) -> RegistryError {
-    RegistryError::Unsupported(format!(
-        "{input}: HTTPS registries are not supported yet by `rbuild cache`; \
-         for a registry that serves plain HTTP write http://HOST[:PORT]/REPOSITORY"
-    ))
+/// Plain HTTP on loopback, as the docker daemon treats it; HTTPS elsewhere.
+fn default_scheme(host: &str) -> Scheme {
+    if is_loopback(host) {
+        Scheme::Http
+    } else {
+        Scheme::Https
+    }
+}
+
+/// Letters, digits, `.`, `-`, a `:port`, or a bracketed IPv6 address: no
+/// user info or anything else that would change where a URL points.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
 }
 
 fn names_registry(first: &str) -> bool {
@@ -101,7 +156,7 @@ fn names_registry(first: &str) -> bool {
 
 /// Loopback registries are plain HTTP, as the docker daemon treats them
 /// (`127.0.0.0/8` is an insecure registry by default).
-fn is_loopback(host: &str) -> bool {
+pub(super) fn is_loopback(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
@@ -222,39 +277,51 @@ mod tests {
 
     #[test]
     fn repositories() {
+        use Scheme::{Http, Https};
         let ok = [
-            ("127.0.0.1:5000/app-cache", "127.0.0.1:5000", "app-cache"),
-            ("localhost/a/b", "localhost", "a/b"),
-            ("localhost:5000/a_b.c-d/", "localhost:5000", "a_b.c-d"),
-            ("[::1]:5000/x", "[::1]:5000", "x"),
-            ("http://reg.lan:5000/team/app", "reg.lan:5000", "team/app"),
-            ("http://reg.lan/app", "reg.lan", "app"),
+            (
+                "127.0.0.1:5000/app-cache",
+                Http,
+                "127.0.0.1:5000",
+                "app-cache",
+            ),
+            ("localhost/a/b", Http, "localhost", "a/b"),
+            ("localhost:5000/a_b.c-d/", Http, "localhost:5000", "a_b.c-d"),
+            ("[::1]:5000/x", Http, "[::1]:5000", "x"),
+            (
+                "http://reg.lan:5000/team/app",
+                Http,
+                "reg.lan:5000",
+                "team/app",
+            ),
+            ("http://reg/app", Http, "reg", "app"),
+            ("https://127.0.0.1:5000/x", Https, "127.0.0.1:5000", "x"),
+            ("ghcr.io/o/app", Https, "ghcr.io", "o/app"),
+            ("reg.lan:5000/x", Https, "reg.lan:5000", "x"),
+            ("app", Https, "docker.io", "library/app"),
+            ("team/app", Https, "docker.io", "team/app"),
         ];
-        for (input, host, path) in ok {
+        for (input, scheme, host, path) in ok {
             let repo: Repository = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
-            assert_eq!((repo.host(), repo.path()), (host, path), "{input}");
+            assert_eq!(
+                (repo.scheme(), repo.host(), repo.path()),
+                (scheme, host, path),
+                "{input}"
+            );
         }
-        assert_eq!(with_default_port("[::1]:5000"), "[::1]:5000");
-        assert_eq!(with_default_port("reg.lan"), "reg.lan:80");
-        assert_eq!(with_default_port("[::1]"), "[::1]:80");
+        let hub: Repository = "docker.io/team/app".parse().unwrap();
+        assert_eq!(hub.origin(), "https://registry-1.docker.io");
+        let local: Repository = "127.0.0.1:5000/x".parse().unwrap();
+        assert_eq!(local.origin(), "http://127.0.0.1:5000");
+        assert_eq!(local.to_string(), "127.0.0.1:5000/x");
+        for shown in ["https://127.0.0.1:5000/x", "http://reg.lan/x", "reg.lan/x"] {
+            let repo: Repository = shown.parse().unwrap();
+            assert_eq!(repo.to_string(), shown);
+        }
     }
 
     #[test]
-    fn bad_or_unsupported_repositories() {
-        let unsupported = [
-            "ghcr.io/o/app",
-            "app",
-            "https://127.0.0.1:5000/x",
-            "reg.lan:5000/x",
-        ];
-        for input in unsupported {
-            let err = input.parse::<Repository>().unwrap_err();
-            assert!(
-                matches!(err, RegistryError::Unsupported(_)),
-                "{input}: {err}"
-            );
-            assert!(err.to_string().contains("http://"), "{err}");
-        }
+    fn bad_repositories() {
         let invalid = [
             "127.0.0.1:5000/App",
             "127.0.0.1:5000/app:tag",
@@ -262,6 +329,9 @@ mod tests {
             "127.0.0.1:5000/-app",
             "127.0.0.1:5000/a//b",
             "http://reg.lan",
+            "https://reg.lan/",
+            "https://user@reg.lan/x",
+            "https:///x",
         ];
         for input in invalid {
             let err = input.parse::<Repository>().unwrap_err();

@@ -30,11 +30,11 @@ pub(crate) fn rustls_error<'a>(
 /// Which TLS setting a handshake failure points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsCheck {
-    /// The CA the daemon's certificate must chain to.
+    /// The CA the server's certificate must chain to.
     CaCert,
-    /// The name the daemon's certificate must be valid for.
+    /// The name the server's certificate must be valid for.
     ServerName,
-    /// The client certificate and key (and that the daemon's CA signed them).
+    /// The client certificate and key (and that the server's CA signed them).
     ClientCert,
 }
 
@@ -48,29 +48,30 @@ impl std::fmt::Display for TlsCheck {
     }
 }
 
-/// What a handshake failure means for the user, and which setting to check.
-pub(crate) fn explain(err: &rustls::Error, name: &str) -> (String, Option<TlsCheck>) {
+/// What a handshake failure means for the user, and which setting to check;
+/// `peer` names the server in the text (`daemon`, `registry`).
+pub(crate) fn explain(err: &rustls::Error, peer: &str, name: &str) -> (String, Option<TlsCheck>) {
     use rustls::Error::{AlertReceived, InvalidCertificate};
     let (text, check) = match err {
         InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => (
-            "the daemon's certificate is not signed by a trusted CA: unknown CA".to_string(),
+            format!("the {peer}'s certificate is not signed by a trusted CA: unknown CA"),
             Some(TlsCheck::CaCert),
         ),
         InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         ) => (
-            format!("the daemon's certificate is not valid for the name {name:?}"),
+            format!("the {peer}'s certificate is not valid for the name {name:?}"),
             Some(TlsCheck::ServerName),
         ),
         InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
-            ("the daemon's certificate has expired".to_string(), None)
+            (format!("the {peer}'s certificate has expired"), None)
         }
         InvalidCertificate(other) => (
-            format!("the daemon's certificate was refused: {other:?}"),
+            format!("the {peer}'s certificate was refused: {other:?}"),
             Some(TlsCheck::CaCert),
         ),
         AlertReceived(AlertDescription::CertificateRequired) => (
-            "the daemon requires a client certificate".to_string(),
+            format!("the {peer} requires a client certificate"),
             Some(TlsCheck::ClientCert),
         ),
         AlertReceived(
@@ -79,7 +80,7 @@ pub(crate) fn explain(err: &rustls::Error, name: &str) -> (String, Option<TlsChe
             | AlertDescription::CertificateUnknown
             | AlertDescription::DecryptError,
         ) => (
-            "the daemon refused the client certificate".to_string(),
+            format!("the {peer} refused the client certificate"),
             Some(TlsCheck::ClientCert),
         ),
         other => (other.to_string(), None),
