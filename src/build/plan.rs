@@ -385,7 +385,7 @@ mod tests {
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let build = Build::new(dir.path()).cache_to(CacheEntry::gha("app"));
         // Nothing is read from the process: without an env the entry is out.
-        let plan = prepare(&build, Daemon::Engine, None).unwrap();
+        let plan = prepare(&build, Daemon::Engine, None, AttestSupport::Yes).unwrap();
         assert!(plan.cache_exports.is_empty());
         assert!(plan.warnings[0].contains("type=gha (scope app) skipped"));
         let env = CacheEnv {
@@ -396,7 +396,13 @@ mod tests {
             },
             aws: None,
         };
-        let plan = prepare(&build.cache_env(env), Daemon::Engine, None).unwrap();
+        let plan = prepare(
+            &build.cache_env(env),
+            Daemon::Engine,
+            None,
+            AttestSupport::Yes,
+        )
+        .unwrap();
         assert_eq!(plan.cache_exports[0].attrs["token"], "runtime-token");
         assert!(plan.warnings.is_empty());
         assert_eq!(plan.scrubber.text("x runtime-token"), "x <redacted>");
