@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "auth.proto",
     "secrets.proto",
     "sshforward.proto",
+    "upload.proto",
     "content.proto",
     "errdefs.proto",
     "rpc_status.proto",

@@ -59,6 +59,12 @@ pub mod moby {
             include!(concat!(env!("OUT_DIR"), "/moby.sshforward.v1.rs"));
         }
     }
+    pub mod upload {
+        /// `package moby.upload.v1`: a context archive the daemon pulls.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/moby.upload.v1.rs"));
+        }
+    }
 }
 
 pub mod containerd {

@@ -23,6 +23,7 @@ use crate::proto::moby::buildkit::v1::{
 };
 use crate::session::filesend::{ExportTarget, FileSendService, StreamSink};
 use crate::session::filesync::LocalSource;
+use crate::session::upload::UploadService;
 use crate::session::{CONTEXT_SOURCE, Session, SessionConfig, new_id};
 
 mod failure;
@@ -44,11 +45,8 @@ impl BuildPlan {
     /// The local sources the frontend reads, by the names it asks for.
     pub(crate) fn sources(&self) -> HashMap<String, LocalSource> {
         let mut sources = HashMap::new();
-        if self.remote_context.is_none() {
-            sources.insert(
-                CONTEXT_SOURCE.to_string(),
-                LocalSource::Dir(self.context.clone()),
-            );
+        if let Some(context) = &self.context {
+            sources.insert(CONTEXT_SOURCE.to_string(), context.clone());
         }
         let dockerfile = match &self.dockerfile {
             DockerfileSource::File { dir, .. } => Some(LocalSource::Dir(dir.clone())),
@@ -207,11 +205,17 @@ pub(crate) async fn run(
         Some(v) => (v.ids, Some((v.context, v.shared))),
         None => (BTreeMap::new(), None),
     };
+    let mut content = local_cache.stores.clone();
+    for (store, dir) in &plan.oci_stores {
+        content.insert_oci(store, dir);
+    }
+    let uploads = UploadService::new(plan.upload.iter().cloned().collect());
     let session = tokio::select! {
         s = Session::start(client.control(), SessionConfig {
             sources: plan.sources(),
             shared_key: plan.shared_key.clone(),
-            content: local_cache.stores.clone(),
+            content,
+            uploads,
             filesend,
             auth: crate::session::auth::AuthService::new(plan.docker_config.clone()),
             secrets: plan.secrets.clone(),

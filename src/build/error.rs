@@ -129,6 +129,16 @@ pub enum InvalidBuild {
         /// What is wrong with it.
         reason: String,
     },
+    /// A named context's OCI layout cannot be read, or has no such image.
+    #[error("named context {name:?}: OCI layout {}: {reason}", dir.display())]
+    OciLayout {
+        /// The name.
+        name: String,
+        /// The layout directory given.
+        dir: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A named context's name is reserved or malformed.
     #[error("named context {name:?}: {reason}")]
     ContextName {

@@ -23,7 +23,9 @@
 //! # }
 //! ```
 
+mod archive;
 mod attest;
+mod context;
 mod error;
 mod hosts;
 mod limits;
@@ -42,8 +44,11 @@ pub use crate::output::{Destination, OutputResult, write_atomically};
 pub use crate::session::auth::DockerConfig;
 pub use crate::session::secrets::{SecretSource, SecretSpec};
 pub use crate::session::sshforward::SshSpec;
+pub use crate::session::upload::ContextArchive;
 pub(crate) use attest::AttestSupport;
 pub use attest::{AttestKind, Attestation, ProvenanceMode};
+pub(crate) use context::ContextSource;
+pub use context::{ContextInput, NamedContext, OciLayoutRef};
 pub(crate) use error::missing_cache_backend;
 pub use error::{BuildError, InvalidBuild, SourceLocation, StepFailure};
 pub use hosts::{ExtraHost, HostAddr};
@@ -121,8 +126,7 @@ pub struct Freshness {
 #[derive(Clone, Debug, Default)]
 pub struct Build {
     pub(crate) name: Option<String>,
-    pub(crate) context: PathBuf,
-    pub(crate) remote_context: Option<String>,
+    pub(crate) context: ContextSource,
     pub(crate) dockerfile: Dockerfile,
     pub(crate) target: Option<String>,
     pub(crate) build_args: BTreeMap<String, String>,
@@ -139,8 +143,7 @@ pub struct Build {
     pub(crate) pull: bool,
     pub(crate) network: Network,
     pub(crate) extra_hosts: Vec<ExtraHost>,
-    pub(crate) named_contexts: BTreeMap<String, PathBuf>,
-    pub(crate) context_images: BTreeMap<String, String>,
+    pub(crate) contexts: BTreeMap<String, NamedContext>,
     pub(crate) context_builds: BTreeMap<String, usize>,
     pub(crate) tags: Vec<String>,
     pub(crate) outputs: Vec<Output>,
@@ -159,25 +162,9 @@ impl Build {
     /// A build of the Dockerfile in `context`, with BuildKit's defaults.
     pub fn new(context: impl Into<PathBuf>) -> Build {
         Build {
-            context: context.into(),
+            context: ContextSource::Dir(context.into()),
             ..Build::default()
         }
-    }
-
-    /// A build of a remote context the daemon fetches itself: a git
-    /// repository (`git://host/repo.git#ref`, `https://host/repo.git#ref:dir`,
-    /// `git@host:repo.git`) or an HTTP(S) tarball. The Dockerfile is read
-    /// from it too, unless [`Build::dockerfile_path`] names a local file.
-    pub fn remote(url: impl Into<String>) -> Build {
-        Build {
-            remote_context: Some(url.into()),
-            ..Build::default()
-        }
-    }
-
-    /// The remote context's URL, for a [`Build::remote`] build.
-    pub fn remote_context(&self) -> Option<&str> {
-        self.remote_context.as_deref()
     }
 
     /// A name for this build in progress output and results (bake's target
@@ -192,15 +179,10 @@ impl Build {
         self.name.as_deref()
     }
 
-    /// The context directory.
-    pub fn context(&self) -> &std::path::Path {
-        &self.context
-    }
-
     /// The Dockerfile's path on disk (`None` for an inline one), as given.
     pub fn dockerfile_file(&self) -> Option<PathBuf> {
         match &self.dockerfile {
-            Dockerfile::InContext => Some(self.context.join("Dockerfile")),
+            Dockerfile::InContext => Some(self.context().join("Dockerfile")),
             Dockerfile::Path(p) => Some(p.clone()),
             Dockerfile::Inline(_) => None,
         }
@@ -316,37 +298,6 @@ impl Build {
     pub fn extra_host(mut self, host: ExtraHost) -> Build {
         self.extra_hosts.push(host);
         self
-    }
-
-    /// An extra named context, a local directory the Dockerfile uses as
-    /// `FROM name` or `COPY --from=name`.
-    pub fn named_context(mut self, name: impl Into<String>, dir: impl Into<PathBuf>) -> Build {
-        self.named_contexts.insert(name.into(), dir.into());
-        self
-    }
-
-    /// A named context that is an image (`FROM name` builds on it).
-    pub fn named_context_image(
-        mut self,
-        name: impl Into<String>,
-        reference: impl Into<String>,
-    ) -> Build {
-        self.context_images.insert(name.into(), reference.into());
-        self
-    }
-
-    /// A named context that is the image another build of the same
-    /// `Client::build_all` produces: `index` is that build's position in the
-    /// list. This build starts once that one succeeded (bake's
-    /// `contexts = { name = "target:other" }`).
-    pub fn named_context_from(mut self, name: impl Into<String>, index: usize) -> Build {
-        self.context_builds.insert(name.into(), index);
-        self
-    }
-
-    /// The builds (by index) whose images this build uses as contexts.
-    pub fn depends_on(&self) -> Vec<usize> {
-        self.context_builds.values().copied().collect()
     }
 
     /// An image name; names every image-producing output that has none.

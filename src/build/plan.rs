@@ -9,12 +9,15 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use super::context::{self, ContextSource};
 use super::{AttestSupport, Build, BuildError, Dockerfile, InvalidBuild, Network};
 use crate::cache::{self, CacheEntry, Scrubber};
 use crate::dockerfile::Rewritten;
 use crate::engine::Engine;
 use crate::output::{self, Daemon, Export};
 use crate::session::auth::DockerConfig;
+use crate::session::filesync::LocalSource;
+use crate::session::upload::{self, ContextArchive};
 use crate::session::{secrets, sshforward};
 
 /// Where the frontend reads the Dockerfile from.
@@ -32,15 +35,21 @@ pub(crate) enum DockerfileSource {
 #[derive(Clone, Debug)]
 pub(crate) struct BuildPlan {
     pub name: Option<String>,
-    pub context: PathBuf,
-    /// A context the daemon fetches (git, HTTP tarball) instead of `context`.
+    /// What the session serves as `context`; None when the frontend
+    /// fetches the context from `remote_context`.
+    pub context: Option<LocalSource>,
+    /// A context the daemon fetches (git, HTTP tarball, the session upload).
     pub remote_context: Option<String>,
+    /// The archive the daemon pulls as the context, by upload id.
+    pub upload: Option<(String, ContextArchive)>,
     pub dockerfile: DockerfileSource,
     /// `dockerfile.v0` attributes: target, build-arg:*, label:*, platform...
     pub frontend_attrs: BTreeMap<String, String>,
     /// Extra local directories, served under their own names and wired to
     /// the frontend as `context:NAME=local:NAME`.
     pub named_contexts: BTreeMap<String, PathBuf>,
+    /// OCI layouts served as session content stores, by store name.
+    pub oci_stores: BTreeMap<String, PathBuf>,
     pub exports: Vec<Export>,
     pub cache_imports: Vec<CacheEntry>,
     pub cache_exports: Vec<CacheEntry>,
@@ -67,17 +76,8 @@ pub(crate) fn prepare(
     engine: Option<Engine>,
     attest_support: AttestSupport,
 ) -> Result<BuildPlan, BuildError> {
-    let (context, dockerfile) = match &build.remote_context {
-        Some(_) => (PathBuf::new(), remote_dockerfile(&build.dockerfile)?),
-        None => {
-            let context = existing_dir(&build.context).map_err(|reason| InvalidBuild::Context {
-                path: build.context.clone(),
-                reason,
-            })?;
-            let dockerfile = dockerfile_source(&build.dockerfile, &context)?;
-            (context, dockerfile)
-        }
-    };
+    let main = main_context(build)?;
+    let dockerfile = main.dockerfile;
     let (dockerfile, rewritten) = refresh_policy(build, dockerfile)?;
 
     let mut attrs = BTreeMap::new();
@@ -137,16 +137,16 @@ pub(crate) fn prepare(
         let hosts: Vec<String> = build.extra_hosts.iter().map(|h| h.attr()).collect();
         attrs.insert("add-hosts".to_string(), hosts.join(","));
     }
-    let named_contexts = named_contexts(build)?;
-    for (name, reference) in &build.context_images {
-        check_context_name(name)?;
+    let named = context::resolve(build)?;
+    attrs.extend(named.attrs);
+    if !build.contexts.is_empty() || !build.context_builds.is_empty() {
+        // buildx asks for named-context support this way: a frontend
+        // without it fails clearly (or, with `#syntax`, forwards to one
+        // that has it) instead of ignoring the contexts.
         attrs.insert(
-            format!("context:{name}"),
-            format!("docker-image://{reference}"),
+            "frontend.caps".to_string(),
+            "moby.buildkit.frontend.contexts+forward".to_string(),
         );
-    }
-    for name in build.context_builds.keys() {
-        check_context_name(name)?;
     }
 
     let mut exports = output::resolve(&build.outputs, &build.tags, daemon)?;
@@ -174,15 +174,14 @@ pub(crate) fn prepare(
     };
     Ok(BuildPlan {
         name: build.name.clone(),
-        shared_key: match &build.remote_context {
-            Some(url) => shared_key(Path::new(url)),
-            None => shared_key(&context),
-        },
-        context,
-        remote_context: build.remote_context.clone(),
+        shared_key: main.shared_key,
+        context: main.local,
+        remote_context: main.remote,
+        upload: main.upload,
         dockerfile,
         frontend_attrs: attrs,
-        named_contexts,
+        named_contexts: named.dirs,
+        oci_stores: named.oci_stores,
         exports,
         cache_imports,
         cache_exports,
@@ -207,36 +206,72 @@ fn non_empty_key(what: &'static str, key: &str, value: &str) -> Result<(), Inval
     Ok(())
 }
 
-/// The name becomes a frontend option (and for directories a session
-/// source name next to `context` and `dockerfile`, which it must not shadow).
-fn check_context_name(name: &str) -> Result<(), InvalidBuild> {
-    let reason = match name {
-        "" => Some("the name is empty"),
-        "context" | "dockerfile" => Some("the name is reserved"),
-        n if n.contains(':') || n.contains(',') => Some("the name may not hold ':' or ','"),
-        _ => None,
-    };
-    match reason {
-        Some(reason) => Err(InvalidBuild::ContextName {
-            name: name.to_string(),
-            reason,
-        }),
-        None => Ok(()),
-    }
+/// The main context, resolved: what the session serves or the URL the
+/// frontend fetches, and the Dockerfile that goes with it.
+struct MainContext {
+    local: Option<LocalSource>,
+    remote: Option<String>,
+    upload: Option<(String, ContextArchive)>,
+    dockerfile: DockerfileSource,
+    shared_key: String,
 }
 
-fn named_contexts(build: &Build) -> Result<BTreeMap<String, PathBuf>, InvalidBuild> {
-    let mut out = BTreeMap::new();
-    for (name, dir) in &build.named_contexts {
-        check_context_name(name)?;
-        let path = existing_dir(dir).map_err(|reason| InvalidBuild::NamedContext {
-            name: name.clone(),
-            path: dir.clone(),
-            reason,
-        })?;
-        out.insert(name.clone(), path);
+fn main_context(build: &Build) -> Result<MainContext, InvalidBuild> {
+    let fetched = |url: String, upload| -> Result<MainContext, InvalidBuild> {
+        Ok(MainContext {
+            shared_key: shared_key(Path::new(&url)),
+            local: None,
+            remote: Some(url),
+            upload,
+            dockerfile: remote_dockerfile(&build.dockerfile)?,
+        })
+    };
+    match &build.context {
+        ContextSource::Dir(dir) => {
+            let missing = "does not exist (give the directory to build)";
+            let context = existing_dir(dir, missing).map_err(|reason| InvalidBuild::Context {
+                path: dir.clone(),
+                reason,
+            })?;
+            Ok(MainContext {
+                dockerfile: dockerfile_source(&build.dockerfile, &context)?,
+                shared_key: shared_key(&context),
+                local: Some(LocalSource::Dir(context)),
+                remote: None,
+                upload: None,
+            })
+        }
+        ContextSource::Remote(url) => fetched(url.clone(), None),
+        // The frontend reads the archive like a tarball URL, which the
+        // daemon resolves through the session (uploadprovider's URL form).
+        ContextSource::Archive(archive) => {
+            let id = crate::session::new_id();
+            let url = format!("{}{id}", upload::URL_PREFIX);
+            fetched(url, Some((id, archive.clone())))
+        }
+        ContextSource::Empty => {
+            let dockerfile = match &build.dockerfile {
+                Dockerfile::Inline(data) if data.iter().all(u8::is_ascii_whitespace) => {
+                    return Err(InvalidBuild::Dockerfile {
+                        message: "the Dockerfile is empty".to_string(),
+                    });
+                }
+                Dockerfile::InContext => {
+                    return Err(InvalidBuild::Dockerfile {
+                        message: "a build without a context needs a Dockerfile".to_string(),
+                    });
+                }
+                other => dockerfile_source(other, Path::new("."))?,
+            };
+            Ok(MainContext {
+                local: Some(LocalSource::Files(BTreeMap::new())),
+                remote: None,
+                upload: None,
+                dockerfile,
+                shared_key: shared_key(Path::new("")),
+            })
+        }
     }
-    Ok(out)
 }
 
 fn cache_entries(build: &Build) -> Result<(Vec<CacheEntry>, Vec<CacheEntry>), InvalidBuild> {
@@ -313,10 +348,10 @@ fn remote_dockerfile(dockerfile: &Dockerfile) -> Result<DockerfileSource, Invali
     }
 }
 
-/// The canonical directory, or why `path` is not one.
-fn existing_dir(path: &Path) -> Result<PathBuf, String> {
-    let meta = std::fs::metadata(path)
-        .map_err(|_| "does not exist (give the directory to build)".to_string())?;
+/// The canonical directory, or why `path` is not one (`missing` when there
+/// is nothing at all).
+pub(super) fn existing_dir(path: &Path, missing: &str) -> Result<PathBuf, String> {
+    let meta = std::fs::metadata(path).map_err(|_| missing.to_string())?;
     if !meta.is_dir() {
         return Err("is not a directory".to_string());
     }

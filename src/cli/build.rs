@@ -93,7 +93,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
 fn dockerfile_shown(args: &BuildArgs) -> std::path::PathBuf {
     match (&args.file, &args.context) {
         (Some(f), _) if f != std::path::Path::new("-") => f.clone(),
-        (_, Some(ctx)) => ctx.join("Dockerfile"),
+        (_, Some(ctx)) if ctx != std::path::Path::new("-") => ctx.join("Dockerfile"),
         _ => std::path::PathBuf::from("Dockerfile"),
     }
 }

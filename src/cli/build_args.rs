@@ -7,7 +7,8 @@ use clap::{Args, ValueEnum};
 
 #[derive(Debug, Args, Default)]
 pub struct BuildArgs {
-    /// Build context directory (a context named like a command: ./info).
+    /// Build context: a directory (one named like a command: ./info), a git or
+    /// HTTP(S) URL, or `-`: a tar archive on stdin, else a Dockerfile from stdin.
     #[arg(value_name = "PATH")]
     pub context: Option<PathBuf>,
 
@@ -85,8 +86,9 @@ pub struct BuildArgs {
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_hosts: Vec<String>,
 
-    /// Extra named build context, a local directory: NAME=DIR.
-    #[arg(long = "build-context", value_name = "NAME=DIR")]
+    /// Extra named build context: NAME=DIR | NAME=docker-image://REF |
+    /// NAME=oci-layout://DIR[:TAG|@DIGEST] | NAME=GIT_URL | NAME=https://URL.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
 
     /// Image name and tag (repeatable).

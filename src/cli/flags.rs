@@ -1,9 +1,8 @@
 //! Flag value parsers: each takes what the user typed and returns typed
 //! values or an error that quotes the bad value and shows the right form.
 
-use std::path::PathBuf;
-
 use anyhow::bail;
+use rbuild::build::NamedContext;
 
 /// `--build-arg KEY=VALUE` or `KEY` (value from the environment; skipped
 /// when unset, as docker does).
@@ -40,21 +39,16 @@ pub fn labels(values: &[String]) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// `--build-context NAME=DIR`: named local contexts.
-pub fn build_contexts(values: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let mut out: Vec<(String, PathBuf)> = Vec::new();
+/// `--build-context NAME=VALUE`: a directory, `docker-image://REF`,
+/// `oci-layout://DIR[:TAG|@DIGEST]`, a git URL or an HTTP(S) URL.
+pub fn build_contexts(values: &[String]) -> anyhow::Result<Vec<(String, NamedContext)>> {
+    let mut out: Vec<(String, NamedContext)> = Vec::new();
     for v in values {
-        let Some((name, dir)) = v.split_once('=') else {
-            bail!("--build-context {v:?}: expected NAME=DIR");
+        let Some((name, value)) = v.split_once('=') else {
+            bail!("--build-context {v:?}: expected NAME=DIR or NAME=URL");
         };
-        if name.is_empty() || dir.is_empty() {
-            bail!("--build-context {v:?}: expected NAME=DIR");
-        }
-        if dir.contains("://") {
-            bail!(
-                "--build-context {v:?}: only local directories are supported (got a URL); \
-                 use FROM with the image name instead"
-            );
+        if name.is_empty() || value.is_empty() {
+            bail!("--build-context {v:?}: expected NAME=DIR or NAME=URL");
         }
         // The name becomes a session source name next to `context` and
         // `dockerfile`, which it must not shadow.
@@ -64,7 +58,10 @@ pub fn build_contexts(values: &[String]) -> anyhow::Result<Vec<(String, PathBuf)
         if out.iter().any(|(n, _)| n == name) {
             bail!("--build-context: {name:?} is given twice");
         }
-        out.push((name.to_string(), PathBuf::from(dir)));
+        let source: NamedContext = value.parse().map_err(|e: rbuild::SpecError| {
+            anyhow::anyhow!("--build-context {v:?}: {}", e.reason)
+        })?;
+        out.push((name.to_string(), source));
     }
     Ok(out)
 }
@@ -113,11 +110,22 @@ mod tests {
     #[test]
     fn build_contexts_table() {
         assert_eq!(
-            build_contexts(&s(&["lib=../lib"])).unwrap(),
-            vec![("lib".into(), PathBuf::from("../lib"))]
+            build_contexts(&s(&["lib=../lib", "base=docker-image://alpine"])).unwrap(),
+            vec![
+                ("lib".into(), NamedContext::Dir("../lib".into())),
+                ("base".into(), NamedContext::Image("alpine".into())),
+            ]
         );
-        for bad in ["lib", "=x", "lib=", "context=x", "a=docker-image://x"] {
-            assert!(build_contexts(&s(&[bad])).is_err(), "{bad}");
+        for bad in [
+            "lib",
+            "=x",
+            "lib=",
+            "context=x",
+            "a=ftp://x",
+            "a=docker-image://",
+        ] {
+            let err = build_contexts(&s(&[bad])).unwrap_err().to_string();
+            assert!(err.starts_with("--build-context"), "{bad}: {err}");
         }
         assert!(build_contexts(&s(&["a=x", "a=y"])).is_err());
     }

@@ -5,7 +5,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use rbuild::build::{AttestKind, Attestation, CacheEnv, ExtraHost, Freshness, SecretSpec, SshSpec};
+use rbuild::build::{
+    AttestKind, Attestation, CacheEnv, ContextInput, ExtraHost, Freshness, SecretSpec, SshSpec,
+};
 use rbuild::{Build, CacheEntry, Dockerfile, Output};
 
 use super::build_args::{BuildArgs, Network};
@@ -18,19 +20,23 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
         .context
         .as_deref()
         .context("no build context given: rbuild [OPTIONS] PATH (try `rbuild .`)")?;
-    let mut build = match remote_url(context) {
-        Some(url) => Build::remote(url),
-        None => Build::new(context),
-    };
-    // The library checks the context before the Dockerfile; only stdin is
-    // the CLI's to read.
-    build = match args.file.as_deref() {
-        Some(p) if p == Path::new("-") => match locate_dockerfile(Some(p), context)? {
-            DockerfileInput::Stdin(data) => build.dockerfile(Dockerfile::Inline(data.into())),
-            DockerfileInput::File(path) => build.dockerfile_path(path),
-        },
-        Some(p) => build.dockerfile_path(p),
-        None => build,
+    let mut build = if context == Path::new("-") {
+        stdin_context(args.file.as_deref())?
+    } else {
+        let build = match remote_url(context) {
+            Some(url) => Build::remote(url),
+            None => Build::new(context),
+        };
+        // The library checks the context before the Dockerfile; only stdin
+        // is the CLI's to read.
+        match args.file.as_deref() {
+            Some(p) if p == Path::new("-") => match locate_dockerfile(Some(p), context)? {
+                DockerfileInput::Stdin(data) => build.dockerfile(Dockerfile::Inline(data.into())),
+                DockerfileInput::File(path) => build.dockerfile_path(path),
+            },
+            Some(p) => build.dockerfile_path(p),
+            None => build,
+        }
     };
     if let Some(target) = &args.target {
         build = build.target(target);
@@ -99,8 +105,8 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
             .map_err(|_| anyhow::anyhow!("--add-host {h:?}: expected HOST:IP, e.g. db:10.0.0.5"))?;
         build = build.extra_host(host);
     }
-    for (name, dir) in flags::build_contexts(&args.build_contexts)? {
-        build = build.named_context(name, dir);
+    for (name, source) in flags::build_contexts(&args.build_contexts)? {
+        build = build.named_context_source(name, source);
     }
     for t in &args.tags {
         build = build.tag(t);
@@ -140,6 +146,33 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
         every: args.refresh_every,
         now: args.refresh,
     }))
+}
+
+/// PATH `-`, as buildx reads it: a tar archive on stdin is the context
+/// (`-f` then names a file inside it), anything else is the Dockerfile,
+/// built with an empty context.
+fn stdin_context(file: Option<&Path>) -> anyhow::Result<Build> {
+    use std::io::IsTerminal;
+    if file == Some(Path::new("-")) {
+        bail!("stdin cannot be both the build context (PATH -) and the Dockerfile (-f -)");
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        bail!(
+            "PATH - reads the build context from stdin: pipe a tar archive or a Dockerfile into rbuild"
+        );
+    }
+    let input = ContextInput::detect(stdin).context("cannot read the build context from stdin")?;
+    match (input, file) {
+        (input @ ContextInput::Archive(_), Some(f)) => {
+            Ok(Build::from_input(input).dockerfile_path(f))
+        }
+        (ContextInput::Dockerfile(_), Some(f)) => bail!(
+            "stdin holds a Dockerfile and -f names {} too: pipe a tar archive to use -f with PATH -",
+            f.display()
+        ),
+        (input, None) => Ok(Build::from_input(input)),
+    }
 }
 
 /// A context the daemon fetches, as buildx recognises one: a git URL

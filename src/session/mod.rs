@@ -3,7 +3,8 @@
 //! The daemon reaches our files, credentials and export targets only through
 //! the session: [`Session::start`] opens `Control.Session`, runs a gRPC
 //! server on that tunnel ([`tunnel`]) and registers one service per concern
-//! (health, [`filesync`], [`filesend`], [`content`], [`auth`], [`secrets`], [`sshforward`]). The header that
+//! (health, [`filesync`], [`filesend`], [`content`], [`auth`], [`secrets`], [`sshforward`],
+//! [`upload`]). The header that
 //! tells the daemon which methods exist is derived from what was registered
 //! (upstream: session/session.go, `allowedMethods`).
 
@@ -14,6 +15,7 @@ pub mod filesync;
 pub mod secrets;
 pub mod sshforward;
 pub mod tunnel;
+pub mod upload;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -69,6 +71,8 @@ pub struct SessionConfig {
     pub secrets: secrets::SecretStore,
     /// SSH agents for RUN --mount=type=ssh.
     pub ssh: sshforward::SshAgents,
+    /// A context archive the daemon pulls instead of a `context` directory.
+    pub uploads: upload::UploadService,
 }
 
 /// A running session; dropping it without [`Session::close`] also ends it.
@@ -116,7 +120,12 @@ impl Session {
     ) -> Result<Session, SessionError> {
         let id = new_id();
         let filesync = FileSyncService::new(config.sources);
-        let stats = filesync.stats(CONTEXT_SOURCE);
+        // An archive context is the context's upload when there is one.
+        let stats = if config.uploads.is_empty() {
+            filesync.stats(CONTEXT_SOURCE)
+        } else {
+            config.uploads.stats()
+        };
         let (_, health) = tonic_health::server::health_reporter();
 
         let mut server = tonic::transport::Server::builder()
@@ -148,6 +157,17 @@ impl Session {
                 sshforward::SshService::new(config.ssh).into_server(),
                 sshforward::METHODS,
             );
+        let registry = if config.uploads.is_empty() {
+            registry
+        } else {
+            registry.add(
+                config
+                    .uploads
+                    .into_server()
+                    .max_encoding_message_size(MAX_MESSAGE_SIZE),
+                upload::METHODS,
+            )
+        };
         let registry = match config.filesend {
             Some(filesend) => registry.add(filesend, filesend::METHODS),
             None => registry,

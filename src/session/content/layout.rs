@@ -171,18 +171,62 @@ pub fn import_digest(
     }
 }
 
-/// The manifest tagged `tag`: a full image name match first, then a ref
-/// name match (ociindex `Get`).
-fn tagged(dir: &Path, tag: &str) -> Result<Descriptor, LayoutError> {
+/// The image to read from an OCI layout as a named context, as buildx
+/// resolves `oci-layout://DIR[:TAG][@DIGEST]`: the digest when given, else
+/// the manifest tagged `tag`; with neither, the one tagged `latest` or else
+/// the layout's only manifest. The blob must be present either way.
+pub fn image_digest(
+    dir: &Path,
+    digest: Option<&str>,
+    tag: Option<&str>,
+) -> Result<String, LayoutError> {
+    let digest = match digest {
+        Some(d) => d.to_string(),
+        None => {
+            let index = read_index(dir)?;
+            let wanted = tag.unwrap_or(DEFAULT_TAG);
+            match find_tagged(&index, wanted) {
+                Some(m) => m.digest,
+                // buildx's resolveDigest takes an untagged single image;
+                // rbuild only when no tag was asked for, so a wrong tag is
+                // an error rather than silently another image.
+                None if tag.is_none() && index.manifests.len() == 1 => {
+                    index.manifests[0].digest.clone()
+                }
+                None => {
+                    return Err(LayoutError::NoTag {
+                        path: dir.join(INDEX_FILE),
+                        tag: wanted.to_string(),
+                    });
+                }
+            }
+        }
+    };
+    let parsed: Digest = digest
+        .parse()
+        .map_err(|_| LayoutError::InvalidDigest(digest.clone()))?;
+    if blob_path(dir, &parsed).is_file() {
+        Ok(digest)
+    } else {
+        Err(LayoutError::MissingBlob {
+            dir: dir.to_path_buf(),
+            digest,
+        })
+    }
+}
+
+fn read_index(dir: &Path) -> Result<Index, LayoutError> {
     let path = dir.join(INDEX_FILE);
     let data = std::fs::read(&path).map_err(|source| LayoutError::Read {
         path: path.clone(),
         source,
     })?;
-    let index: Index = serde_json::from_slice(&data).map_err(|source| LayoutError::Parse {
-        path: path.clone(),
-        source,
-    })?;
+    serde_json::from_slice(&data).map_err(|source| LayoutError::Parse { path, source })
+}
+
+/// The manifest tagged `tag`: a full image name match first, then a ref
+/// name match (ociindex `Get`).
+fn find_tagged(index: &Index, tag: &str) -> Option<Descriptor> {
     let by = |key: &str| {
         index
             .manifests
@@ -190,12 +234,14 @@ fn tagged(dir: &Path, tag: &str) -> Result<Descriptor, LayoutError> {
             .find(|m| m.annotations.get(key).map(String::as_str) == Some(tag))
             .cloned()
     };
-    by(IMAGE_NAME)
-        .or_else(|| by(REF_NAME))
-        .ok_or_else(|| LayoutError::NoTag {
-            path,
-            tag: tag.to_string(),
-        })
+    by(IMAGE_NAME).or_else(|| by(REF_NAME))
+}
+
+fn tagged(dir: &Path, tag: &str) -> Result<Descriptor, LayoutError> {
+    find_tagged(&read_index(dir)?, tag).ok_or_else(|| LayoutError::NoTag {
+        path: dir.join(INDEX_FILE),
+        tag: tag.to_string(),
+    })
 }
 
 fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<(), LayoutError> {
@@ -305,6 +351,34 @@ mod tests {
             index["mediaType"],
             "application/vnd.oci.image.index.v1+json"
         );
+    }
+
+    #[test]
+    fn image_digest_takes_a_tag_the_only_image_or_a_digest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = sha256(b"manifest");
+        let path = blob(dir.path(), &d);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, b"manifest").expect("blob");
+        // What `-o type=oci` writes without a name: one untagged manifest.
+        std::fs::write(
+            dir.path().join("index.json"),
+            format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{d}","size":8}}]}}"#),
+        )
+        .expect("index");
+        assert_eq!(image_digest(dir.path(), None, None).expect("only"), d);
+        assert!(matches!(
+            image_digest(dir.path(), None, Some("v1")),
+            Err(LayoutError::NoTag { .. })
+        ));
+        assert_eq!(image_digest(dir.path(), Some(&d), None).expect("digest"), d);
+        update_index(dir.path(), &descriptor(&d), Some("v1")).expect("tag");
+        assert_eq!(image_digest(dir.path(), None, Some("v1")).expect("v1"), d);
+        let other = sha256(b"other");
+        assert!(matches!(
+            image_digest(dir.path(), Some(&other), None),
+            Err(LayoutError::MissingBlob { .. })
+        ));
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //!
 //! - The daemon names the store in every call's `buildkit-attachable-store-id`
 //!   metadata: `local:<dir>` for a local cache, `<dir>` being the `dest`/`src`
-//!   attr exactly as sent in the `SolveRequest`.
+//!   attr exactly as sent in the `SolveRequest`; `oci:<name>` for an OCI
+//!   layout named context, `<name>` being the store name in the frontend's
+//!   `oci-layout://<name>@<digest>` (client/solve.go adds the prefix to
+//!   `OCIStores`, source/containerimage/ocilayout.go asks for it).
 //! - `store`: blobs on disk, verified writes; `write`: the `Write` stream;
 //!   `layout`: `index.json` before an import and after an export.
 
@@ -37,7 +40,7 @@ use crate::proto::containerd::services::content::v1::{
     WriteContentRequest, WriteContentResponse,
 };
 
-pub use layout::{LayoutError, cache_manifest, import_digest, update_index};
+pub use layout::{LayoutError, cache_manifest, image_digest, import_digest, update_index};
 use store::{BlobReader, LocalStore, join_error};
 pub use store::{ContentError, Digest};
 use write::Ingests;
@@ -48,6 +51,8 @@ pub const STORE_ID_HEADER: &str = "buildkit-attachable-store-id";
 /// Store ids of local cache directories: `local:` + the `dest`/`src` attr
 /// (buildkit cache/remotecache/local `contentStoreIDPrefix`).
 pub const LOCAL_STORE_PREFIX: &str = "local:";
+/// Store ids of OCI layouts read as named contexts: `oci:` + the store name.
+pub const OCI_STORE_PREFIX: &str = "oci:";
 /// The methods to advertise in the session header, as Go's server does.
 pub const METHODS: &[&str] = &[
     "Info",
@@ -90,6 +95,12 @@ impl ContentStores {
         let id = format!("{LOCAL_STORE_PREFIX}{attr}");
         self.insert(id.clone(), attr);
         id
+    }
+
+    /// Serves the OCI layout `dir` under `oci:<name>`, `name` being the
+    /// store name the frontend is given.
+    pub fn insert_oci(&mut self, name: &str, dir: impl Into<PathBuf>) {
+        self.insert(format!("{OCI_STORE_PREFIX}{name}"), dir);
     }
 
     pub fn is_empty(&self) -> bool {

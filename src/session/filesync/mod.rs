@@ -140,7 +140,7 @@ impl TransferStats {
         self.0.files.load(Ordering::Relaxed)
     }
 
-    fn add_bytes(&self, n: u64) {
+    pub(crate) fn add_bytes(&self, n: u64) {
         self.0.bytes.fetch_add(n, Ordering::Relaxed);
     }
 
