@@ -37,6 +37,8 @@
 //!   rawjson, quiet), one output for many concurrent builds.
 //! - [`status`]: the daemon's progress messages as plain Rust values.
 //! - [`dockerfile`]: Dockerfile analysis and the cache freshness policy.
+//! - [`upstream`]: what a fetching step's git ref or URL is now (the exact
+//!   freshness policy's cache key).
 //! - [`duration`]: the one duration syntax (`30s`, `90m`, `6h`, `7d`).
 //! - [`engine`]: a small Docker Engine API client (`--load`, tests).
 //! - [`registry`]: an OCI distribution client for cache housekeeping.
@@ -64,6 +66,7 @@ pub(crate) mod session;
 pub(crate) mod solve;
 pub(crate) mod spec;
 pub mod status;
+pub mod upstream;
 
 pub use build::{
     Build, BuildError, BuildResult, CacheEntry, CacheEnv, Dockerfile, Entitlement, Network, Output,

@@ -32,7 +32,7 @@ pub mod prune;
 pub mod reference;
 pub mod time;
 mod token;
-mod transport;
+pub(crate) mod transport;
 
 #[cfg(test)]
 mod fake;

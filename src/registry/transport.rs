@@ -6,6 +6,7 @@
 //! HTTPS registry a TLS handshake per request would cost more round trips
 //! than the requests themselves. The pool lives as long as the
 //! [`Registry`](super::Registry); its connection tasks end with it.
+//! `upstream::http` reuses it for its HEAD requests.
 //!
 //! Certificates are verified against the system's roots (which
 //! `SSL_CERT_FILE` / `SSL_CERT_DIR` replace, as for OpenSSL) plus an
@@ -41,7 +42,7 @@ const IDLE_PER_HOST: usize = 8;
 /// Why a connection could not be opened; found again in the client's
 /// error chain to tell the user which of these it was.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum ConnectFailure {
+pub(crate) enum ConnectFailure {
     /// Refused, no route, or a name that does not resolve.
     #[error("{0}")]
     Unreachable(io::Error),
@@ -60,7 +61,7 @@ pub(super) enum ConnectFailure {
 }
 
 /// The pooled client of one [`Registry`](super::Registry).
-pub(super) struct Transport {
+pub(crate) struct Transport {
     client: Client<Connector, Full<Bytes>>,
 }
 
@@ -256,7 +257,7 @@ impl AsyncWrite for Stream {
 }
 
 /// The [`ConnectFailure`] anywhere in an error's chain.
-pub(super) fn connect_failure<'a>(
+pub(crate) fn connect_failure<'a>(
     err: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a ConnectFailure> {
     let mut cause = Some(err);
