@@ -316,6 +316,11 @@ pub(crate) async fn run(
             .collect(),
         provenance,
         warnings,
+        freshness: plan
+            .rewritten
+            .as_ref()
+            .map(|r| r.refreshed.clone())
+            .unwrap_or_default(),
         written,
         duration: started.elapsed(),
     })

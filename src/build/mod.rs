@@ -113,10 +113,16 @@ impl Entitlement {
 /// cache key (see [`crate::dockerfile`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Freshness {
-    /// Renew those steps once per window of this length.
+    /// Renew those steps once per window of this length (with `upstream`:
+    /// the window of a step whose upstream cannot be looked up).
     pub every: Option<Duration>,
     /// Start a new window for them in this build.
     pub now: bool,
+    /// Key those steps by what their upstreams are now (the commit of a
+    /// cloned ref, a URL's ETag), looked up on this machine before the
+    /// solve ([`crate::upstream`]): they re-run exactly when an upstream
+    /// moved.
+    pub upstream: bool,
 }
 
 /// One Dockerfile build: everything the daemon needs, with defaults for all
@@ -397,6 +403,7 @@ impl Build {
             crate::output::Daemon::Buildkitd,
             None,
             AttestSupport::Yes,
+            &crate::upstream::Resolved::default(),
         )
         .map(|_| ())
     }

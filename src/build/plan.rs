@@ -12,13 +12,14 @@ use bytes::Bytes;
 use super::context::{self, ContextSource};
 use super::{AttestSupport, Build, BuildError, Dockerfile, InvalidBuild, Network};
 use crate::cache::{self, CacheEntry, Scrubber};
-use crate::dockerfile::Rewritten;
+use crate::dockerfile::{RefreshOptions, Rewritten};
 use crate::engine::Engine;
 use crate::output::{self, Daemon, Export};
 use crate::session::auth::DockerConfig;
 use crate::session::filesync::LocalSource;
 use crate::session::upload::{self, ContextArchive};
 use crate::session::{secrets, sshforward};
+use crate::upstream::Resolved;
 
 /// Where the frontend reads the Dockerfile from.
 #[derive(Clone, Debug)]
@@ -69,16 +70,18 @@ pub(crate) struct BuildPlan {
     pub scrubber: Scrubber,
 }
 
-/// Resolves `build` for a daemon of kind `daemon`.
+/// Resolves `build` for a daemon of kind `daemon`; `resolved` holds what
+/// its upstreams are now ([`look_upstream`]).
 pub(crate) fn prepare(
     build: &Build,
     daemon: Daemon,
     engine: Option<Engine>,
     attest_support: AttestSupport,
+    resolved: &Resolved,
 ) -> Result<BuildPlan, BuildError> {
     let main = main_context(build)?;
     let dockerfile = main.dockerfile;
-    let (dockerfile, rewritten) = refresh_policy(build, dockerfile)?;
+    let (dockerfile, rewritten) = refresh_policy(build, dockerfile, resolved)?;
 
     let mut attrs = BTreeMap::new();
     if let Some(target) = &build.target {
@@ -286,6 +289,7 @@ fn cache_entries(build: &Build) -> Result<(Vec<CacheEntry>, Vec<CacheEntry>), In
 fn refresh_policy(
     build: &Build,
     dockerfile: DockerfileSource,
+    resolved: &Resolved,
 ) -> Result<(DockerfileSource, Option<Rewritten>), InvalidBuild> {
     let (name, bytes) = match &dockerfile {
         DockerfileSource::File { dir, filename } => {
@@ -297,7 +301,8 @@ fn refresh_policy(
         }
         DockerfileSource::Inline(data) => ("(inline)".to_string(), data.clone()),
         DockerfileSource::Remote { filename } => {
-            if build.freshness.every.is_some() || build.freshness.now {
+            let f = build.freshness;
+            if f.every.is_some() || f.now || f.upstream {
                 return Err(InvalidBuild::Dockerfile {
                     message: format!(
                         "the refresh policy needs a local Dockerfile; {filename} is read from the remote context"
@@ -308,7 +313,7 @@ fn refresh_policy(
         }
     };
     let fresh = build.freshness;
-    let asked = fresh.every.is_some() || fresh.now;
+    let asked = fresh.every.is_some() || fresh.now || fresh.upstream;
     let text = match std::str::from_utf8(&bytes) {
         Ok(text) => text,
         Err(_) if asked => {
@@ -321,7 +326,14 @@ fn refresh_policy(
         // Nothing asked for: the frontend reads the file as it is.
         Err(_) => return Ok((dockerfile, None)),
     };
-    let rewritten = crate::dockerfile::prepare(text, fresh.every, fresh.now, SystemTime::now())
+    let options = RefreshOptions {
+        every: fresh.every,
+        force: fresh.now,
+        upstream: fresh.upstream,
+        build_args: build.build_args.clone(),
+        resolved: resolved.clone(),
+    };
+    let rewritten = crate::dockerfile::prepare_with(text, &options, SystemTime::now())
         .map_err(|source| InvalidBuild::Freshness { file: name, source })?;
     Ok(match rewritten {
         Some(r) => (
@@ -330,6 +342,37 @@ fn refresh_policy(
         ),
         None => (dockerfile, None),
     })
+}
+
+/// What the upstreams of `build`'s upstream-keyed steps are now, looked
+/// up concurrently before the solve. Empty when no step is keyed by its
+/// upstream, with `--refresh` (every such step is renewed anyway), or when
+/// the Dockerfile cannot be read or analyzed ([`prepare`] then says why).
+pub(crate) async fn look_upstream(build: &Build) -> Resolved {
+    let fresh = build.freshness;
+    if fresh.now {
+        return Resolved::default();
+    }
+    let text = match main_context(build).map(|m| m.dockerfile) {
+        Ok(DockerfileSource::File { dir, filename }) => {
+            std::fs::read_to_string(dir.join(filename)).ok()
+        }
+        Ok(DockerfileSource::Inline(data)) => String::from_utf8(data.to_vec()).ok(),
+        _ => None,
+    };
+    let Some(text) = text else {
+        return Resolved::default();
+    };
+    if !fresh.upstream && !text.contains("rbuild:refresh") {
+        return Resolved::default();
+    }
+    let Ok(steps) = crate::dockerfile::analyze_with(&text, &build.build_args) else {
+        return Resolved::default();
+    };
+    let sources = steps
+        .iter()
+        .flat_map(|s| s.sources(fresh.every, fresh.upstream, false));
+    crate::upstream::resolve(sources, crate::upstream::DEFAULT_TIMEOUT).await
 }
 
 /// The Dockerfile of a remote-context build: a local file when one is
@@ -420,7 +463,14 @@ mod tests {
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let build = Build::new(dir.path()).cache_to(CacheEntry::gha("app"));
         // Nothing is read from the process: without an env the entry is out.
-        let plan = prepare(&build, Daemon::Engine, None, AttestSupport::Yes).unwrap();
+        let plan = prepare(
+            &build,
+            Daemon::Engine,
+            None,
+            AttestSupport::Yes,
+            &Resolved::default(),
+        )
+        .unwrap();
         assert!(plan.cache_exports.is_empty());
         assert!(plan.warnings[0].contains("type=gha (scope app) skipped"));
         let env = CacheEnv {
@@ -436,6 +486,7 @@ mod tests {
             Daemon::Engine,
             None,
             AttestSupport::Yes,
+            &Resolved::default(),
         )
         .unwrap();
         assert_eq!(plan.cache_exports[0].attrs["token"], "runtime-token");
@@ -451,6 +502,7 @@ mod tests {
             Daemon::Engine,
             None,
             AttestSupport::Yes,
+            &Resolved::default(),
         )
         .unwrap_err();
         assert!(
@@ -462,15 +514,30 @@ mod tests {
             Daemon::Engine,
             None,
             AttestSupport::Yes,
+            &Resolved::default(),
         )
         .unwrap_err();
         assert!(err.to_string().contains("no Dockerfile at"), "{err}");
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let reserved = Build::new(dir.path()).named_context("context", dir.path());
-        let err = prepare(&reserved, Daemon::Engine, None, AttestSupport::Yes).unwrap_err();
+        let err = prepare(
+            &reserved,
+            Daemon::Engine,
+            None,
+            AttestSupport::Yes,
+            &Resolved::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("reserved"), "{err}");
         let push = Build::new(dir.path()).output(super::super::Output::registry());
-        let err = prepare(&push, Daemon::Buildkitd, None, AttestSupport::Yes).unwrap_err();
+        let err = prepare(
+            &push,
+            Daemon::Buildkitd,
+            None,
+            AttestSupport::Yes,
+            &Resolved::default(),
+        )
+        .unwrap_err();
         assert!(matches!(
             err,
             BuildError::Invalid(InvalidBuild::PushWithoutName)

@@ -8,6 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use crate::cache::CacheEntry;
+use crate::dockerfile::RefreshedStep;
 use crate::output::{Destination, OutputResult};
 use crate::progress::Summary;
 use crate::session::filesync::TransferStats;
@@ -49,6 +50,11 @@ pub struct BuildResult {
     pub provenance: BTreeMap<String, serde_json::Value>,
     /// Things worth knowing that did not fail the build.
     pub warnings: Vec<String>,
+    /// The steps whose cache key the freshness policy set, with their
+    /// upstreams as looked up for this build; [`RefreshedStep::warning`]
+    /// tells a step that fell back to its window (progress shows those
+    /// warnings too, so they are not repeated in `warnings`).
+    pub freshness: Vec<RefreshedStep>,
     /// Files and directories written on this machine.
     pub written: Vec<PathBuf>,
     /// Wall time from start to the last output written.

@@ -11,6 +11,7 @@ use crate::build::{Build, BuildError, BuildResult};
 use crate::dockerfile::progress_marks;
 use crate::progress::event::{Event, EventKind, EventSink, StepMarker};
 use crate::solve::{self, SharedLocals};
+use crate::status::{StatusUpdate, Warning};
 
 /// How a build is run: where its progress goes and what cancels it.
 #[derive(Clone, Debug, Default)]
@@ -230,7 +231,8 @@ impl Client {
     /// Resolves `build` for this daemon.
     async fn plan(&self, build: &Build) -> Result<BuildPlan, BuildError> {
         let support = self.attestation_support().await;
-        plan::prepare(build, self.daemon(), self.load_engine(), support)
+        let resolved = plan::look_upstream(build).await;
+        plan::prepare(build, self.daemon(), self.load_engine(), support, &resolved)
     }
 }
 
@@ -260,4 +262,27 @@ async fn announce(plan: &BuildPlan, events: &EventSink) {
             marker,
         })
         .await;
+    // Before the solve, so a build that then fails still shows why its
+    // upstream step fell back to a window.
+    let warnings: Vec<Warning> = plan
+        .rewritten
+        .iter()
+        .flat_map(|r| &r.refreshed)
+        .filter_map(|step| step.warning())
+        .map(|short| {
+            tracing::warn!("{short}");
+            Warning {
+                short,
+                ..Warning::default()
+            }
+        })
+        .collect();
+    if !warnings.is_empty() {
+        events
+            .send(EventKind::Status(StatusUpdate {
+                warnings,
+                ..StatusUpdate::default()
+            }))
+            .await;
+    }
 }

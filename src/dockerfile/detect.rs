@@ -29,21 +29,48 @@
 //! `ADD https://...` and `ADD git...` are not listed: BuildKit re-checks
 //! those sources on every build already.
 
+mod upstreams;
+
 use super::shell;
+use super::sources::Upstream;
+use super::vars::Vars;
+use crate::upstream::Source;
 
 /// How deep `sh -c "sh -c ..."` is followed.
 const MAX_SHELL_DEPTH: usize = 4;
 
+/// The reasons that name a command whose upstream [`sources`] reads.
+const LOOKED_UP: &[&str] = &["git clone", "git fetch", "git pull", "curl URL", "wget URL"];
+
+/// What one RUN step fetches: the reasons, and the upstreams behind them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Detected {
+    pub reasons: Vec<String>,
+    pub upstreams: Vec<Upstream>,
+}
+
 /// The reasons a RUN script fetches from outside, in order, without repeats.
+#[cfg(test)]
 pub(crate) fn script(script: &str) -> Vec<String> {
-    let mut found = Findings::default();
+    script_in(script, &Vars::default()).reasons
+}
+
+/// The same for the exec form, `RUN ["git", "clone", "..."]`.
+#[cfg(test)]
+pub(crate) fn exec(words: &[String]) -> Vec<String> {
+    exec_in(words, &Vars::default()).reasons
+}
+
+/// What a RUN script fetches, its URLs expanded with the stage's `vars`.
+pub(crate) fn script_in(script: &str, vars: &Vars) -> Detected {
+    let mut found = Findings::new(vars);
     scan(script, 0, &mut found);
     found.finish()
 }
 
-/// The same for the exec form, `RUN ["git", "clone", "..."]`.
-pub(crate) fn exec(words: &[String]) -> Vec<String> {
-    let mut found = Findings::default();
+/// The same for the exec form.
+pub(crate) fn exec_in(words: &[String], vars: &Vars) -> Detected {
+    let mut found = Findings::new(vars);
     command(words, 0, &mut found);
     found.finish()
 }
@@ -52,9 +79,21 @@ pub(crate) fn exec(words: &[String]) -> Vec<String> {
 struct Findings {
     reasons: Vec<String>,
     git_pinned: bool,
+    upstreams: Vec<Upstream>,
+    /// The stage's variables plus the script's own assignments so far.
+    vars: Vars,
+    /// The step's last `git clone`: its entry in `upstreams`.
+    clone: Option<usize>,
 }
 
 impl Findings {
+    fn new(vars: &Vars) -> Findings {
+        Findings {
+            vars: vars.clone(),
+            ..Findings::default()
+        }
+    }
+
     fn add(&mut self, reason: impl Into<String>) {
         let reason = reason.into();
         if !self.reasons.contains(&reason) {
@@ -62,12 +101,27 @@ impl Findings {
         }
     }
 
-    fn finish(self) -> Vec<String> {
-        let pinned = self.git_pinned;
-        self.reasons
-            .into_iter()
-            .filter(|r| !(pinned && r.starts_with("git ")))
-            .collect()
+    fn finish(mut self) -> Detected {
+        let unknown: Vec<String> = self
+            .reasons
+            .iter()
+            .filter(|r| !LOOKED_UP.contains(&r.as_str()))
+            .cloned()
+            .collect();
+        for reason in unknown {
+            self.opaque(reason, "rbuild cannot look up what it fetches");
+        }
+        if self.git_pinned {
+            self.reasons.retain(|r| !r.starts_with("git "));
+            self.upstreams.retain(|u| match u {
+                Upstream::Source(s) => !matches!(s, Source::Git { .. }),
+                Upstream::Opaque { fetch, .. } => !fetch.starts_with("git "),
+            });
+        }
+        Detected {
+            reasons: self.reasons,
+            upstreams: self.upstreams,
+        }
     }
 }
 
@@ -84,6 +138,20 @@ const WRAPPERS: &[&str] = &[
 ];
 
 fn command(words: &[String], depth: usize, found: &mut Findings) {
+    // `REPO=https://... ; git clone "$REPO"`: the script's own variables.
+    if !words.is_empty() && words.iter().all(|w| is_assignment(w)) {
+        found.vars.assign(words);
+        return;
+    }
+    if words.first().is_some_and(|w| w == "export") {
+        let assigned: Vec<String> = words[1..]
+            .iter()
+            .filter(|w| is_assignment(w))
+            .cloned()
+            .collect();
+        found.vars.assign(&assigned);
+        return;
+    }
     let mut rest = words;
     while let Some((first, tail)) = rest.split_first() {
         let wrapper = WRAPPERS.contains(&first.as_str());
@@ -101,11 +169,12 @@ fn command(words: &[String], depth: usize, found: &mut Findings) {
     let name = program.rsplit('/').next().unwrap_or(program);
     match name {
         "sh" | "bash" | "ash" | "dash" | "zsh" | "ksh" => shell_c(args, depth, found),
-        "git" => git(args, found),
+        "git" => upstreams::git(args, found),
         "curl" | "wget" => {
             let info = |a: &String| matches!(a.as_str(), "--version" | "-V" | "--help" | "-h");
             if !args.is_empty() && !args.iter().all(info) {
                 found.add(format!("{name} URL"));
+                upstreams::download(name, args, found);
             }
         }
         "apt-get" | "apt" | "aptitude" => apt(name, args, found),
@@ -163,33 +232,6 @@ fn shell_c(args: &[String], depth: usize, found: &mut Findings) {
         && depth < MAX_SHELL_DEPTH
     {
         scan(script, depth + 1, found);
-    }
-}
-
-fn git(args: &[String], found: &mut Findings) {
-    let mut ops = operands(
-        args,
-        &[
-            "-C",
-            "-c",
-            "--git-dir",
-            "--work-tree",
-            "-b",
-            "--branch",
-            "--depth",
-            "-o",
-            "--origin",
-            "--reference",
-        ],
-    );
-    let Some(sub) = ops.next() else {
-        return;
-    };
-    match sub {
-        "clone" | "fetch" | "pull" => found.add(format!("git {sub}")),
-        "submodule" if has(args, &["--remote"]) => found.add("git submodule update --remote"),
-        "checkout" | "switch" | "reset" if ops.any(is_commit_id) => found.git_pinned = true,
-        _ => {}
     }
 }
 

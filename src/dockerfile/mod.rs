@@ -10,20 +10,31 @@
 //! the steps before it keep their keys, it and the steps after it get a key
 //! that every runner computes alike within a window. See [`Rewritten`] and [`prepare`].
 //!
-//! - [`analyze`]: every step with its line, what it fetches, its directive.
+//! - [`analyze`]: every step with its line, what it fetches (and from
+//!   where: [`Upstream`]), its directive.
 //! - [`prepare`]: the rewritten Dockerfile for a build, or `None`.
 //! - [`progress_marks`]: annotations for the progress display.
 
 mod detect;
+mod exact;
 mod policy;
 mod rewrite;
 mod shell;
+mod sources;
 mod split;
+mod vars;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub use policy::{PolicySource, Refresh, RefreshPolicy, format_duration, parse_duration};
-pub use rewrite::{RefreshedStep, Rewritten, prepare, progress_marks};
+pub use exact::states as upstream_states;
+pub use policy::{
+    DEFAULT_FALLBACK, PolicySource, Refresh, RefreshPolicy, format_duration, parse_duration,
+};
+pub use rewrite::{
+    RefreshOptions, RefreshedStep, Rewritten, UpstreamState, prepare, prepare_with, progress_marks,
+};
+pub use sources::Upstream;
 
 /// A Dockerfile larger than this is not analyzed (BuildKit's own limit for
 /// the frontend's input is of the same order).
@@ -72,6 +83,10 @@ pub struct DetectedStep {
     pub instruction: String,
     /// Why the step fetches from outside; empty when it does not.
     pub fetches: Vec<String>,
+    /// What it fetches from: the sources rbuild can look up (a git
+    /// repository and ref, a URL) and the fetches it cannot. For `ADD URL`
+    /// the URLs, though the step is no fetching step (BuildKit checks them).
+    pub upstreams: Vec<Upstream>,
     /// A `# rbuild:refresh=` directive above the step: (its line, policy).
     pub directive: Option<(usize, Refresh)>,
 }
@@ -82,22 +97,61 @@ impl DetectedStep {
         self.instruction.starts_with("FROM ")
     }
 
-    /// The policy in force: the directive, else `--refresh-every` when the
-    /// step fetches from outside, else none (cached like any step).
-    pub fn policy(&self, refresh_every: Option<Duration>) -> Option<RefreshPolicy> {
+    /// Whether BuildKit itself checks this step's upstream on every build:
+    /// `ADD URL` (an HTTP request with the ETags it has, then the content's
+    /// digest as the key) and `ADD` of a git repository (its ref resolved).
+    pub fn checked_by_buildkit(&self) -> bool {
+        self.instruction.starts_with("ADD ") && !self.upstreams.is_empty()
+    }
+
+    /// The policy in force: the directive, else `--refresh-upstream`, else
+    /// `--refresh-every` when the step fetches from outside, else none
+    /// (cached like any step).
+    pub fn policy(&self, refresh_every: Option<Duration>, upstream: bool) -> Option<RefreshPolicy> {
         if let Some((line, refresh)) = self.directive {
             return Some(RefreshPolicy {
                 refresh,
                 source: PolicySource::Directive { line },
             });
         }
-        match refresh_every {
-            Some(d) if !self.fetches.is_empty() => Some(RefreshPolicy {
-                refresh: Refresh::Every(d),
-                source: PolicySource::Flag,
-            }),
-            _ => None,
+        if self.fetches.is_empty() {
+            return None;
         }
+        if upstream {
+            return Some(RefreshPolicy {
+                refresh: Refresh::Upstream { fallback: None },
+                source: PolicySource::UpstreamFlag,
+            });
+        }
+        refresh_every.map(|d| RefreshPolicy {
+            refresh: Refresh::Every(d),
+            source: PolicySource::Flag,
+        })
+    }
+
+    /// The sources to look up for this step: those of a step refreshed by
+    /// its upstream, and with `all` those of every fetching step (what
+    /// `rbuild check` shows).
+    pub fn sources(
+        &self,
+        refresh_every: Option<Duration>,
+        upstream: bool,
+        all: bool,
+    ) -> Vec<crate::upstream::Source> {
+        let keyed = matches!(
+            self.policy(refresh_every, upstream).map(|p| p.refresh),
+            Some(Refresh::Upstream { .. })
+        );
+        if !(keyed || all && (!self.fetches.is_empty() || self.checked_by_buildkit())) {
+            return Vec::new();
+        }
+        self.upstreams
+            .iter()
+            .filter_map(|u| match u {
+                Upstream::Source(s) => Some(s.clone()),
+                Upstream::Opaque { .. } => None,
+            })
+            .collect()
     }
 }
 
@@ -105,10 +159,22 @@ impl DetectedStep {
 /// malformed or misplaced `# rbuild:` directive, or an oversized file: any
 /// Dockerfile BuildKit accepts is analyzed.
 pub fn analyze(text: &str) -> Result<Vec<DetectedStep>, DockerfileError> {
-    Ok(analyze_split(text)?.1)
+    analyze_with(text, &BTreeMap::new())
 }
 
-fn analyze_split(text: &str) -> Result<(split::Split, Vec<DetectedStep>), DockerfileError> {
+/// [`analyze`], with the build arguments the build passes (they expand
+/// the `$VAR`s in upstream URLs).
+pub fn analyze_with(
+    text: &str,
+    build_args: &BTreeMap<String, String>,
+) -> Result<Vec<DetectedStep>, DockerfileError> {
+    Ok(analyze_split(text, build_args)?.1)
+}
+
+fn analyze_split(
+    text: &str,
+    build_args: &BTreeMap<String, String>,
+) -> Result<(split::Split, Vec<DetectedStep>), DockerfileError> {
     if text.len() > MAX_DOCKERFILE_BYTES {
         return Err(DockerfileError::TooLarge {
             size: text.len(),
@@ -119,6 +185,7 @@ fn analyze_split(text: &str) -> Result<(split::Split, Vec<DetectedStep>), Docker
     let lines = split::physical_lines(text);
     let directives = attach_directives(&s, &lines)?;
     let mut stage = None;
+    let mut scope = vars::Scope::new(build_args);
     let steps = s
         .instructions
         .iter()
@@ -127,17 +194,43 @@ fn analyze_split(text: &str) -> Result<(split::Split, Vec<DetectedStep>), Docker
             if ins.is("FROM") {
                 stage = Some(stage.map_or(0, |n| n + 1));
             }
+            let found = if ins.is("RUN") {
+                run(ins, scope.vars())
+            } else if ins.is("ADD") {
+                detect::Detected {
+                    reasons: Vec::new(),
+                    upstreams: add(ins, scope.vars()),
+                }
+            } else {
+                detect::Detected::default()
+            };
+            scope.apply(ins);
             DetectedStep {
                 line: ins.start,
                 end_line: ins.end,
                 stage,
                 instruction: display(ins),
-                fetches: if ins.is("RUN") { run(ins) } else { Vec::new() },
+                fetches: found.reasons,
+                upstreams: found.upstreams,
                 directive,
             }
         })
         .collect();
     Ok((s, steps))
+}
+
+/// The URLs an `ADD` fetches, `$VAR`s expanded.
+fn add(ins: &split::Instruction, vars: &vars::Vars) -> Vec<Upstream> {
+    sources::add_urls(&ins.args)
+        .iter()
+        .map(|word| match vars.expand(word) {
+            Ok(url) => Upstream::Source(sources::add_source(&url)),
+            Err(var) => Upstream::Opaque {
+                fetch: "ADD".into(),
+                reason: format!("its URL uses {var}, which rbuild cannot expand"),
+            },
+        })
+        .collect()
 }
 
 /// Each instruction's directive: one in the comment block directly above
@@ -193,7 +286,7 @@ fn display(ins: &split::Instruction) -> String {
 /// What a RUN instruction fetches: flags stripped, exec or shell form read
 /// with dockerfile-parser (its grammar is narrower than BuildKit's, so the
 /// raw text is the fallback), heredoc bodies when they are the script.
-fn run(ins: &split::Instruction) -> Vec<String> {
+fn run(ins: &split::Instruction, vars: &vars::Vars) -> detect::Detected {
     let mut rest = ins.args.trim_start();
     let mut offline = false;
     while rest.starts_with("--") {
@@ -202,7 +295,7 @@ fn run(ins: &split::Instruction) -> Vec<String> {
         rest = tail.trim_start();
     }
     if offline {
-        return Vec::new();
+        return detect::Detected::default();
     }
     let parsed = dockerfile_parser::Dockerfile::parse(&format!("RUN {rest}"));
     let expr = parsed.ok().and_then(|d| {
@@ -214,7 +307,7 @@ fn run(ins: &split::Instruction) -> Vec<String> {
     });
     if let Some(dockerfile_parser::ShellOrExecExpr::Exec(array)) = expr {
         let words: Vec<String> = array.elements.into_iter().map(|e| e.content).collect();
-        return detect::exec(&words);
+        return detect::exec_in(&words, vars);
     }
     let mut script = rest.to_string();
     let first = rest.split_whitespace().next().unwrap_or_default();
@@ -227,7 +320,7 @@ fn run(ins: &split::Instruction) -> Vec<String> {
             script.push_str(body);
         }
     }
-    detect::script(&script)
+    detect::script_in(&script, vars)
 }
 
 #[cfg(test)]

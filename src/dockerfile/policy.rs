@@ -1,6 +1,7 @@
-//! Refresh policies: `--refresh-every DURATION` for the steps the detector
-//! flags, and the `# rbuild:refresh=6h` / `# rbuild:refresh=never` comment
-//! directive on the line(s) directly above any step, which wins over both.
+//! Refresh policies: `--refresh-upstream` or `--refresh-every DURATION` for
+//! the steps the detector flags, and the `# rbuild:refresh=upstream`,
+//! `# rbuild:refresh=6h` or `# rbuild:refresh=never` comment directive on
+//! the line(s) directly above any step, which wins over the flags.
 
 use std::fmt;
 use std::time::Duration;
@@ -14,14 +15,44 @@ pub enum Refresh {
     /// Rebuilt once per window of this length (windows start at multiples
     /// of it since the Unix epoch, so every runner agrees on them).
     Every(Duration),
+    /// Keyed by what its upstreams are now (a commit, an ETag), looked up
+    /// before each build; a step whose upstream cannot be looked up is
+    /// renewed once per window of `fallback`, else of `--refresh-every`,
+    /// else of [`DEFAULT_FALLBACK`].
+    Upstream {
+        /// The window the directive names (`upstream,6h`).
+        fallback: Option<Duration>,
+    },
     /// Cached like any other step, even with `--refresh`.
     Never,
+}
+
+/// The window of an upstream step that cannot be looked up, when neither
+/// its directive nor `--refresh-every` names one: a day, the shortest
+/// window that does not rebuild a runner's image on every push.
+pub const DEFAULT_FALLBACK: Duration = Duration::from_secs(86_400);
+
+impl Refresh {
+    /// The window an upstream step falls back to.
+    pub fn fallback(&self, refresh_every: Option<Duration>) -> Duration {
+        match self {
+            Refresh::Every(d) => *d,
+            Refresh::Upstream { fallback } => {
+                fallback.or(refresh_every).unwrap_or(DEFAULT_FALLBACK)
+            }
+            Refresh::Never => DEFAULT_FALLBACK,
+        }
+    }
 }
 
 impl fmt::Display for Refresh {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refresh::Every(d) => write!(f, "every {}", format_duration(*d)),
+            Refresh::Upstream { fallback: None } => f.write_str("upstream"),
+            Refresh::Upstream { fallback: Some(d) } => {
+                write!(f, "upstream, else every {}", format_duration(*d))
+            }
             Refresh::Never => f.write_str("never"),
         }
     }
@@ -37,6 +68,8 @@ pub enum PolicySource {
     },
     /// `--refresh-every`, applied because the step fetches from outside.
     Flag,
+    /// `--refresh-upstream`, applied because the step fetches from outside.
+    UpstreamFlag,
 }
 
 /// A step's effective policy.
@@ -44,7 +77,7 @@ pub enum PolicySource {
 pub struct RefreshPolicy {
     /// How often the step is renewed.
     pub refresh: Refresh,
-    /// Whether that came from a directive or from `--refresh-every`.
+    /// Whether that came from a directive or from a flag.
     pub source: PolicySource,
 }
 
@@ -98,14 +131,24 @@ pub(crate) fn directive(comment: &str, line: usize) -> Result<Option<Refresh>, D
     let err = |message: String| DockerfileError::Directive { line, message };
     if key != "refresh" {
         return Err(err(format!(
-            "unknown directive `rbuild:{key}` (rbuild knows `# rbuild:refresh=DURATION|never`)"
+            "unknown directive `rbuild:{key}` (rbuild knows \
+             `# rbuild:refresh=upstream[,DURATION]|DURATION|never`)"
         )));
     }
-    match value.trim() {
-        "never" => Ok(Some(Refresh::Never)),
-        v => parse_duration(v)
-            .map(|d| Some(Refresh::Every(d)))
-            .map_err(|e| err(format!("`# rbuild:refresh={v}`: {e}"))),
+    let value = value.trim();
+    let window = |v: &str| {
+        parse_duration(v.trim()).map_err(|e| err(format!("`# rbuild:refresh={value}`: {e}")))
+    };
+    match value.split_once(',') {
+        None if value == "never" => Ok(Some(Refresh::Never)),
+        None if value == "upstream" => Ok(Some(Refresh::Upstream { fallback: None })),
+        None => window(value).map(|d| Some(Refresh::Every(d))),
+        Some((head, fallback)) if head.trim() == "upstream" => {
+            window(fallback).map(|d| Some(Refresh::Upstream { fallback: Some(d) }))
+        }
+        Some(_) => Err(err(format!(
+            "`# rbuild:refresh={value}`: only `upstream` takes a fallback window (`upstream,6h`)"
+        ))),
     }
 }
 
@@ -150,6 +193,20 @@ mod tests {
     }
 
     #[test]
+    fn upstream_policies_fall_back_to_a_window() {
+        let six = Duration::from_secs(6 * 3_600);
+        let own = Refresh::Upstream {
+            fallback: Some(six),
+        };
+        let plain = Refresh::Upstream { fallback: None };
+        assert_eq!(own.fallback(Some(Duration::from_secs(60))), six);
+        assert_eq!(plain.fallback(Some(six)), six);
+        assert_eq!(plain.fallback(None), DEFAULT_FALLBACK);
+        assert_eq!(own.to_string(), "upstream, else every 6h");
+        assert_eq!(plain.to_string(), "upstream");
+    }
+
+    #[test]
     fn formatting() {
         for (secs, want) in [
             (30, "30s"),
@@ -174,6 +231,16 @@ mod tests {
             ("# a comment", None),
             ("# rbuild: builds this image", None),
             ("# see rbuild:refresh=6h", None),
+            (
+                "# rbuild:refresh=upstream",
+                Some(Refresh::Upstream { fallback: None }),
+            ),
+            (
+                "# rbuild:refresh=upstream, 6h",
+                Some(Refresh::Upstream {
+                    fallback: Some(Duration::from_secs(6 * 3_600)),
+                }),
+            ),
         ];
         for (line, want) in ok {
             assert_eq!(directive(line, 3).unwrap(), *want, "{line}");
@@ -185,6 +252,9 @@ mod tests {
             ),
             ("# rbuild:refresh=6", "line 3: `# rbuild:refresh=6`"),
             ("# rbuild:refresh=", "empty"),
+            ("# rbuild:refresh=upstream,", "empty"),
+            ("# rbuild:refresh=6h,1h", "only `upstream` takes a fallback"),
+            ("# rbuild:refresh=upstreams", "unknown unit"),
         ] {
             let e = directive(line, 3).unwrap_err().to_string();
             assert!(e.contains(why), "{line}: {e}");

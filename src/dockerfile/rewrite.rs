@@ -22,10 +22,13 @@
 //! [`Rewritten::map_line`] / [`Rewritten::map_message`] map the frontend's
 //! line numbers back to the user's file.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use super::exact::UpstreamState;
 use super::split::{self, LineKind};
-use super::{DetectedStep, DockerfileError, Refresh, analyze_split, format_duration};
+use super::{DetectedStep, DockerfileError, Refresh, analyze_split, exact, format_duration};
+use crate::upstream::Resolved;
 
 /// The ARG the rewrite declares; one name for every step, so the name does
 /// not depend on line numbers (a new line above a step must not rebuild it).
@@ -40,10 +43,35 @@ pub struct RefreshedStep {
     pub instruction: String,
     /// What it fetches (`git clone, curl URL`), or `directive` alone.
     pub reason: String,
-    /// `Every(period)`; with `--refresh` and no period, `Every(ZERO)`.
+    /// `Every(period)`; with `--refresh` and no period, `Every(ZERO)`;
+    /// `Upstream` with the fallback window in force, for a step keyed by
+    /// its upstreams.
     pub refresh: Refresh,
-    /// The window index, or `forced` with `--refresh`.
+    /// The window index, or `forced` with `--refresh`; empty for a step
+    /// keyed by its upstreams alone.
     pub window: String,
+    /// For a step keyed by its upstreams: each one as looked up now.
+    pub upstreams: Vec<UpstreamState>,
+    /// The `RBUILD_REFRESH` value the step gets (its cache key's part).
+    pub key: String,
+}
+
+/// What the rewrite is for: the flags' policies and what the upstreams
+/// are now.
+#[derive(Clone, Debug, Default)]
+pub struct RefreshOptions {
+    /// `--refresh-every`: the window of fetching steps without directive,
+    /// and the fallback of upstream steps.
+    pub every: Option<Duration>,
+    /// `--refresh`: a new window now.
+    pub force: bool,
+    /// `--refresh-upstream`: fetching steps without directive are keyed by
+    /// their upstreams.
+    pub upstream: bool,
+    /// The build's arguments, to expand `$VAR`s in upstream URLs.
+    pub build_args: BTreeMap<String, String>,
+    /// The upstreams looked up for this build.
+    pub resolved: Resolved,
 }
 
 /// A Dockerfile rewritten for a build.
@@ -94,18 +122,35 @@ fn line_pattern() -> regex::Regex {
     regex::Regex::new(r"(?i)(\blines? |Dockerfile:)(\d{1,9})").expect("valid regex")
 }
 
-/// The rewrite for one build, or `None` when no step is refreshed (build
-/// the user's file as is). `now` is injected so tests pick the window.
+/// The rewrite for one build by time windows alone, or `None` when no
+/// step is refreshed (build the user's file as is). `now` is injected so
+/// tests pick the window.
 pub fn prepare(
     text: &str,
     refresh_every: Option<Duration>,
     force: bool,
     now: SystemTime,
 ) -> Result<Option<Rewritten>, DockerfileError> {
-    if refresh_every.is_none() && !force && !text.contains("rbuild:") {
+    let options = RefreshOptions {
+        every: refresh_every,
+        force,
+        ..RefreshOptions::default()
+    };
+    prepare_with(text, &options, now)
+}
+
+/// The rewrite for one build, or `None` when no step is refreshed. A step
+/// keyed by its upstreams whose sources `options.resolved` lacks falls
+/// back to its window.
+pub fn prepare_with(
+    text: &str,
+    options: &RefreshOptions,
+    now: SystemTime,
+) -> Result<Option<Rewritten>, DockerfileError> {
+    if options.every.is_none() && !options.force && !options.upstream && !text.contains("rbuild:") {
         return Ok(None);
     }
-    let (s, steps) = analyze_split(text)?;
+    let (s, steps) = analyze_split(text, &options.build_args)?;
     let secs = now
         .duration_since(UNIX_EPOCH)
         .map_err(|_| DockerfileError::Clock)?
@@ -113,7 +158,7 @@ pub fn prepare(
     let mut refreshed = Vec::new();
     let mut args: Vec<(Anchor, String)> = Vec::new();
     for (i, step) in steps.iter().enumerate() {
-        let Some((value, r)) = refresh_value(step, refresh_every, force, secs) else {
+        let Some((value, r)) = refresh_value(step, options, secs) else {
             continue;
         };
         let Some(anchor) = anchor(&s, i, step) else {
@@ -140,12 +185,16 @@ pub fn prepare(
 /// The ARG value and the report for one step, if it is refreshed.
 fn refresh_value(
     step: &DetectedStep,
-    refresh_every: Option<Duration>,
-    force: bool,
+    options: &RefreshOptions,
     secs: u64,
 ) -> Option<(String, RefreshedStep)> {
-    let period = match step.policy(refresh_every).map(|p| p.refresh) {
+    let force = options.force;
+    let policy = step
+        .policy(options.every, options.upstream)
+        .map(|p| p.refresh);
+    let period = match policy {
         Some(Refresh::Every(d)) => d,
+        Some(up @ Refresh::Upstream { .. }) => up.fallback(options.every),
         Some(Refresh::Never) => return None,
         // `--refresh` alone renews the steps that fetch from outside.
         None if force && !step.fetches.is_empty() => Duration::ZERO,
@@ -154,13 +203,19 @@ fn refresh_value(
     // Before the first FROM there is no stage to declare in (and BuildKit
     // rejects a RUN there anyway).
     step.stage?;
-    let name = if period.is_zero() {
-        "now".to_string()
-    } else {
-        format_duration(period)
+    let upstream = matches!(policy, Some(Refresh::Upstream { .. }));
+    let name = match (upstream, period.is_zero()) {
+        (true, _) => "up".to_string(),
+        (false, true) => "now".to_string(),
+        (false, false) => format_duration(period),
     };
+    let mut upstreams = Vec::new();
     let (window, value) = if force {
         ("forced".to_string(), format!("{name}.f{secs}"))
+    } else if upstream {
+        let k = exact::key(step, &options.resolved, period, secs);
+        upstreams = k.states;
+        (k.window.map(|w| w.to_string()).unwrap_or_default(), k.value)
     } else {
         let w = secs / period.as_secs().max(1);
         (w.to_string(), format!("{name}.{w}"))
@@ -170,12 +225,21 @@ fn refresh_value(
     } else {
         step.fetches.join(", ")
     };
+    let refresh = if upstream {
+        Refresh::Upstream {
+            fallback: Some(period),
+        }
+    } else {
+        Refresh::Every(period)
+    };
     let report = RefreshedStep {
         line: step.line,
         instruction: step.instruction.clone(),
         reason,
-        refresh: Refresh::Every(period),
+        refresh,
         window,
+        upstreams,
+        key: value.clone(),
     };
     Some((value, report))
 }
@@ -336,6 +400,8 @@ fn regex_var() -> regex::Regex {
 
 fn mark(r: &RefreshedStep) -> String {
     match r.refresh {
+        Refresh::Upstream { .. } if r.window == "forced" => "(refresh forced)".to_string(),
+        Refresh::Upstream { .. } => r.upstream_mark(),
         Refresh::Every(d) if r.window == "forced" && d.is_zero() => "(refresh forced)".to_string(),
         Refresh::Every(d) if r.window == "forced" => {
             format!("(refresh every {}, forced)", format_duration(d))

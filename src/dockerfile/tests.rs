@@ -71,7 +71,7 @@ fn analyze_lists_every_step() {
 fn policy_prefers_the_directive() {
     let steps = analyze(FILE).unwrap();
     let day = Some(Duration::from_secs(86_400));
-    let policy = |i: usize, every| steps[i].policy(every).map(|p| (p.refresh, p.source));
+    let policy = |i: usize, every| steps[i].policy(every, false).map(|p| (p.refresh, p.source));
     assert_eq!(
         policy(2, day),
         Some((

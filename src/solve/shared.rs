@@ -156,6 +156,7 @@ mod tests {
                 crate::output::Daemon::Buildkitd,
                 None,
                 crate::build::AttestSupport::Yes,
+                &crate::upstream::Resolved::default(),
             )
             .unwrap()
         };

@@ -146,3 +146,101 @@ fn shells_and_chains() {
     assert!(exec(&words(&["echo", "git", "clone"])).is_empty());
     assert!(exec(&[]).is_empty());
 }
+
+/// The upstreams behind a script's fetches, as `Display` shows them.
+#[track_caller]
+fn upstreams(table: &[(&str, &[&str])]) {
+    let mut vars = super::Vars::default();
+    vars.set("REPO", Some("https://h/r.git".into()));
+    vars.set("BASE", None);
+    for (s, want) in table {
+        let got: Vec<String> = super::script_in(s, &vars)
+            .upstreams
+            .iter()
+            .map(|u| match u {
+                super::Upstream::Source(s) => s.to_string(),
+                super::Upstream::Opaque { fetch, reason } => format!("{fetch}: {reason}"),
+            })
+            .collect();
+        assert_eq!(got, *want, "{s:?}");
+    }
+}
+
+#[test]
+fn git_upstreams() {
+    upstreams(&[
+        ("git clone https://h/r /src", &["git https://h/r HEAD"]),
+        (
+            "git clone --depth 1 -b v2 \"$REPO\" /src",
+            &["git https://h/r.git v2"],
+        ),
+        (
+            "git clone https://h/r /s && cd /s && git fetch && git pull",
+            &["git https://h/r HEAD"],
+        ),
+        (
+            "git clone https://h/r /s && git -C /s fetch origin dev",
+            &["git https://h/r HEAD", "git https://h/r dev"],
+        ),
+        (
+            "git clone https://h/r /s && cd /s && git checkout -q origin/dev",
+            &["git https://h/r dev"],
+        ),
+        ("git clone https://h/r /s && git checkout 3f2a9c1", &[]),
+        (
+            "cd /s && git pull",
+            &["git pull: no `git clone` of its repository earlier in this step"],
+        ),
+        (
+            "git clone $BASE/x.git",
+            &["git clone: its URL uses $BASE, which rbuild cannot expand"],
+        ),
+        (
+            "U=https://h/own.git; git clone $U",
+            &["git https://h/own.git HEAD"],
+        ),
+        (
+            "export U=$(cat /url) && git clone \"$U\"",
+            &["git clone: its URL uses $U, which rbuild cannot expand"],
+        ),
+        (
+            "git clone /local/repo",
+            &["git clone: a path inside the build, not a network URL"],
+        ),
+        (
+            "git submodule update --init --remote",
+            &["git submodule update --remote: rbuild cannot look up what it fetches"],
+        ),
+    ]);
+}
+
+#[test]
+fn download_upstreams() {
+    upstreams(&[
+        (
+            "curl -fsSL -o /t.tgz https://h/t.tgz && tar xf /t.tgz",
+            &["https://h/t.tgz"],
+        ),
+        (
+            "wget -q -O- https://h/a | sh && curl https://h/b",
+            &["https://h/a", "https://h/b"],
+        ),
+        ("curl -o \"$DEST\" https://h/x", &["https://h/x"]),
+        (
+            "curl $URL",
+            &["curl: its URL uses $URL, which rbuild cannot expand"],
+        ),
+        ("wget -i /list", &["wget: its URLs are read from a file"]),
+        (
+            "curl ftp://h/x",
+            &["curl: rbuild looks up http and https URLs, not ftp"],
+        ),
+        (
+            "apt-get update && curl https://h/x",
+            &[
+                "https://h/x",
+                "apt-get update: rbuild cannot look up what it fetches",
+            ],
+        ),
+    ]);
+}

@@ -207,3 +207,107 @@ fn progress_marks_match_step_names() {
         Some("(refresh forced)".to_string())
     );
 }
+
+mod upstream {
+    use super::*;
+    use crate::upstream::{Identity, LookupError, Resolved, Source};
+
+    const TEXT: &str = "FROM a\nRUN echo before\n# rbuild:refresh=upstream\n\
+                        RUN git clone https://h/r /r\nRUN make -C /r\n";
+
+    fn options(lookup: Result<Identity, LookupError>) -> RefreshOptions {
+        let mut resolved = Resolved::default();
+        let git = Source::Git {
+            url: "https://h/r".into(),
+            reference: None,
+        };
+        resolved.insert(git, lookup);
+        RefreshOptions {
+            resolved,
+            ..RefreshOptions::default()
+        }
+    }
+
+    fn commit(c: char) -> Result<Identity, LookupError> {
+        Ok(Identity::Commit(c.to_string().repeat(40)))
+    }
+
+    #[test]
+    fn the_key_follows_the_commit_not_the_clock() {
+        let r = prepare_with(TEXT, &options(commit('a')), at(1))
+            .unwrap()
+            .unwrap();
+        let arg = lines(&r.text)[2].to_string();
+        assert!(arg.starts_with("ARG RBUILD_REFRESH=up."), "{arg}");
+        assert!(r.keeps_lines());
+        let later = prepare_with(TEXT, &options(commit('a')), at(400))
+            .unwrap()
+            .unwrap();
+        assert_eq!(later.text, r.text, "the same upstream, the same key");
+        let moved = prepare_with(TEXT, &options(commit('b')), at(1))
+            .unwrap()
+            .unwrap();
+        assert_ne!(moved.text, r.text);
+        let step = &r.refreshed[0];
+        assert_eq!(step.window, "");
+        assert!(step.warning().is_none());
+        assert_eq!(step.upstreams[0].upstream, "git https://h/r HEAD");
+        let marks = progress_marks(&r);
+        assert_eq!(
+            marks("[2/4] RUN git clone https://h/r /r").as_deref(),
+            Some("(upstream aaaaaaaaaaaa)")
+        );
+        // No identity, URL or ETag in the rewrite.
+        assert!(!r.text.contains("aaaa"), "{}", r.text);
+    }
+
+    #[test]
+    fn an_unreachable_upstream_falls_back_to_the_window_and_says_so() {
+        let down = options(Err(LookupError::Unreachable("connection refused".into())));
+        let r = prepare_with(TEXT, &down, at(20_451)).unwrap().unwrap();
+        assert_eq!(lines(&r.text)[2], "ARG RBUILD_REFRESH=24h.20451");
+        let step = &r.refreshed[0];
+        assert_eq!(step.window, "20451");
+        assert_eq!(
+            step.warning().unwrap(),
+            "line 4 `RUN git clone https://h/r /r`: cannot look up git https://h/r HEAD \
+             (unreachable: connection refused); renewed every 24h instead (window 20451)"
+        );
+        // --refresh-every names the fallback window.
+        let mut six = down.clone();
+        six.every = every(6 * 3_600);
+        let r = prepare_with(TEXT, &six, at(20_451)).unwrap().unwrap();
+        assert_eq!(
+            lines(&r.text)[2],
+            format!("ARG RBUILD_REFRESH=6h.{}", 20_451 * 4)
+        );
+        // Not looked up at all (a build's validate): the same fallback.
+        let r = prepare(TEXT, None, false, at(20_451)).unwrap().unwrap();
+        assert_eq!(lines(&r.text)[2], "ARG RBUILD_REFRESH=24h.20451");
+    }
+
+    #[test]
+    fn the_flag_keys_every_fetching_step_and_force_still_wins() {
+        let text = "FROM a\nRUN git clone https://h/r /r\nRUN apt-get update\n";
+        let mut o = options(commit('a'));
+        o.upstream = true;
+        let r = prepare_with(text, &o, at(3)).unwrap().unwrap();
+        assert_eq!(r.refreshed.len(), 2);
+        assert!(r.refreshed[0].warning().is_none());
+        let apt = r.refreshed[1].warning().unwrap();
+        assert!(
+            apt.contains(
+                "`RUN apt-get update`: apt-get update: rbuild cannot look up what it fetches;"
+            ),
+            "{apt}"
+        );
+        o.force = true;
+        let r = prepare_with(text, &o, at(3)).unwrap().unwrap();
+        assert!(
+            lines(&r.text).iter().any(|l| l.contains("=up.f")),
+            "{}",
+            r.text
+        );
+        assert_eq!(r.refreshed[0].window, "forced");
+    }
+}
