@@ -138,7 +138,8 @@ pub struct BuildArgs {
     pub metadata_file: Option<PathBuf>,
 
     /// Write the end-of-build report (steps, cache hits, context upload, cache
-    /// sources) as JSON to FILE, for CI dashboards; written for failed builds too.
+    /// sources, each refreshed step's key and upstreams) as JSON to FILE, for CI
+    /// dashboards; written for failed builds too.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
@@ -155,6 +156,14 @@ pub struct BuildArgs {
     /// Start a new refresh window now for those steps (this build only).
     #[arg(long)]
     pub refresh: bool,
+
+    /// Key the cache of steps that fetch from outside by what their upstream is now:
+    /// the commit of a cloned branch (git ls-remote), a downloaded URL's ETag (HTTP
+    /// HEAD). They re-run exactly when it moved. An upstream that cannot be looked up
+    /// falls back to the --refresh-every window (default 24h), with a warning. A
+    /// `# rbuild:refresh=upstream` comment above a step does this for that step.
+    #[arg(long)]
+    pub refresh_upstream: bool,
 
     /// Progress output: auto (tty on a terminal, else plain), tty, plain,
     /// rawjson, quiet.

@@ -6,6 +6,7 @@ mod build;
 mod build_args;
 mod cache;
 mod check;
+mod check_upstreams;
 mod dial;
 mod flags;
 mod github;
@@ -329,7 +330,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Build(args) => build::run(&cli.global, *args).await,
         Command::Bake(args) => bake::run(&cli.global, *args).await,
         Command::Info(args) => info::run(&cli.global, args).await,
-        Command::Check(args) => check::run(args),
+        Command::Check(args) => check::run(args).await,
         Command::Cache(cmd) => cache::run(&cli.global, cmd).await,
         Command::DialStdio(args) => dial::run(&cli.global, args).await,
         Command::Completion(args) => {

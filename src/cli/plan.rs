@@ -145,6 +145,7 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
     Ok(build.freshness(Freshness {
         every: args.refresh_every,
         now: args.refresh,
+        upstream: args.refresh_upstream,
     }))
 }
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use rbuild::dockerfile::{Refresh, RefreshedStep};
 use rbuild::progress::Summary;
 use rbuild::{Build, BuildResult, CacheEntry};
 
@@ -88,5 +89,46 @@ pub fn json(
         // that carries each build's own provenance.
         "image_manifest": result.and_then(|r| r.outputs.iter().find_map(|o| o.image_manifest())),
         "failed_step": summary.failed_vertex.as_ref().map(|f| serde_json::json!({"name": f.name, "error": f.error})),
+        "freshness": result.map(|r| freshness(&r.freshness)),
     })
+}
+
+/// Each step whose key the freshness policy set: its policy, its key (what
+/// `rbuild check --last-report` compares), and for an upstream-keyed step
+/// each upstream as looked up. No URL credentials: steps and upstreams are
+/// redacted.
+pub fn freshness(steps: &[RefreshedStep]) -> serde_json::Value {
+    steps
+        .iter()
+        .map(|s| {
+            let upstreams: Vec<serde_json::Value> = s
+                .upstreams
+                .iter()
+                .map(|u| {
+                    serde_json::json!({
+                        "upstream": u.upstream,
+                        "identity": u.identity.as_ref().map(|i| i.key_text()),
+                        "problem": u.problem,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "line": s.line,
+                "step": rbuild::upstream::redact_urls(&s.instruction),
+                "policy": policy(s),
+                "key": s.key,
+                "window": (!s.window.is_empty()).then_some(&s.window),
+                "upstreams": upstreams,
+                "warning": s.warning(),
+            })
+        })
+        .collect()
+}
+
+/// `upstream, else every 24h`, `every 6h`, or `forced` (`--refresh` alone).
+pub fn policy(step: &RefreshedStep) -> String {
+    match step.refresh {
+        Refresh::Every(d) if d.is_zero() => "forced".to_string(),
+        r => r.to_string(),
+    }
 }
