@@ -7,13 +7,13 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rbuild::dockerfile::{Rewritten, prepare};
 use rbuild::engine::Engine;
-use support::{Stack, assert_success, context, rbuild, stack, stderr, stdout, unique};
+use support::steps::assert_cached;
+use support::{Stack, context, rbuild, stack, stderr, unique};
 
 const DAY: u64 = 86_400;
 const EVERY_DAY: Option<Duration> = Some(Duration::from_secs(DAY));
@@ -52,38 +52,6 @@ fn build(stack: &Stack, dockerfile: &str, cache: &str) -> Output {
         .write_all(dockerfile.as_bytes())
         .expect("Dockerfile written to stdin");
     child.wait_with_output().expect("rbuild finishes")
-}
-
-/// Step name (without the `[n/m] ` prefix) -> cached, from rawjson.
-fn cached_steps(out: &Output) -> BTreeMap<String, bool> {
-    let mut steps = BTreeMap::new();
-    for line in stdout(out).lines().filter(|l| l.starts_with('{')) {
-        let msg: serde_json::Value = serde_json::from_str(line).expect("rawjson line");
-        for v in msg["vertexes"].as_array().into_iter().flatten() {
-            let name = v["name"].as_str().unwrap_or_default();
-            let Some((_, step)) = name.split_once("] RUN ") else {
-                continue;
-            };
-            let cached = steps.entry(format!("RUN {step}")).or_insert(false);
-            *cached |= v["cached"].as_bool().unwrap_or(false);
-        }
-    }
-    steps
-}
-
-#[track_caller]
-fn assert_cached(out: &Output, want: &[(&str, bool)]) {
-    assert_success(out);
-    let steps = cached_steps(out);
-    for (needle, cached) in want {
-        let found: Vec<_> = steps.iter().filter(|(n, _)| n.contains(needle)).collect();
-        assert_eq!(found.len(), 1, "step {needle:?} in {steps:#?}");
-        assert_eq!(
-            *found[0].1, *cached,
-            "step {needle:?} cached={} expected {cached}; all: {steps:#?}",
-            found[0].1
-        );
-    }
 }
 
 fn rewrite(text: &str, force: bool, now: SystemTime) -> Rewritten {

@@ -91,3 +91,88 @@ pub fn serve_repo(base: &Path, files: &[(&str, &str)]) -> GitDaemon {
     }
     panic!("git daemon did not listen on {port}");
 }
+
+/// A new commit on `main` of the repository [`serve_repo`] made under
+/// `base`, with `files` written: the upstream moves on. Returns its id.
+pub fn commit_and_push(base: &Path, files: &[(&str, &str)]) -> String {
+    let work = base.join("work");
+    for (path, contents) in files {
+        std::fs::write(work.join(path), contents).unwrap();
+    }
+    git(&work, &["commit", "-q", "-am", "next"]);
+    let bare = base.join("repo.git");
+    git(&work, &["push", "-q", &bare.display().to_string(), "main"]);
+    head(&work)
+}
+
+/// The commit `main` of the work tree under `dir` is at.
+pub fn head(dir: &Path) -> String {
+    let out = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// An image with git in it, for `RUN git clone` steps: the stack's busybox
+/// has none and nothing can be pulled here, so the host's git binary (its
+/// exec-path link included) and the shared libraries `ldd` lists for it
+/// are copied onto the base image and pushed to the stack's registry.
+/// Built once per test binary.
+pub fn git_image(stack: &super::Stack) -> String {
+    static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(|| build_git_image(stack)).clone()
+}
+
+fn build_git_image(stack: &super::Stack) -> String {
+    let output = |cmd: &mut Command| {
+        let out = cmd.output().expect("runs");
+        assert!(out.status.success(), "{cmd:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let git_path = output(Command::new("sh").args(["-c", "command -v git"]));
+    let exec_path = output(Command::new("git").arg("--exec-path"));
+    let ctx = tempfile::tempdir().unwrap();
+    let root = ctx.path().join("rootfs");
+    let place = |host: &str| {
+        let to = root.join(host.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().expect("a file has a parent")).unwrap();
+        // Follows symlinks: the image gets the library under each name.
+        std::fs::copy(host, &to).unwrap_or_else(|e| panic!("copy {host}: {e}"));
+    };
+    place(&git_path);
+    let libs = output(Command::new("ldd").arg(&git_path));
+    for lib in libs.split_whitespace().filter(|w| w.starts_with('/')) {
+        place(lib);
+    }
+    // Git runs its helpers (index-pack) as `git` from its exec path.
+    let helper = root.join(exec_path.trim_start_matches('/')).join("git");
+    std::fs::create_dir_all(helper.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&git_path, &helper).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "ARG BASE\nFROM ${BASE}\nCOPY rootfs/ /\n",
+    )
+    .unwrap();
+    let image = format!(
+        "{}/rbuild-test/git-base:{}",
+        stack.registry,
+        super::unique("git")
+    );
+    let out = super::rbuild()
+        .args([
+            "build",
+            "--addr",
+            &stack.buildkit_host,
+            "--progress",
+            "plain",
+        ])
+        .args(["--build-arg", &format!("BASE={}", stack.base)])
+        .args(["-t", &image, "--push"])
+        .arg(ctx.path())
+        .output()
+        .expect("rbuild runs");
+    super::assert_success(&out);
+    image
+}

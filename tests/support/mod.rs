@@ -7,9 +7,11 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod git;
+pub mod http_file;
 pub mod own_registry;
 pub mod proxy;
 pub mod registry;
+pub mod steps;
 pub mod tls_proxy;
 
 use std::path::PathBuf;
