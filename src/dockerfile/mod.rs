@@ -1,6 +1,8 @@
 //! Dockerfile analysis for freshness: which steps fetch from outside the
-//! build (and so go stale in the cache), what refresh policy each has, and
-//! an in-memory rewrite that renews those steps' cache once per time window.
+//! build (and so go stale in the cache), from where ([`Upstream`]), what
+//! refresh policy each has, and an in-memory rewrite that renews those
+//! steps' cache when their upstream moved (keyed by what it is now, see
+//! [`crate::upstream`]) or once per time window.
 //!
 //! BuildKit has no per-step no-cache (moby/buildkit#1213). A declared `ARG`
 //! becomes part of the environment of every later `RUN` in its stage, and so
@@ -8,7 +10,10 @@
 //! the step names do not count or show it. So the rewrite declares
 //! `ARG RBUILD_REFRESH=<period>.<window>` right before each refreshed step:
 //! the steps before it keep their keys, it and the steps after it get a key
-//! that every runner computes alike within a window. See [`Rewritten`] and [`prepare`].
+//! that every runner computes alike within a window — or, for a step keyed
+//! by its upstream, `ARG RBUILD_REFRESH=up.<hash of the identities>`, alike
+//! for every runner that sees the same upstream. See [`Rewritten`] and
+//! [`prepare_with`].
 //!
 //! - [`analyze`]: every step with its line, what it fetches (and from
 //!   where: [`Upstream`]), its directive.

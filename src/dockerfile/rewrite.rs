@@ -7,6 +7,10 @@
 //!   first runner of a new window rebuilds the step and the others reuse its
 //!   layers from the registry cache. Windows are aligned to the Unix epoch
 //!   (UTC midnight for `24h`).
+//! - A step keyed by its upstream (`upstream` policy) gets `up.<hash>` of
+//!   its upstreams' identities instead (`exact`): no window, so it changes
+//!   only when an upstream does; what could not be looked up appends the
+//!   step's fallback window (`up.<hash>.24h.<window>`, or `24h.<window>`).
 //! - `--refresh` uses `<period>.f<unix_secs>` instead: a window of its own
 //!   for this build only (runners forcing in the same second agree). Other
 //!   builds keep the current window's layers until the next window starts.
