@@ -168,6 +168,14 @@ impl BuildPlan {
 /// Runs one build. Events go to `events`; `cancel` stops the build on the
 /// daemon. With `shared`, the local sources are served by that session
 /// (shared with other builds) instead of the build's own.
+/// The request `plan` would send, with placeholder ids: for
+/// [`Build::preview`](crate::Build::preview).
+pub(crate) fn preview_request(plan: &BuildPlan) -> SolveRequest {
+    let mut request = plan.solve_request("", "", &BTreeMap::new());
+    request.r#ref.clear();
+    request
+}
+
 pub(crate) async fn run(
     client: &Client,
     plan: &BuildPlan,

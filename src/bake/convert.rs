@@ -100,15 +100,7 @@ pub(super) fn to_build(
         Some(other) => return Err(bad(format!("network {other:?}: use default, none or host"))),
     });
     for e in &t.entitlements {
-        b = b.allow(match e.as_str() {
-            "network.host" => Entitlement::NetworkHost,
-            "security.insecure" => Entitlement::SecurityInsecure,
-            other => {
-                return Err(bad(format!(
-                    "entitlement {other:?}: use network.host or security.insecure"
-                )));
-            }
-        });
+        b = b.allow(e.parse::<Entitlement>().map_err(bad)?);
     }
     Ok(b)
 }

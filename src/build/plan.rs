@@ -118,7 +118,7 @@ pub(crate) fn prepare(
     let mut entitlements: Vec<String> = build
         .entitlements
         .iter()
-        .map(|e| e.as_str().to_string())
+        .map(super::Entitlement::wire)
         .collect();
     match build.network {
         Network::Default => {}
@@ -127,7 +127,7 @@ pub(crate) fn prepare(
         }
         Network::Host => {
             attrs.insert("force-network-mode".to_string(), "host".to_string());
-            let host = super::Entitlement::NetworkHost.as_str().to_string();
+            let host = super::Entitlement::NetworkHost.wire();
             if !entitlements.contains(&host) {
                 entitlements.push(host);
             }

@@ -20,7 +20,17 @@ pub const EXIT_CANCELED: u8 = 130;
 
 pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     // Everything the user typed is checked before the daemon is contacted.
+    for warning in args.legacy.check()? {
+        super::say(format_args!("WARNING: {warning}"));
+    }
     let build = build_from_flags(&args)?;
+    if args.print_request {
+        let (addr, _) = global.endpoint()?;
+        let engine = matches!(addr, rbuild::Address::Docker(_));
+        let preview = build.preview(engine).map_err(user_error)?;
+        super::say_out(format_args!("{}", serde_json::to_string_pretty(&preview)?));
+        return Ok(0);
+    }
     build.validate().map_err(user_error)?;
     tracing::debug!("plan ready");
     let client = super::connect(global).await?;

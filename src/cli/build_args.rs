@@ -164,6 +164,14 @@ pub struct BuildArgs {
     /// Print only the image id (same as --progress quiet).
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Print the Solve request as JSON (frontend options, exporters, cache
+    /// entries; credentials redacted) and build nothing.
+    #[arg(long)]
+    pub print_request: bool,
+
+    #[command(flatten)]
+    pub legacy: super::legacy::LegacyArgs,
 }
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]

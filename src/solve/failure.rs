@@ -161,6 +161,12 @@ pub(super) fn from_status(
                 backend: backend.to_string(),
             };
         }
+        if message.starts_with("unknown entitlement device") {
+            // Device entitlements came with BuildKit v0.20.
+            message.push_str(
+                " (this daemon predates device entitlements: they need BuildKit v0.20 or later)",
+            );
+        }
         return BuildError::Daemon { message };
     }
     let (step, mut logs) = match vertex {
