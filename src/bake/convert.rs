@@ -38,14 +38,26 @@ pub(super) fn to_build(
             let i = index(dep)
                 .ok_or_else(|| bad(format!("context {k:?}: target {dep:?} is not selected")))?;
             b = b.named_context_from(k, i);
-        } else if let Some(image) = value.strip_prefix("docker-image://") {
-            b = b.named_context_image(k, image);
-        } else if value.contains("://") {
-            return Err(bad(format!(
-                "context {k:?} = {value:?}: use a directory, docker-image://REF or target:NAME"
-            )));
         } else {
-            b = b.named_context(k, context.join(value));
+            // The same forms as `--build-context`; local paths are the
+            // target's context's relatives, as its other paths are.
+            let source = match value.parse::<crate::build::NamedContext>() {
+                Ok(crate::build::NamedContext::Dir(dir)) => {
+                    crate::build::NamedContext::Dir(context.join(dir))
+                }
+                Ok(crate::build::NamedContext::OciLayout(mut layout)) => {
+                    layout.dir = context.join(&layout.dir);
+                    crate::build::NamedContext::OciLayout(layout)
+                }
+                Ok(other) => other,
+                Err(e) => {
+                    return Err(bad(format!(
+                        "context {k:?} = {value:?}: {} (or target:NAME)",
+                        e.reason
+                    )));
+                }
+            };
+            b = b.named_context_source(k, source);
         }
     }
     for tag in &t.tags {
