@@ -26,6 +26,7 @@ use crate::session::filesync::LocalSource;
 use crate::session::upload::UploadService;
 use crate::session::{CONTEXT_SOURCE, Session, SessionConfig, new_id};
 
+mod cache_steps;
 mod failure;
 pub(crate) mod record;
 mod shared;
@@ -224,6 +225,7 @@ pub(crate) async fn run(
         _ = cancel.cancelled() => return Err(BuildError::Canceled),
     };
     let transfer = session.context_stats();
+    let session_id = session.id().to_string();
     let build_ref = new_id();
     let request = plan.solve_request(&build_ref, session.id(), &locals);
     tracing::debug!(build_ref, session = session.id(), "solving");
@@ -252,9 +254,19 @@ pub(crate) async fn run(
     tracing::debug!("status drained");
     session.close().await;
     tracing::debug!("session closed");
+    let failed = state.failures();
+    let cache_failures = cache_steps::failures(plan, &session_id, &state, &failed);
     let response = match result {
         Ok(r) => r.into_inner(),
-        Err(status) => return Err(solve_failure(client, plan, &status, &summary, &state)),
+        Err(status) => {
+            return Err(solve_failure(
+                client,
+                plan,
+                &status,
+                (&summary, &state),
+                &cache_failures,
+            ));
+        }
     };
     // Files are renamed into place only now that the whole build succeeded;
     // on every earlier return `outputs` is dropped and its temp files go.
@@ -277,18 +289,23 @@ pub(crate) async fn run(
             what: "cannot record the local cache export".to_string(),
             source: Box::new(e),
         })?;
-    // A step can fail without failing the build: a cache ref that does not
-    // exist yet, a cache export with ignore-error=true.
-    if let Some(failed) = &summary.failed_vertex {
-        let warning = match failure::missing_cache_backend(&failed.error) {
-            Some(backend) => format!(
+    // Steps can fail without failing the build: a cache ref that does not
+    // exist yet or cannot be reached, a cache export with ignore-error=true.
+    for (idx, vertex) in &failed {
+        let cache = cache_failures
+            .iter()
+            .find(|(i, _)| i == idx)
+            .map(|(_, f)| f);
+        let warning = match (failure::missing_cache_backend(&vertex.error), cache) {
+            (Some(backend), _) => format!(
                 "cache import type={backend} skipped: {}",
                 crate::build::missing_cache_backend(backend)
             ),
-            None => format!(
+            (None, Some(cache)) => cache.warning(),
+            (None, None) => format!(
                 "{} failed, the build went on without it: {}",
-                failed.name,
-                plan.scrubber.text(&failed.error)
+                vertex.name,
+                plan.scrubber.text(&vertex.error)
             ),
         };
         tracing::warn!("{warning}");
@@ -314,6 +331,7 @@ pub(crate) async fn run(
             .iter()
             .map(CacheEntry::redacted)
             .collect(),
+        cache_failures: cache_failures.into_iter().map(|(_, f)| f).collect(),
         provenance,
         warnings,
         written,
@@ -386,12 +404,12 @@ fn solve_failure(
     client: &Client,
     plan: &BuildPlan,
     status: &tonic::Status,
-    summary: &Summary,
-    state: &State,
+    (summary, state): (&Summary, &State),
+    cache: &[(usize, crate::cache::CacheFailure)],
 ) -> BuildError {
     let addr = client.address().to_string();
     match broken_connection(status) {
-        None => failure::from_status(plan, status, summary, state),
+        None => failure::from_status(plan, status, summary, state, cache),
         Some(BrokenConnection::KeepaliveTimeout) => BuildError::DaemonSilent {
             addr,
             secs: client

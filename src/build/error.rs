@@ -36,6 +36,24 @@ pub enum BuildError {
         /// The backend's name (`s3`).
         backend: String,
     },
+    /// A cache export failed, and failed the build because its entry does
+    /// not say `ignore-error=true`. The daemon may have exported the
+    /// image outputs already; files on this machine are not written.
+    #[error("cache export to {target} failed: {message}")]
+    CacheExport {
+        /// Where the cache was going ([`CacheEntry::target`](crate::cache::CacheEntry::target)).
+        target: String,
+        /// The daemon's reason.
+        message: String,
+    },
+    /// The daemon could not push an image to its registry.
+    #[error("pushing {image} failed: {message} ({})", push_hint(image, message))]
+    Push {
+        /// The image name being pushed.
+        image: String,
+        /// The daemon's reason.
+        message: String,
+    },
     /// The session the daemon calls back on could not be opened.
     #[error("cannot start the build session: {0}")]
     Session(#[from] SessionError),
@@ -230,6 +248,26 @@ pub(crate) fn missing_cache_backend(backend: &str) -> String {
         );
     }
     text
+}
+
+/// What to check when a push failed: the credentials when the registry
+/// refused them, else whether the daemon can reach the registry at all.
+fn push_hint(image: &str, message: &str) -> String {
+    // Docker's rule: a first component without a dot, a port or
+    // `localhost` is a path on Docker Hub.
+    let host = match image.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
+    };
+    let lower = message.to_ascii_lowercase();
+    let denied = ["401", "403", "unauthorized", "denied", "forbidden"]
+        .iter()
+        .any(|w| lower.contains(w));
+    if denied {
+        format!("check the credentials for {host} and that they may push there")
+    } else {
+        format!("check that the registry {host} is up and reachable from the daemon")
+    }
 }
 
 impl From<SpecError> for BuildError {
