@@ -256,6 +256,18 @@ pub(crate) async fn run(
     tracing::debug!("session closed");
     let failed = state.failures();
     let cache_failures = cache_steps::failures(plan, &session_id, &state, &failed);
+    // What failed on this machine is the cause; the daemon only echoes it.
+    let local_failure = match &result {
+        Err(_) => outputs.as_ref().and_then(|o| o.local_failure()),
+        Ok(_) => None,
+    };
+    if let Some(local) = local_failure {
+        return Err(BuildError::Output {
+            path: local.path,
+            kind: local.kind,
+            message: local.message,
+        });
+    }
     let response = match result {
         Ok(r) => r.into_inner(),
         Err(status) => {
@@ -289,25 +301,7 @@ pub(crate) async fn run(
             what: "cannot record the local cache export".to_string(),
             source: Box::new(e),
         })?;
-    // Steps can fail without failing the build: a cache ref that does not
-    // exist yet or cannot be reached, a cache export with ignore-error=true.
-    for (idx, vertex) in &failed {
-        let cache = cache_failures
-            .iter()
-            .find(|(i, _)| i == idx)
-            .map(|(_, f)| f);
-        let warning = match (failure::missing_cache_backend(&vertex.error), cache) {
-            (Some(backend), _) => format!(
-                "cache import type={backend} skipped: {}",
-                crate::build::missing_cache_backend(backend)
-            ),
-            (None, Some(cache)) => cache.warning(),
-            (None, None) => format!(
-                "{} failed, the build went on without it: {}",
-                vertex.name,
-                plan.scrubber.text(&vertex.error)
-            ),
-        };
+    for warning in cache_steps::warnings(plan, &failed, &cache_failures) {
         tracing::warn!("{warning}");
         warnings.push(warning);
     }

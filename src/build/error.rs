@@ -85,6 +85,22 @@ pub enum BuildError {
         /// The cause.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// An output could not be written on this machine (a full disk, a
+    /// directory that is not writable, an entry refused for its path); the
+    /// build failed, and the previous output at that place is untouched.
+    #[error(
+        "cannot write the output {}: {message}; the previous output there is untouched{}",
+        path.display(),
+        output_hint(*kind)
+    )]
+    Output {
+        /// The file or directory being written.
+        path: PathBuf,
+        /// The I/O error's kind (`Other` for a refused entry).
+        kind: std::io::ErrorKind,
+        /// What went wrong.
+        message: String,
+    },
     /// A named context comes from another build that failed, produced no
     /// usable image, or cannot run first.
     #[error("named context {name:?} needs the image of build {index}: {reason}")]
@@ -250,6 +266,20 @@ pub(crate) fn missing_cache_backend(backend: &str) -> String {
     text
 }
 
+/// What to do about an output that could not be written.
+fn output_hint(kind: std::io::ErrorKind) -> &'static str {
+    use std::io::ErrorKind;
+    match kind {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge => {
+            " (free space on that file system, or write the output elsewhere)"
+        }
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+            " (check that its directory is writable)"
+        }
+        _ => "",
+    }
+}
+
 /// What to check when a push failed: the credentials when the registry
 /// refused them, else whether the daemon can reach the registry at all.
 fn push_hint(image: &str, message: &str) -> String {
@@ -283,5 +313,31 @@ impl BuildError {
             BuildError::Step(s) => Some(s),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_that_cannot_be_written_says_what_to_do() {
+        let full = BuildError::Output {
+            path: PathBuf::from("/mnt/out/app.tar"),
+            kind: std::io::ErrorKind::StorageFull,
+            message: "No space left on device (os error 28)".into(),
+        };
+        assert_eq!(
+            full.to_string(),
+            "cannot write the output /mnt/out/app.tar: No space left on device (os error 28); \
+             the previous output there is untouched (free space on that file system, or write \
+             the output elsewhere)"
+        );
+        let refused = BuildError::Output {
+            path: PathBuf::from("/out"),
+            kind: std::io::ErrorKind::Other,
+            message: "refused entry".into(),
+        };
+        assert!(refused.to_string().ends_with("untouched"), "{refused}");
     }
 }

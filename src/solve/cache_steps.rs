@@ -76,6 +76,34 @@ pub(super) fn failures(
     found
 }
 
+/// What to tell about the steps that failed without failing the build: a
+/// cache that does not exist yet or cannot be reached, a cache export with
+/// `ignore-error=true`, a cache backend the daemon lacks.
+pub(super) fn warnings(
+    plan: &BuildPlan,
+    failed: &[(usize, FailedVertex)],
+    cache: &[(usize, CacheFailure)],
+) -> Vec<String> {
+    failed
+        .iter()
+        .map(|(idx, vertex)| {
+            let cache = cache.iter().find(|(i, _)| i == idx).map(|(_, f)| f);
+            match (super::failure::missing_cache_backend(&vertex.error), cache) {
+                (Some(backend), _) => format!(
+                    "cache import type={backend} skipped: {}",
+                    crate::build::missing_cache_backend(backend)
+                ),
+                (None, Some(cache)) => cache.warning(),
+                (None, None) => format!(
+                    "{} failed, the build went on without it: {}",
+                    vertex.name,
+                    plan.scrubber.text(&vertex.error)
+                ),
+            }
+        })
+        .collect()
+}
+
 /// The cache export whose failure failed the build, by the daemon's
 /// message (BuildKit sends the exporter's error without its vertex).
 pub(super) fn failed_export<'a>(
