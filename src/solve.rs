@@ -268,6 +268,10 @@ pub(crate) async fn run(
             message: local.message,
         });
     }
+    let changed = shared_upload.as_ref().and_then(|(s, _)| s.changed());
+    if let (Err(_), Some(path)) = (&result, transfer.changed().or(changed)) {
+        return Err(BuildError::ContextChanged { path });
+    }
     let response = match result {
         Ok(r) => r.into_inner(),
         Err(status) => {

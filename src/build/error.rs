@@ -85,6 +85,17 @@ pub enum BuildError {
         /// The cause.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A file of a local context changed while it was being sent to the
+    /// daemon; the build stopped rather than use a mix of two versions.
+    #[error(
+        "context file {} changed while it was being sent: build again once nothing writes to \
+         it, or leave it out with .dockerignore",
+        path.display()
+    )]
+    ContextChanged {
+        /// The file.
+        path: PathBuf,
+    },
     /// An output could not be written on this machine (a full disk, a
     /// directory that is not writable, an entry refused for its path); the
     /// build failed, and the previous output at that place is untouched.
