@@ -56,7 +56,7 @@ fn rewrite(dir: &Path, stop: &AtomicBool) {
             }
             n += 1;
         }
-        if n % 40 == 0 {
+        if n.is_multiple_of(40) {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }

@@ -41,7 +41,7 @@ pub enum BuildError {
     /// image outputs already; files on this machine are not written.
     #[error("cache export to {target} failed: {message}")]
     CacheExport {
-        /// Where the cache was going ([`CacheEntry::target`](crate::cache::CacheEntry::target)).
+        /// Where the cache was going ([`CacheEntry::target`](crate::build::CacheEntry::target)).
         target: String,
         /// The daemon's reason.
         message: String,
