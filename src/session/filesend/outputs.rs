@@ -152,7 +152,10 @@ impl Shared {
             }
             Err((reason, local)) => {
                 slot.failure.get_or_insert(reason);
-                if slot.local.is_none() {
+                // Only a file or tree has a previous version to keep; a
+                // closed stdout or a failed image load is no disk's fault.
+                let staged = matches!(slot.target, ExportTarget::File(_) | ExportTarget::Dir(_));
+                if staged && slot.local.is_none() {
                     slot.local = local;
                 }
             }
