@@ -40,7 +40,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use crate::cache::{AwsCredentials, CacheBackend, CacheEntry, CacheEnv, GhaRuntime};
+pub use crate::cache::{
+    AwsCredentials, CacheBackend, CacheDirection, CacheEntry, CacheEnv, CacheFailure, CacheStatus,
+    GhaRuntime,
+};
 pub use crate::output::{Destination, OutputResult, write_atomically};
 pub use crate::session::auth::DockerConfig;
 pub use crate::session::secrets::{SecretSource, SecretSpec};

@@ -128,6 +128,10 @@ pub(super) fn user_error(e: BuildError) -> anyhow::Error {
         e @ BuildError::MissingCacheBackend { .. } => {
             anyhow::anyhow!("{e} (point --addr or --builder at one)")
         }
+        e @ BuildError::CacheExport { .. } => anyhow::anyhow!(
+            "{e} (check that the cache is reachable; with ignore-error=true in --cache-to, \
+             or with --cache, a failed cache export only warns)"
+        ),
         e @ BuildError::DaemonSilent { .. } => {
             anyhow::anyhow!("{e} (--keepalive sets the ping interval)")
         }

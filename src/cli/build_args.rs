@@ -129,7 +129,8 @@ pub struct BuildArgs {
     #[arg(long = "ssh", value_name = "ID[=SOCKET|KEYFILE,...]")]
     pub ssh: Vec<String>,
 
-    /// Shared registry cache: import from REF and export all layers (mode=max) to it.
+    /// Shared registry cache: import from REF and export all layers (mode=max) to it,
+    /// best-effort (a cache that cannot be read or written only warns).
     #[arg(long, value_name = "REF")]
     pub cache: Option<String>,
 
