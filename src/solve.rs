@@ -26,6 +26,7 @@ use crate::session::filesync::LocalSource;
 use crate::session::upload::UploadService;
 use crate::session::{CONTEXT_SOURCE, Session, SessionConfig, new_id};
 
+mod cache_steps;
 mod failure;
 pub(crate) mod record;
 mod shared;
@@ -168,6 +169,14 @@ impl BuildPlan {
 /// Runs one build. Events go to `events`; `cancel` stops the build on the
 /// daemon. With `shared`, the local sources are served by that session
 /// (shared with other builds) instead of the build's own.
+/// The request `plan` would send, with placeholder ids: for
+/// [`Build::preview`](crate::Build::preview).
+pub(crate) fn preview_request(plan: &BuildPlan) -> SolveRequest {
+    let mut request = plan.solve_request("", "", &BTreeMap::new());
+    request.r#ref.clear();
+    request
+}
+
 pub(crate) async fn run(
     client: &Client,
     plan: &BuildPlan,
@@ -224,6 +233,7 @@ pub(crate) async fn run(
         _ = cancel.cancelled() => return Err(BuildError::Canceled),
     };
     let transfer = session.context_stats();
+    let session_id = session.id().to_string();
     let build_ref = new_id();
     let request = plan.solve_request(&build_ref, session.id(), &locals);
     tracing::debug!(build_ref, session = session.id(), "solving");
@@ -252,9 +262,35 @@ pub(crate) async fn run(
     tracing::debug!("status drained");
     session.close().await;
     tracing::debug!("session closed");
+    let failed = state.failures();
+    let cache_failures = cache_steps::failures(plan, &session_id, &state, &failed);
+    // What failed on this machine is the cause; the daemon only echoes it.
+    let local_failure = match &result {
+        Err(_) => outputs.as_ref().and_then(|o| o.local_failure()),
+        Ok(_) => None,
+    };
+    if let Some(local) = local_failure {
+        return Err(BuildError::Output {
+            path: local.path,
+            kind: local.kind,
+            message: local.message,
+        });
+    }
+    let changed = shared_upload.as_ref().and_then(|(s, _)| s.changed());
+    if let (Err(_), Some(path)) = (&result, transfer.changed().or(changed)) {
+        return Err(BuildError::ContextChanged { path });
+    }
     let response = match result {
         Ok(r) => r.into_inner(),
-        Err(status) => return Err(solve_failure(client, plan, &status, &summary, &state)),
+        Err(status) => {
+            return Err(solve_failure(
+                client,
+                plan,
+                &status,
+                (&summary, &state),
+                &cache_failures,
+            ));
+        }
     };
     // Files are renamed into place only now that the whole build succeeded;
     // on every earlier return `outputs` is dropped and its temp files go.
@@ -277,20 +313,7 @@ pub(crate) async fn run(
             what: "cannot record the local cache export".to_string(),
             source: Box::new(e),
         })?;
-    // A step can fail without failing the build: a cache ref that does not
-    // exist yet, a cache export with ignore-error=true.
-    if let Some(failed) = &summary.failed_vertex {
-        let warning = match failure::missing_cache_backend(&failed.error) {
-            Some(backend) => format!(
-                "cache import type={backend} skipped: {}",
-                crate::build::missing_cache_backend(backend)
-            ),
-            None => format!(
-                "{} failed, the build went on without it: {}",
-                failed.name,
-                plan.scrubber.text(&failed.error)
-            ),
-        };
+    for warning in cache_steps::warnings(plan, &failed, &cache_failures) {
         tracing::warn!("{warning}");
         warnings.push(warning);
     }
@@ -314,6 +337,7 @@ pub(crate) async fn run(
             .iter()
             .map(CacheEntry::redacted)
             .collect(),
+        cache_failures: cache_failures.into_iter().map(|(_, f)| f).collect(),
         provenance,
         warnings,
         freshness: plan
@@ -391,12 +415,12 @@ fn solve_failure(
     client: &Client,
     plan: &BuildPlan,
     status: &tonic::Status,
-    summary: &Summary,
-    state: &State,
+    (summary, state): (&Summary, &State),
+    cache: &[(usize, crate::cache::CacheFailure)],
 ) -> BuildError {
     let addr = client.address().to_string();
     match broken_connection(status) {
-        None => failure::from_status(plan, status, summary, state),
+        None => failure::from_status(plan, status, summary, state, cache),
         Some(BrokenConnection::KeepaliveTimeout) => BuildError::DaemonSilent {
             addr,
             secs: client

@@ -24,6 +24,16 @@ fn top_level(stack: &Stack, image: &str) -> serde_json::Value {
     resp.json()
 }
 
+/// The index entry of the linux/amd64 image.
+fn amd64_entry(index: &serde_json::Value) -> &serde_json::Value {
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "amd64")
+        .unwrap_or_else(|| panic!("no amd64 image in {index}"))
+}
+
 /// The in-toto statements of the attestation manifest in `index`, by
 /// predicate type.
 fn statements(
@@ -37,12 +47,7 @@ fn statements(
         .iter()
         .find(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
         .unwrap_or_else(|| panic!("no attestation-manifest entry: {index}"));
-    let image_entry = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["platform"]["architecture"] == "amd64")
-        .unwrap();
+    let image_entry = amd64_entry(index);
     assert_eq!(
         entry["annotations"]["vnd.docker.reference.digest"], image_entry["digest"],
         "the attestation names the image it is about"
@@ -128,12 +133,7 @@ fn pushed_images_carry_buildx_default_provenance_unless_turned_off() {
         "{prov}"
     );
     let manifests = &md["rbuild.outputs"][0]["rbuild.image.manifests"];
-    let amd64 = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["platform"]["architecture"] == "amd64")
-        .unwrap();
+    let amd64 = amd64_entry(&index);
     assert_eq!(manifests["linux/amd64"], amd64["digest"], "{md}");
 
     // --provenance=false and BUILDX_NO_DEFAULT_ATTESTATIONS=1: a plain

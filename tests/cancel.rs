@@ -1,32 +1,14 @@
-//! Ctrl-C cancels the build on the daemon: the running step stops there,
-//! rbuild exits 130, and nothing is written.
+//! Ctrl-C cancels the build on the daemon, whatever it is doing: a running
+//! step (which stops there), the context upload, the export streaming back.
+//! rbuild exits 130 and writes nothing: previous outputs stay as they were.
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use support::faults::{Running, assert_dir_holds, wait_for_process};
 use support::{build_cmd, context, stack, unique};
-
-/// Processes on this machine whose command line contains `needle`; RUN steps
-/// of the local engine are ordinary processes here.
-fn processes_with(needle: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(needle) && !cmdline.contains("rbuild") {
-            found.push(pid);
-        }
-    }
-    found
-}
 
 #[test]
 fn sigint_cancels_the_running_step_on_the_daemon() {
@@ -39,60 +21,112 @@ fn sigint_cancels_the_running_step_on_the_daemon() {
         &format!("ARG BASE\nFROM ${{BASE}}\nRUN echo started-{marker} && sleep {secs}\n"),
     )]);
     let meta = ctx.path().join("meta.json");
-    let mut child = build_cmd(&stack)
-        .args(["--build-arg", &format!("BASE={}", stack.base)])
-        .arg("--metadata-file")
-        .arg(&meta)
-        .arg(ctx.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
+    let mut build = Running::spawn(
+        build_cmd(&stack)
+            .args(["--build-arg", &format!("BASE={}", stack.base)])
+            .arg("--metadata-file")
+            .arg(&meta)
+            .arg(ctx.path())
+            .stdout(Stdio::null()),
+    );
+    build.wait_for(Duration::from_secs(60), |l| {
+        l.contains(&format!("started-{marker}")) && !l.contains("RUN")
     });
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !seen
-        .iter()
-        .any(|l: &String| l.contains(&format!("started-{marker}")))
-    {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("the step never started:\n{}", seen.join("\n")));
-        seen.push(line);
-    }
     let sleep_cmd = format!("sleep {secs}");
-    let wait_for = |want_running: bool| {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while processes_with(&sleep_cmd).is_empty() == want_running {
-            assert!(
-                Instant::now() < deadline,
-                "step running={want_running} not seen"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    wait_for(true);
+    wait_for_process(&sleep_cmd, true, Duration::from_secs(15));
 
-    let sent = Instant::now();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    let took = sent.elapsed();
-    seen.extend(rx.try_iter());
-    let output = seen.join("\n");
+    build.signal("INT");
+    let (status, took, output) = build.finish(Duration::from_secs(30));
     assert_eq!(status.code(), Some(130), "{output}");
     assert!(took < Duration::from_secs(15), "exit took {took:?}");
     assert!(output.contains("canceled"), "{output}");
     // The daemon stopped the step: its process is gone.
-    wait_for(false);
+    wait_for_process(&sleep_cmd, false, Duration::from_secs(15));
     assert!(!meta.exists(), "a canceled build wrote its metadata file");
+}
+
+#[test]
+fn sigint_during_the_context_upload_stops_it() {
+    let stack = stack();
+    // 300 MB take seconds to upload; sparse, so they cost no disk here.
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!(
+            "FROM scratch\nCOPY big /big\nLABEL id={}\n",
+            unique("upload")
+        ),
+    )]);
+    std::fs::File::create(ctx.path().join("big"))
+        .unwrap()
+        .set_len(300_000_000)
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    std::fs::write(out.path().join("app.tar"), "previous").unwrap();
+    let mut build = Running::spawn(
+        build_cmd(&stack)
+            .arg("-o")
+            .arg(format!(
+                "type=tar,dest={}",
+                out.path().join("app.tar").display()
+            ))
+            .arg("--metadata-file")
+            .arg(out.path().join("meta.json"))
+            .arg(ctx.path())
+            .stdout(Stdio::null()),
+    );
+    // The upload's progress, in MB and not yet done.
+    build.wait_for(Duration::from_secs(60), |l| {
+        l.contains("transferring context:") && l.contains("MB") && !l.ends_with("done")
+    });
+    build.signal("INT");
+    let (status, took, output) = build.finish(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130), "{output}");
+    assert!(took < Duration::from_secs(5), "exit took {took:?}");
+    assert!(
+        !output.contains("transferring context: 300.00MB"),
+        "the upload finished anyway:\n{output}"
+    );
+    assert!(output.lines().any(|l| l == "build canceled"), "{output}");
+    assert_dir_holds(out.path(), &[("app.tar", "previous")]);
+}
+
+#[test]
+fn sigint_while_the_output_streams_back_leaves_the_previous_file() {
+    let stack = stack();
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!(
+            "ARG BASE\nFROM ${{BASE}}\nRUN head -c 200000000 /dev/urandom > /big && echo {}\n",
+            unique("export")
+        ),
+    )]);
+    let out = tempfile::tempdir().unwrap();
+    std::fs::write(out.path().join("app.tar"), "previous").unwrap();
+    let build = Running::spawn(
+        build_cmd(&stack)
+            .args(["--build-arg", &format!("BASE={}", stack.base)])
+            .arg("-o")
+            .arg(format!(
+                "type=tar,dest={}",
+                out.path().join("app.tar").display()
+            ))
+            .arg("--metadata-file")
+            .arg(out.path().join("meta.json"))
+            .arg(ctx.path())
+            .stdout(Stdio::null()),
+    );
+    // Strike once the staged file beside the destination is filling up.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_dir(out.path()).unwrap().flatten().any(|e| {
+        e.file_name().to_string_lossy().ends_with(".rbuild-tmp")
+            && e.metadata().is_ok_and(|m| m.len() > 1 << 20)
+    }) {
+        assert!(Instant::now() < deadline, "the tar never started to arrive");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    build.signal("INT");
+    let (status, took, output) = build.finish(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130), "{output}");
+    assert!(took < Duration::from_secs(5), "exit took {took:?}");
+    assert_dir_holds(out.path(), &[("app.tar", "previous")]);
 }

@@ -38,14 +38,26 @@ pub(super) fn to_build(
             let i = index(dep)
                 .ok_or_else(|| bad(format!("context {k:?}: target {dep:?} is not selected")))?;
             b = b.named_context_from(k, i);
-        } else if let Some(image) = value.strip_prefix("docker-image://") {
-            b = b.named_context_image(k, image);
-        } else if value.contains("://") {
-            return Err(bad(format!(
-                "context {k:?} = {value:?}: use a directory, docker-image://REF or target:NAME"
-            )));
         } else {
-            b = b.named_context(k, context.join(value));
+            // The same forms as `--build-context`; local paths are the
+            // target's context's relatives, as its other paths are.
+            let source = match value.parse::<crate::build::NamedContext>() {
+                Ok(crate::build::NamedContext::Dir(dir)) => {
+                    crate::build::NamedContext::Dir(context.join(dir))
+                }
+                Ok(crate::build::NamedContext::OciLayout(mut layout)) => {
+                    layout.dir = context.join(&layout.dir);
+                    crate::build::NamedContext::OciLayout(layout)
+                }
+                Ok(other) => other,
+                Err(e) => {
+                    return Err(bad(format!(
+                        "context {k:?} = {value:?}: {} (or target:NAME)",
+                        e.reason
+                    )));
+                }
+            };
+            b = b.named_context_source(k, source);
         }
     }
     for tag in &t.tags {
@@ -100,15 +112,7 @@ pub(super) fn to_build(
         Some(other) => return Err(bad(format!("network {other:?}: use default, none or host"))),
     });
     for e in &t.entitlements {
-        b = b.allow(match e.as_str() {
-            "network.host" => Entitlement::NetworkHost,
-            "security.insecure" => Entitlement::SecurityInsecure,
-            other => {
-                return Err(bad(format!(
-                    "entitlement {other:?}: use network.host or security.insecure"
-                )));
-            }
-        });
+        b = b.allow(e.parse::<Entitlement>().map_err(bad)?);
     }
     Ok(b)
 }

@@ -157,6 +157,46 @@ fn targets_become_typed_builds() {
 }
 
 #[test]
+fn contexts_take_every_build_context_form() {
+    use crate::build::NamedContext;
+    let contexts = [
+        ("lib", "shared/lib"),
+        ("base", "docker-image://alpine:3"),
+        ("src", "https://github.com/o/r.git#main"),
+        ("layout", "oci-layout://layouts/app:v1"),
+    ];
+    let t = Target {
+        context: Some("app".into()),
+        contexts: contexts
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Target::default()
+    };
+    let builds = Definition::builds(&[("x".into(), t)], Path::new("/w")).unwrap();
+    let got = &builds[0].contexts;
+    assert_eq!(got["lib"], NamedContext::Dir("/w/app/shared/lib".into()));
+    assert_eq!(got["base"], NamedContext::Image("alpine:3".into()));
+    assert_eq!(
+        got["src"],
+        NamedContext::Remote("https://github.com/o/r.git#main".into())
+    );
+    match &got["layout"] {
+        NamedContext::OciLayout(l) => {
+            assert_eq!(l.dir, Path::new("/w/app/layouts/app"));
+            assert_eq!(l.tag.as_deref(), Some("v1"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let bad = Target {
+        contexts: [("x".to_string(), "s3://bucket/ctx".to_string())].into(),
+        ..Target::default()
+    };
+    let err = Definition::builds(&[("t".into(), bad)], Path::new("/")).unwrap_err();
+    assert!(err.to_string().contains("s3://bucket/ctx"), "{err}");
+}
+
+#[test]
 fn globs_match_like_buildx() {
     assert!(glob("*", "anything"));
     assert!(glob("app-*", "app-web"));

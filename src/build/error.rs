@@ -36,6 +36,24 @@ pub enum BuildError {
         /// The backend's name (`s3`).
         backend: String,
     },
+    /// A cache export failed, and failed the build because its entry does
+    /// not say `ignore-error=true`. The daemon may have exported the
+    /// image outputs already; files on this machine are not written.
+    #[error("cache export to {target} failed: {message}")]
+    CacheExport {
+        /// Where the cache was going ([`CacheEntry::target`](crate::build::CacheEntry::target)).
+        target: String,
+        /// The daemon's reason.
+        message: String,
+    },
+    /// The daemon could not push an image to its registry.
+    #[error("pushing {image} failed: {message} ({})", push_hint(image, message))]
+    Push {
+        /// The image name being pushed.
+        image: String,
+        /// The daemon's reason.
+        message: String,
+    },
     /// The session the daemon calls back on could not be opened.
     #[error("cannot start the build session: {0}")]
     Session(#[from] SessionError),
@@ -66,6 +84,33 @@ pub enum BuildError {
         what: String,
         /// The cause.
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A file of a local context changed while it was being sent to the
+    /// daemon; the build stopped rather than use a mix of two versions.
+    #[error(
+        "context file {} changed while it was being sent: build again once nothing writes to \
+         it, or leave it out with .dockerignore",
+        path.display()
+    )]
+    ContextChanged {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An output could not be written on this machine (a full disk, a
+    /// directory that is not writable, an entry refused for its path); the
+    /// build failed, and the previous output at that place is untouched.
+    #[error(
+        "cannot write the output {}: {message}; the previous output there is untouched{}",
+        path.display(),
+        output_hint(*kind)
+    )]
+    Output {
+        /// The file or directory being written.
+        path: PathBuf,
+        /// The I/O error's kind (`Other` for a refused entry).
+        kind: std::io::ErrorKind,
+        /// What went wrong.
+        message: String,
     },
     /// A named context comes from another build that failed, produced no
     /// usable image, or cannot run first.
@@ -232,6 +277,40 @@ pub(crate) fn missing_cache_backend(backend: &str) -> String {
     text
 }
 
+/// What to do about an output that could not be written.
+fn output_hint(kind: std::io::ErrorKind) -> &'static str {
+    use std::io::ErrorKind;
+    match kind {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge => {
+            " (free space on that file system, or write the output elsewhere)"
+        }
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+            " (check that its directory is writable)"
+        }
+        _ => "",
+    }
+}
+
+/// What to check when a push failed: the credentials when the registry
+/// refused them, else whether the daemon can reach the registry at all.
+fn push_hint(image: &str, message: &str) -> String {
+    // Docker's rule: a first component without a dot, a port or
+    // `localhost` is a path on Docker Hub.
+    let host = match image.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
+    };
+    let lower = message.to_ascii_lowercase();
+    let denied = ["401", "403", "unauthorized", "denied", "forbidden"]
+        .iter()
+        .any(|w| lower.contains(w));
+    if denied {
+        format!("check the credentials for {host} and that they may push there")
+    } else {
+        format!("check that the registry {host} is up and reachable from the daemon")
+    }
+}
+
 impl From<SpecError> for BuildError {
     fn from(e: SpecError) -> Self {
         BuildError::Invalid(InvalidBuild::Spec(e))
@@ -245,5 +324,31 @@ impl BuildError {
             BuildError::Step(s) => Some(s),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_that_cannot_be_written_says_what_to_do() {
+        let full = BuildError::Output {
+            path: PathBuf::from("/mnt/out/app.tar"),
+            kind: std::io::ErrorKind::StorageFull,
+            message: "No space left on device (os error 28)".into(),
+        };
+        assert_eq!(
+            full.to_string(),
+            "cannot write the output /mnt/out/app.tar: No space left on device (os error 28); \
+             the previous output there is untouched (free space on that file system, or write \
+             the output elsewhere)"
+        );
+        let refused = BuildError::Output {
+            path: PathBuf::from("/out"),
+            kind: std::io::ErrorKind::Other,
+            message: "refused entry".into(),
+        };
+        assert!(refused.to_string().ends_with("untouched"), "{refused}");
     }
 }

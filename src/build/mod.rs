@@ -31,6 +31,7 @@ mod hosts;
 mod limits;
 mod output;
 pub(crate) mod plan;
+mod preview;
 mod result;
 
 use std::collections::BTreeMap;
@@ -39,7 +40,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use crate::cache::{AwsCredentials, CacheBackend, CacheEntry, CacheEnv, GhaRuntime};
+pub use crate::cache::{
+    AwsCredentials, CacheBackend, CacheDirection, CacheEntry, CacheEnv, CacheFailure, CacheStatus,
+    GhaRuntime,
+};
 pub use crate::output::{Destination, OutputResult, write_atomically};
 pub use crate::session::auth::DockerConfig;
 pub use crate::session::secrets::{SecretSource, SecretSpec};
@@ -54,6 +58,7 @@ pub use error::{BuildError, InvalidBuild, SourceLocation, StepFailure};
 pub use hosts::{ExtraHost, HostAddr};
 pub use limits::{Annotation, Ulimit, parse_size};
 pub use output::{FileDest, ImageArchive, ImageOutput, Output};
+pub use preview::{RequestPreview, TypedEntry};
 pub use result::{BuildResult, MetadataProvenance, StepReport, UploadStats};
 
 /// Where the Dockerfile comes from.
@@ -91,20 +96,54 @@ pub enum Network {
 }
 
 /// Privileges a build asks the daemon for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Entitlement {
     /// RUN steps on the host network.
     NetworkHost,
     /// `RUN --security=insecure`.
     SecurityInsecure,
+    /// CDI devices for `RUN --device` (BuildKit v0.20+): `None` allows
+    /// every device, `Some("NAME[,alias=ALIAS]")` one.
+    Device(Option<String>),
 }
 
 impl Entitlement {
-    /// BuildKit's name for it.
-    pub(crate) fn as_str(self) -> &'static str {
+    /// BuildKit's spelling, as the Solve request carries it.
+    pub(crate) fn wire(&self) -> String {
         match self {
-            Entitlement::NetworkHost => "network.host",
-            Entitlement::SecurityInsecure => "security.insecure",
+            Entitlement::NetworkHost => "network.host".into(),
+            Entitlement::SecurityInsecure => "security.insecure".into(),
+            Entitlement::Device(None) => "device".into(),
+            Entitlement::Device(Some(d)) => format!("device={d}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Entitlement {
+    type Err = String;
+
+    /// buildx's `--allow` values: `network.host`, `security.insecure`,
+    /// `device`, `device=NAME[,alias=ALIAS]`.
+    fn from_str(s: &str) -> Result<Entitlement, String> {
+        match s {
+            "network.host" => return Ok(Entitlement::NetworkHost),
+            "security.insecure" => return Ok(Entitlement::SecurityInsecure),
+            "device" => return Ok(Entitlement::Device(None)),
+            _ => {}
+        }
+        match s.strip_prefix("device=") {
+            Some(d) if !d.is_empty() && !d.starts_with(',') => {
+                let bad_key = d.split(',').skip(1).find(|f| !f.starts_with("alias="));
+                match bad_key {
+                    Some(k) => Err(format!(
+                        "entitlement {s:?}: unknown device option {k:?} (only alias=NAME)"
+                    )),
+                    None => Ok(Entitlement::Device(Some(d.to_string()))),
+                }
+            }
+            _ => Err(format!(
+                "entitlement {s:?}: use network.host, security.insecure, device or device=NAME[,alias=ALIAS]"
+            )),
         }
     }
 }

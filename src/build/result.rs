@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-use crate::cache::CacheEntry;
+use crate::cache::{CacheDirection, CacheEntry, CacheFailure, CacheStatus};
 use crate::dockerfile::RefreshedStep;
 use crate::output::{Destination, OutputResult};
 use crate::progress::Summary;
@@ -44,6 +44,10 @@ pub struct BuildResult {
     pub cache_from: Vec<CacheEntry>,
     /// Cache destinations, likewise.
     pub cache_to: Vec<CacheEntry>,
+    /// Cache imports and exports that failed without failing the build
+    /// (an unreachable cache, an export with `ignore-error=true`); each is
+    /// also among the warnings.
+    pub cache_failures: Vec<CacheFailure>,
     /// The SLSA provenance predicates BuildKit attached, as its build record
     /// keeps them: keyed by platform for a multi-platform build, by `""`
     /// otherwise. Empty when the build attached none.
@@ -138,9 +142,47 @@ impl BuildResult {
             .map(String::as_str)
     }
 
+    /// How the cache imports (or exports) went as a whole.
+    pub fn cache_status(&self, direction: CacheDirection) -> CacheStatus {
+        let entries = match direction {
+            CacheDirection::Import => self.cache_from.len(),
+            CacheDirection::Export => self.cache_to.len(),
+        };
+        let failed = self
+            .cache_failures
+            .iter()
+            .filter(|f| f.direction == direction)
+            .count();
+        CacheStatus::of(entries, failed)
+    }
+
+    /// The cache's outcome as reports show it: `import` and `export` are
+    /// `none`, `succeeded` or `failed`; `failures` lists each failed entry
+    /// (direction, type, target, error).
+    pub fn cache_json(&self) -> serde_json::Value {
+        let failures: Vec<serde_json::Value> = self
+            .cache_failures
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "direction": f.direction.as_str(),
+                    "type": f.entry.kind.as_str(),
+                    "target": f.entry.target(),
+                    "error": f.error,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "import": self.cache_status(CacheDirection::Import).as_str(),
+            "export": self.cache_status(CacheDirection::Export).as_str(),
+            "failures": failures,
+        })
+    }
+
     /// The result as buildx writes `--metadata-file`: the daemon's keys (the
     /// descriptor decoded into JSON), plus `rbuild.outputs` with each
-    /// output's own entry (type, dest, digest, name).
+    /// output's own entry (type, dest, digest, name) and, for a build with
+    /// a cache, `rbuild.cache` ([`BuildResult::cache_json`]).
     pub fn metadata_json(&self) -> serde_json::Value {
         self.metadata_json_with(MetadataProvenance::default())
     }
@@ -162,6 +204,9 @@ impl BuildResult {
             json.insert(key, value);
         }
         json.insert("rbuild.outputs".into(), outputs_json(&self.outputs));
+        if !self.cache_from.is_empty() || !self.cache_to.is_empty() {
+            json.insert("rbuild.cache".into(), self.cache_json());
+        }
         serde_json::Value::Object(json)
     }
 }

@@ -3,7 +3,8 @@
 //! contacted), the `--cache REF` shorthand, and the backends whose
 //! credentials come from the environment (`gha`, `s3`): [`CacheEnv`] holds
 //! those values, read where the caller decides, and [`CacheEntry::with_env`]
-//! fills them in as buildx does.
+//! fills them in as buildx does; [`CacheFailure`] says which of them
+//! failed without failing the build.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,12 +13,14 @@ use crate::spec::SpecError;
 
 mod env;
 mod local;
+mod outcome;
 mod parse;
 mod redact;
 mod resolve;
 
 pub use env::{AwsCredentials, CacheEnv, GhaRuntime};
 pub(crate) use local::LocalCache;
+pub use outcome::{CacheDirection, CacheFailure, CacheStatus};
 pub(crate) use redact::Scrubber;
 pub(crate) use resolve::resolve_entries;
 
@@ -161,7 +164,10 @@ impl CacheEntry {
         self
     }
 
-    /// `--cache REF`: import from REF and export every layer (mode=max) to it.
+    /// `--cache REF`: import from REF and export every layer (mode=max) to
+    /// it, best-effort: a shared cache only speeds builds up, so a failed
+    /// export (`ignore-error=true`) leaves the outputs standing, as a
+    /// failed import always does; the result lists what failed.
     pub fn shorthand(reference: &str) -> Result<(CacheEntry, CacheEntry), SpecError> {
         if reference.is_empty() || reference.contains(',') || reference.contains('=') {
             return Err(SpecError::new(
@@ -171,7 +177,9 @@ impl CacheEntry {
             ));
         }
         let import = CacheEntry::import(reference)?;
-        let export = CacheEntry::export(&format!("type=registry,ref={reference},mode=max"))?;
+        let export = CacheEntry::export(&format!(
+            "type=registry,ref={reference},mode=max,ignore-error=true"
+        ))?;
         Ok((import, export))
     }
 
@@ -231,6 +239,7 @@ mod tests {
         let (i, e) = CacheEntry::shorthand("127.0.0.1:5000/app-cache").unwrap();
         assert_eq!(i.reference(), Some("127.0.0.1:5000/app-cache"));
         assert_eq!(e.attrs["mode"], "max");
+        assert!(e.ignores_errors(), "a shared cache must not fail the build");
         assert!(CacheEntry::shorthand("type=registry").is_err());
     }
 

@@ -20,7 +20,17 @@ pub const EXIT_CANCELED: u8 = 130;
 
 pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     // Everything the user typed is checked before the daemon is contacted.
+    for warning in args.legacy.check()? {
+        super::say(format_args!("WARNING: {warning}"));
+    }
     let build = build_from_flags(&args)?;
+    if args.print_request {
+        let (addr, _) = global.endpoint()?;
+        let engine = matches!(addr, rbuild::Address::Docker(_));
+        let preview = build.preview(engine).map_err(user_error)?;
+        super::say_out(format_args!("{}", serde_json::to_string_pretty(&preview)?));
+        return Ok(0);
+    }
     build.validate().map_err(user_error)?;
     tracing::debug!("plan ready");
     let client = super::connect(global).await?;
@@ -118,6 +128,10 @@ pub(super) fn user_error(e: BuildError) -> anyhow::Error {
         e @ BuildError::MissingCacheBackend { .. } => {
             anyhow::anyhow!("{e} (point --addr or --builder at one)")
         }
+        e @ BuildError::CacheExport { .. } => anyhow::anyhow!(
+            "{e} (check that the cache is reachable; with ignore-error=true in --cache-to, \
+             or with --cache, a failed cache export only warns)"
+        ),
         e @ BuildError::DaemonSilent { .. } => {
             anyhow::anyhow!("{e} (--keepalive sets the ping interval)")
         }

@@ -129,7 +129,8 @@ pub struct BuildArgs {
     #[arg(long = "ssh", value_name = "ID[=SOCKET|KEYFILE,...]")]
     pub ssh: Vec<String>,
 
-    /// Shared registry cache: import from REF and export all layers (mode=max) to it.
+    /// Shared registry cache: import from REF and export all layers (mode=max) to it,
+    /// best-effort (a cache that cannot be read or written only warns).
     #[arg(long, value_name = "REF")]
     pub cache: Option<String>,
 
@@ -173,6 +174,14 @@ pub struct BuildArgs {
     /// Print only the image id (same as --progress quiet).
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Print the Solve request as JSON (frontend options, exporters, cache
+    /// entries; credentials redacted) and build nothing.
+    #[arg(long)]
+    pub print_request: bool,
+
+    #[command(flatten)]
+    pub legacy: super::legacy::LegacyArgs,
 }
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]

@@ -11,6 +11,7 @@ mod dial;
 mod flags;
 mod github;
 mod info;
+mod legacy;
 mod plan;
 pub mod plugin;
 mod report;

@@ -73,11 +73,7 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
         build = build.annotation(annotation);
     }
     for e in &args.allow {
-        build = build.allow(match e.as_str() {
-            "network.host" => rbuild::Entitlement::NetworkHost,
-            "security.insecure" => rbuild::Entitlement::SecurityInsecure,
-            other => anyhow::bail!("--allow {other:?}: use network.host or security.insecure"),
-        });
+        build = build.allow(e.parse().map_err(|e| anyhow::anyhow!("--allow: {e}"))?);
     }
     for a in &args.attest {
         build = build.attest(Attestation::parse(a).map_err(|e| anyhow::anyhow!("--attest: {e}"))?);

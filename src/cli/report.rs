@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use rbuild::build::{CacheDirection, CacheStatus};
 use rbuild::dockerfile::{Refresh, RefreshedStep};
 use rbuild::progress::Summary;
 use rbuild::{Build, BuildResult, CacheEntry};
@@ -27,6 +28,14 @@ pub fn line(result: &BuildResult) -> String {
     }
     if !result.cache_to.is_empty() {
         line.push_str(&format!("; cache to {}", describe(&result.cache_to)));
+    }
+    for (direction, word) in [
+        (CacheDirection::Import, "import"),
+        (CacheDirection::Export, "export"),
+    ] {
+        if result.cache_status(direction) == CacheStatus::Failed {
+            line.push_str(&format!("; cache {word} FAILED"));
+        }
     }
     line
 }
@@ -84,6 +93,8 @@ pub fn json(
         },
         "cache_from": refs(&from),
         "cache_to": refs(&to),
+        // What happened to them; unknown (null) when the build failed.
+        "cache": result.map(BuildResult::cache_json),
         "image_id": result.and_then(BuildResult::image_id),
         // Stable across rebuilds of the same image, unlike an index id
         // that carries each build's own provenance.

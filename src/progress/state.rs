@@ -153,15 +153,35 @@ impl State {
         s
     }
 
-    /// The step with this digest (or a member of its group), as a failure
-    /// report: BuildKit names the failed vertex in the Solve error.
-    pub fn vertex_report(&self, digest: &str) -> Option<FailedVertex> {
-        let v = &self.vertices[*self.by_digest.get(digest)?];
-        Some(FailedVertex {
+    /// Failed steps (canceled ones aside) in `#N` order, by vertex index:
+    /// several can fail without failing the build (cache imports, exports
+    /// with `ignore-error=true`).
+    pub fn failures(&self) -> Vec<(usize, FailedVertex)> {
+        self.numbered()
+            .into_iter()
+            .filter(|&i| self.vertices[i].failed())
+            .map(|i| (i, self.report(i)))
+            .collect()
+    }
+
+    /// The vertex index of this digest (or of its group).
+    pub fn index_of(&self, digest: &str) -> Option<usize> {
+        self.by_digest.get(digest).copied()
+    }
+
+    fn report(&self, idx: usize) -> FailedVertex {
+        let v = &self.vertices[idx];
+        FailedVertex {
             name: v.name.clone(),
             error: v.error.clone().unwrap_or_default(),
             logs: v.recent.iter().map(|l| l.text.clone()).collect(),
-        })
+        }
+    }
+
+    /// The step with this digest (or a member of its group), as a failure
+    /// report: BuildKit names the failed vertex in the Solve error.
+    pub fn vertex_report(&self, digest: &str) -> Option<FailedVertex> {
+        Some(self.report(self.index_of(digest)?))
     }
 
     fn apply_status(&mut self, s: &StatusItem, applied: &mut Applied) {

@@ -7,6 +7,7 @@ use prost::Message;
 
 use crate::build::plan::BuildPlan;
 use crate::build::{BuildError, SourceLocation, StepFailure};
+use crate::cache::CacheFailure;
 use crate::client::status_message;
 use crate::progress::Summary;
 use crate::progress::state::State;
@@ -130,16 +131,46 @@ pub(crate) fn missing_cache_backend(message: &str) -> Option<&str> {
         .filter(|name| !name.is_empty())
 }
 
-/// The typed error for a Solve the daemon failed.
+/// The image and the cause of a failed push (BuildKit's image exporter:
+/// `failed to push NAME: CAUSE`), wherever it sits in a longer message.
+pub(crate) fn push_failure(message: &str) -> Option<(&str, &str)> {
+    const PUSH: &str = "failed to push ";
+    let at = message.find(PUSH)?;
+    if at > 0 && !message[..at].ends_with(": ") {
+        return None;
+    }
+    let (image, cause) = message[at + PUSH.len()..].split_once(": ")?;
+    (!image.is_empty() && !image.contains(' ')).then_some((image, cause))
+}
+
+/// The typed error for a Solve the daemon failed; `cache` holds the cache
+/// imports and exports that failed.
 pub(super) fn from_status(
     plan: &BuildPlan,
     status: &tonic::Status,
     summary: &Summary,
     state: &State,
+    cache: &[(usize, CacheFailure)],
 ) -> BuildError {
     let mut message = plan.scrubber.text(&status_message(status)).into_owned();
     let details = Details::decode(status.details());
     tracing::debug!(?details, "solve failure details");
+    // Exporters fail outside any Dockerfile line; a RUN step's message
+    // quotes its command and is left alone.
+    if details.location.is_none() {
+        if let Some(failed) = super::cache_steps::failed_export(cache, &message) {
+            return BuildError::CacheExport {
+                target: failed.entry.target(),
+                message: failed.error.clone(),
+            };
+        }
+        if let Some((image, cause)) = push_failure(&message) {
+            return BuildError::Push {
+                image: image.to_string(),
+                message: cause.to_string(),
+            };
+        }
+    }
     let vertex = match &details.vertex {
         Some(digest) => state.vertex_report(digest),
         None => summary.failed_vertex.clone(),
@@ -160,6 +191,12 @@ pub(super) fn from_status(
             return BuildError::MissingCacheBackend {
                 backend: backend.to_string(),
             };
+        }
+        if message.starts_with("unknown entitlement device") {
+            // Device entitlements came with BuildKit v0.20.
+            message.push_str(
+                " (this daemon predates device entitlements: they need BuildKit v0.20 or later)",
+            );
         }
         return BuildError::Daemon { message };
     }
@@ -250,6 +287,44 @@ mod tests {
             })
         );
         assert_eq!(Details::decode(b"\xff\xff garbage"), Details::default());
+    }
+
+    #[test]
+    fn a_failed_push_names_the_image_and_what_to_check() {
+        let refused = "failed to push 127.0.0.1:46051/app:1: failed to do request: Head \
+                       \"https://127.0.0.1:46051/v2/app/blobs/sha256:3\": dial tcp: connect: \
+                       connection refused";
+        let (image, cause) = push_failure(refused).unwrap();
+        assert_eq!(image, "127.0.0.1:46051/app:1");
+        assert!(cause.ends_with("connection refused"));
+        let e = BuildError::Push {
+            image: image.into(),
+            message: cause.into(),
+        };
+        assert!(
+            e.to_string()
+                .starts_with("pushing 127.0.0.1:46051/app:1 failed: failed to do")
+                && e.to_string().ends_with(
+                    "(check that the registry 127.0.0.1:46051 is up and reachable from the daemon)"
+                ),
+            "{e}"
+        );
+        let denied = BuildError::Push {
+            image: "org/app:1".into(),
+            message: "unexpected status: 401 Unauthorized".into(),
+        };
+        assert!(
+            denied
+                .to_string()
+                .ends_with("(check the credentials for docker.io and that they may push there)"),
+            "{denied}"
+        );
+        assert_eq!(
+            push_failure("failed to solve: failed to push r/a:1: EOF"),
+            Some(("r/a:1", "EOF"))
+        );
+        assert_eq!(push_failure("git: failed to push some refs"), None);
+        assert_eq!(push_failure("exit code: 1"), None);
     }
 
     #[test]

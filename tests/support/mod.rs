@@ -6,12 +6,14 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod faults;
 pub mod git;
 pub mod http_file;
 pub mod own_registry;
 pub mod proxy;
 pub mod registry;
 pub mod steps;
+pub mod tcp_cut;
 pub mod tls_proxy;
 
 use std::path::PathBuf;

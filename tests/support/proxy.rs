@@ -2,6 +2,7 @@
 //! engine's `POST /grpc` upgrade on a fresh engine connection, then copies raw
 //! bytes both ways. The client sees exactly what a standalone buildkitd
 //! serves (HTTP/2 with prior knowledge) while BuildKit's real server answers.
+//! A test can freeze it (a hung daemon) or cut it (a killed daemon).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,9 @@ pub struct GrpcProxy {
     /// Once set, no byte crosses any more while both sockets stay open: a
     /// daemon that hangs, or a peer that vanished without a FIN.
     frozen: Arc<AtomicBool>,
+    /// Once sent, every connection is closed and no new one is accepted:
+    /// what a client sees of a daemon killed with SIGKILL.
+    cut: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
     /// An Option so Drop can shut it down without blocking, which also works
     /// when the proxy is dropped inside an async test.
@@ -52,20 +56,39 @@ impl GrpcProxy {
         let engine = engine_socket.to_path_buf();
         let frozen = Arc::new(AtomicBool::new(false));
         let gate = frozen.clone();
+        let (cut, cut_rx) = tokio::sync::watch::channel(false);
+        let listening = socket.clone();
         runtime.spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
+            let mut stop = cut_rx.clone();
+            loop {
+                let client = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((client, _)) => client,
+                        Err(_) => break,
+                    },
+                    _ = stop.wait_for(|cut| *cut) => break,
+                };
                 let engine = engine.clone();
                 let gate = gate.clone();
+                let mut stop = cut_rx.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = forward_gated(client, &engine, gate).await {
-                        eprintln!("grpc proxy: {e}");
+                    tokio::select! {
+                        r = forward_gated(client, &engine, gate) => if let Err(e) = r {
+                            eprintln!("grpc proxy: {e}");
+                        },
+                        // Dropping the future closes both sockets.
+                        _ = stop.wait_for(|cut| *cut) => {}
                     }
                 });
             }
+            // A dead daemon's socket refuses connections.
+            drop(listener);
+            let _ = std::fs::remove_file(&listening);
         });
         GrpcProxy {
             socket,
             frozen,
+            cut,
             _dir: dir,
             runtime: Some(runtime),
         }
@@ -74,6 +97,12 @@ impl GrpcProxy {
     /// Stops forwarding on every connection, without closing any.
     pub fn freeze(&self) {
         self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    /// Closes every connection and stops listening, as a killed daemon
+    /// would.
+    pub fn cut(&self) {
+        let _ = self.cut.send(true);
     }
 
     /// The proxy in rbuild's address syntax.

@@ -158,6 +158,11 @@ pub fn import_digest(
         Some(d) => d.to_string(),
         None => tagged(dir, tag.unwrap_or(DEFAULT_TAG))?.digest,
     };
+    present(dir, digest)
+}
+
+/// `digest`, once it is known to be well formed and its blob is in `dir`.
+fn present(dir: &Path, digest: String) -> Result<String, LayoutError> {
     let parsed: Digest = digest
         .parse()
         .map_err(|_| LayoutError::InvalidDigest(digest.clone()))?;
@@ -202,17 +207,7 @@ pub fn image_digest(
             }
         }
     };
-    let parsed: Digest = digest
-        .parse()
-        .map_err(|_| LayoutError::InvalidDigest(digest.clone()))?;
-    if blob_path(dir, &parsed).is_file() {
-        Ok(digest)
-    } else {
-        Err(LayoutError::MissingBlob {
-            dir: dir.to_path_buf(),
-            digest,
-        })
-    }
+    present(dir, digest)
 }
 
 fn read_index(dir: &Path) -> Result<Index, LayoutError> {

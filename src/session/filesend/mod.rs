@@ -263,6 +263,39 @@ impl FileSendError {
         let path = path.into();
         move |source| Self::Io { path, source }
     }
+
+    /// The failure, when it happened on this machine rather than on the
+    /// daemon or the connection.
+    fn local(&self) -> Option<LocalFailure> {
+        let (path, kind, message) = match self {
+            Self::Io { path, source } | Self::Commit { path, source } => {
+                (path, source.kind(), source.to_string())
+            }
+            Self::MissingParent { path, .. }
+            | Self::DestIsDir(path)
+            | Self::DestNotDir(path)
+            | Self::InvalidEntry { dest: path, .. } => {
+                (path, io::ErrorKind::Other, self.to_string())
+            }
+            _ => return None,
+        };
+        Some(LocalFailure {
+            path: path.clone(),
+            kind,
+            message,
+        })
+    }
+}
+
+/// An export that could not be written here: where, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalFailure {
+    /// The file or directory being written.
+    pub path: PathBuf,
+    /// The I/O error's kind (`Other` for a refused entry).
+    pub kind: io::ErrorKind,
+    /// What went wrong.
+    pub message: String,
 }
 
 impl From<FileSendError> for Status {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tempfile::TempPath;
 
-use super::{ExportTarget, FileSendError, merge};
+use super::{ExportTarget, FileSendError, LocalFailure, merge};
 
 /// State shared by the service's calls and the [`Outputs`] handle.
 pub(super) struct Shared {
@@ -34,6 +34,9 @@ struct Slot {
     active: usize,
     completed: usize,
     failure: Option<String>,
+    /// The first failure that happened on this machine (a full disk, a
+    /// refused entry), which explains the daemon's side of it.
+    local: Option<LocalFailure>,
     /// `File`: the finished temp file.
     file: Option<TempPath>,
     /// `Dir`: the staging tree all of the exporter's streams write into.
@@ -50,6 +53,7 @@ impl Shared {
                     active: 0,
                     completed: 0,
                     failure: None,
+                    local: None,
                     file: None,
                     dir: None,
                 };
@@ -131,7 +135,7 @@ impl Shared {
         ))
     }
 
-    fn end(&self, id: u32, result: Result<Option<TempPath>, String>) {
+    fn end(&self, id: u32, result: Result<Option<TempPath>, (String, Option<LocalFailure>)>) {
         let mut state = self.lock();
         let closed = state.closed;
         let Some(slot) = state.slots.get_mut(&id) else {
@@ -146,8 +150,14 @@ impl Shared {
                     slot.file = file;
                 }
             }
-            Err(reason) => {
+            Err((reason, local)) => {
                 slot.failure.get_or_insert(reason);
+                // Only a file or tree has a previous version to keep; a
+                // closed stdout or a failed image load is no disk's fault.
+                let staged = matches!(slot.target, ExportTarget::File(_) | ExportTarget::Dir(_));
+                if staged && slot.local.is_none() {
+                    slot.local = local;
+                }
             }
         }
     }
@@ -173,15 +183,18 @@ impl StreamGuard {
 
     pub(super) fn fail(mut self, err: &FileSendError) {
         self.done = true;
-        self.shared.end(self.id, Err(err.to_string()));
+        self.shared
+            .end(self.id, Err((err.to_string(), err.local())));
     }
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         if !self.done {
-            self.shared
-                .end(self.id, Err("the export stream was interrupted".to_owned()));
+            self.shared.end(
+                self.id,
+                Err(("the export stream was interrupted".to_owned(), None)),
+            );
         }
     }
 }
@@ -201,6 +214,20 @@ impl Outputs {
     /// exporter id; only exporters that send files carry it.
     pub fn exporter_metadata(&self) -> BTreeMap<u32, BTreeMap<String, String>> {
         self.shared.lock().metadata.clone()
+    }
+
+    /// The first export that failed on this machine, by exporter index:
+    /// when a build fails, this says why better than the daemon's echo of
+    /// it (or the `EOF` it saw when the stream stopped).
+    pub fn local_failure(&self) -> Option<LocalFailure> {
+        let state = self.shared.lock();
+        let mut failed: Vec<_> = state
+            .slots
+            .iter()
+            .filter_map(|(id, slot)| slot.local.clone().map(|l| (*id, l)))
+            .collect();
+        failed.sort_by_key(|(id, _)| *id);
+        failed.into_iter().next().map(|(_, l)| l)
     }
 
     /// After Solve succeeded: renames every finished temp file/dir into place; returns what

@@ -49,7 +49,7 @@ pub(super) fn start(
             result = receive(inbound, &out, &mut state, &mut writer) => Some(result),
             () = out.closed() => None,
         };
-        let result = match outcome {
+        let mut result = match outcome {
             Some(result) => result,
             // The daemon resets the stream once it has our FIN; all was on disk by then.
             None if state.fin_sent => Ok(()),
@@ -60,8 +60,12 @@ pub(super) fn start(
         // The disk thread stops before the outcome is reported, so nothing writes into a
         // staging tree that a discard is removing.
         if let Some(writer) = writer {
-            // Its error, if any, is a consequence of the failure being reported.
-            let _ = writer.stop().await;
+            let stopped = writer.stop().await;
+            // A disk error (a full disk) explains a broken stream; other
+            // failures are reported as they are, the disk's being their echo.
+            if let (Err(FileSendError::Transport(_)), Err(disk)) = (&result, stopped) {
+                result = Err(disk);
+            }
         }
         drop(root);
         match result {

@@ -122,6 +122,8 @@ struct Counters {
     bytes: AtomicU64,
     stats: AtomicU64,
     files: AtomicU64,
+    /// The first file that changed while it was sent, which failed the transfer.
+    changed: std::sync::Mutex<Option<std::path::PathBuf>>,
 }
 
 impl TransferStats {
@@ -151,6 +153,23 @@ impl TransferStats {
     fn add_file(&self) {
         self.0.files.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// The file that changed while it was sent, if one did: the transfer failed on it.
+    pub fn changed(&self) -> Option<std::path::PathBuf> {
+        let changed = self.0.changed.lock();
+        changed
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_changed(&self, path: &std::path::Path) {
+        let mut changed = self
+            .0
+            .changed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        changed.get_or_insert_with(|| path.to_path_buf());
+    }
 }
 
 /// Why a transfer failed.
@@ -172,6 +191,12 @@ pub enum FileSyncError {
     InvalidFileId(u32),
     #[error("failed to read {path}: {source}")]
     Read { path: String, source: io::Error },
+    #[error(
+        "context file {} changed while it was being sent: build again once nothing writes to \
+         it, or leave it out with .dockerignore",
+        .0.display()
+    )]
+    Changed(std::path::PathBuf),
     #[error("error from receiver: {0}")]
     Receiver(String),
     #[error("receiver closed the stream without FIN")]

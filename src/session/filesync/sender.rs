@@ -13,7 +13,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -40,7 +40,7 @@ const FILE_WORKERS: usize = 4;
 const OUT_QUEUE: usize = 32;
 /// Requested files waiting for a worker (upstream's `sendpipeline` capacity).
 const REQUEST_QUEUE: usize = 128;
-/// Read past the stat'ed size in pieces this big, to notice files that grew.
+/// Read past the listed size in pieces this big, to notice files that grew.
 const PROBE: usize = 8 * 1024;
 
 type Outgoing = Result<Packet, Status>;
@@ -281,14 +281,32 @@ fn serve_files(shared: &Shared, jobs: &Mutex<mpsc::Receiver<Job>>) -> Result<(),
             return Err(FileSyncError::Cancelled);
         }
         match file {
-            FileRef::Disk { path, size } => match open_nonblocking(&path) {
-                Ok(f) => stream_file(shared, id, f, size).map_err(|e| match e {
-                    StreamError::Io(source) => FileSyncError::Read {
-                        path: path.display().to_string(),
-                        source,
-                    },
-                    StreamError::Send(e) => e,
-                })?,
+            FileRef::Disk {
+                path,
+                size,
+                mtime,
+                ino,
+            } => match open_nonblocking(&path) {
+                Ok(f) => {
+                    let listed = Listed { size, mtime, ino };
+                    stream_file(shared, id, f, listed).map_err(|e| match e {
+                        StreamError::Io(source) => FileSyncError::Read {
+                            path: path.display().to_string(),
+                            source,
+                        },
+                        StreamError::Changed => {
+                            shared.stats.set_changed(&path);
+                            FileSyncError::Changed(path.clone())
+                        }
+                        StreamError::Send(e) => e,
+                    })?
+                }
+                // Listed, then gone: an empty file in its place would be a
+                // version that never existed.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    shared.stats.set_changed(&path);
+                    return Err(FileSyncError::Changed(path));
+                }
                 // Upstream sends just the EOF for a file that cannot be opened.
                 Err(e) => {
                     tracing::debug!(path = %path.display(), error = %e, "cannot open requested file")
@@ -318,26 +336,61 @@ fn open_nonblocking(path: &std::path::Path) -> io::Result<File> {
 
 enum StreamError {
     Io(io::Error),
+    /// The file is not the version that was listed.
+    Changed,
     Send(FileSyncError),
 }
 
-/// Streams one file's content (not the EOF packet). Reads in chunks sized by the stat'ed
-/// size, so a small file costs one exact-size buffer, and keeps reading to the real EOF
-/// (a file that grew since the stat is sent whole, as upstream's copy loop does).
-fn stream_file(shared: &Shared, id: u32, file: File, size: u64) -> Result<(), StreamError> {
+/// What the listing said about a file.
+#[derive(Clone, Copy)]
+struct Listed {
+    size: u64,
+    mtime: i64,
+    ino: u64,
+}
+
+/// Streams one file's content (not the EOF packet), then checks that it was the listed
+/// version: a file rewritten in place while it is read would otherwise reach the daemon as a
+/// mix of two versions, under the listed size and time (upstream sends whatever it read).
+/// Each write moves the file's mtime, so the same size, mtime and inode after the last read
+/// as at the listing mean nothing wrote to it in between. Since Linux 6.13 a write after a
+/// stat always gets a newer timestamp (multigrain timestamps on ext4, xfs, btrfs, tmpfs);
+/// before, a write within the same clock tick (a few ms) as the listing can go unnoticed.
+fn stream_file(shared: &Shared, id: u32, file: File, listed: Listed) -> Result<(), StreamError> {
+    let sent = send_content(shared, id, &file, listed.size)?;
+    let now = file.metadata().map_err(StreamError::Io)?;
+    let mtime = now
+        .mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.mtime_nsec());
+    if sent != listed.size
+        || now.len() != listed.size
+        || mtime != listed.mtime
+        || now.ino() != listed.ino
+    {
+        return Err(StreamError::Changed);
+    }
+    Ok(())
+}
+
+/// Sends the content in chunks sized by the listed size, so a small file costs one
+/// exact-size buffer, and keeps reading to the real EOF; returns the bytes sent.
+fn send_content(shared: &Shared, id: u32, file: &File, size: u64) -> Result<u64, StreamError> {
     let mut left = size;
+    let mut sent = 0u64;
     loop {
         let want = match left {
             0 => PROBE,
             n => usize::try_from(n).map_or(DATA_CHUNK, |n| n.min(DATA_CHUNK)),
         };
-        let chunk = read_chunk(&file, want).map_err(StreamError::Io)?;
+        let chunk = read_chunk(file, want).map_err(StreamError::Io)?;
         let n = chunk.len();
         if n > 0 {
             send_data(shared, id, chunk).map_err(StreamError::Send)?;
+            sent += n as u64;
         }
         if n < want {
-            return Ok(());
+            return Ok(sent);
         }
         left = match left {
             // It grew past its stat: read on in full chunks until the real EOF.

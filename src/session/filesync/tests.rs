@@ -372,3 +372,36 @@ async fn dropping_the_response_stops_the_transfer() {
         .expect("transfer stops");
     assert!(stats.bytes_sent() < 64 * DATA_CHUNK as u64);
 }
+
+#[tokio::test]
+async fn a_file_changed_or_removed_after_its_listing_fails_the_transfer() {
+    for remove in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, "listed version").expect("write");
+        let (mut out, tx, stats) = start_direct(
+            LocalSource::Dir(dir.path().into()),
+            DiffCopyRequest::default(),
+        );
+        read_listing(&mut out).await;
+        // Rewritten (or removed) in place between the listing and the request.
+        if remove {
+            std::fs::remove_file(&path).expect("remove");
+        } else {
+            std::fs::write(&path, "new").expect("rewrite");
+        }
+        tx.send(packet(PacketType::PacketReq, 0))
+            .await
+            .expect("req");
+        let status = loop {
+            if let Err(status) = out.next().await.expect("ends with an error") {
+                break status;
+            }
+        };
+        assert!(
+            status.message().contains("changed while it was being sent"),
+            "{status:?}"
+        );
+        assert_eq!(stats.changed(), Some(path));
+    }
+}

@@ -12,6 +12,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -26,10 +27,14 @@ use crate::proto::fsutil::types::Stat;
 /// Where a requestable entry's content comes from.
 #[derive(Debug, Clone)]
 pub enum FileRef {
-    /// A file on disk and the size its stat reported (a read-size hint).
+    /// A file on disk, and what its stat said when it was listed: the
+    /// content sent must be that version (see `sender::stream_file`).
     Disk {
         path: PathBuf,
         size: u64,
+        /// Modification time in nanoseconds, as in the sent `Stat`.
+        mtime: i64,
+        ino: u64,
     },
     Memory(Bytes),
 }
@@ -202,6 +207,8 @@ impl Walker {
         let file = is_requestable(stat.mode).then(|| FileRef::Disk {
             path: abs.to_path_buf(),
             size: md.len(),
+            mtime: stat.mod_time,
+            ino: md.ino(),
         });
         sink.entry(stat, file)?;
         Ok(true)

@@ -156,6 +156,10 @@ async fn bad_ids_missing_parents_and_missing_exports_fail() {
         missing.message().contains("no/such/dir") && missing.message().contains("does not exist"),
         "{missing:?}"
     );
+    // It failed here, not on the daemon: the build's error says so.
+    let local = outputs.local_failure().expect("a local failure");
+    assert_eq!(local.path, nowhere);
+    assert!(local.message.contains("does not exist"), "{local:?}");
     let err = outputs.commit().await.expect_err("failed export");
     assert!(err.to_string().contains("out.tar"), "{err}");
 

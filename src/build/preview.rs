@@ -1,0 +1,81 @@
+//! The Solve request a [`Build`] would send, shown without a daemon: what a
+//! CI engineer checks when swapping `docker buildx build` for rbuild (which
+//! flag became which frontend option, exporter or cache entry).
+
+use std::collections::BTreeMap;
+
+use super::{AttestSupport, Build, BuildError};
+use crate::output::Daemon;
+
+/// One exporter or cache entry of the request: its type and attributes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TypedEntry {
+    /// The daemon's name for it (`image`, `moby`, `local`, `registry`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its attributes as sent; credentials shown as `<redacted>`.
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// The request, as far as it is known before a session exists: the
+/// session ids, the build ref and the upload itself are left out.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RequestPreview {
+    /// Always `dockerfile.v0`.
+    pub frontend: String,
+    /// The frontend's options: `target`, `build-arg:*`, `attest:*`, ...
+    pub frontend_attrs: BTreeMap<String, String>,
+    /// Every exporter, in order.
+    pub exporters: Vec<TypedEntry>,
+    /// Cache imports.
+    pub cache_imports: Vec<TypedEntry>,
+    /// Cache exports.
+    pub cache_exports: Vec<TypedEntry>,
+    /// Entitlements asked for (`network.host`, `security.insecure`).
+    pub entitlements: Vec<String>,
+}
+
+impl Build {
+    /// The request this build would send to a Docker Engine's BuildKit
+    /// (`engine`) or to a standalone buildkitd, checked as
+    /// [`Build::validate`] checks it. Attestations are shown as on a daemon
+    /// that can store them. Upstreams are not looked up (no network): a step
+    /// keyed by its upstream is planned with its fallback window.
+    pub fn preview(&self, engine: bool) -> Result<RequestPreview, BuildError> {
+        let daemon = if engine {
+            Daemon::Engine
+        } else {
+            Daemon::Buildkitd
+        };
+        let none = crate::upstream::Resolved::default();
+        let mut plan = super::plan::prepare(self, daemon, None, AttestSupport::Yes, &none)?;
+        plan.cache_imports = plan.cache_imports.iter().map(|c| c.redacted()).collect();
+        plan.cache_exports = plan.cache_exports.iter().map(|c| c.redacted()).collect();
+        let request = crate::solve::preview_request(&plan);
+        let entry = |kind: String, attrs: std::collections::HashMap<String, String>| TypedEntry {
+            kind,
+            attrs: attrs.into_iter().collect(),
+        };
+        let cache = request.cache.unwrap_or_default();
+        Ok(RequestPreview {
+            frontend: request.frontend,
+            frontend_attrs: request.frontend_attrs.into_iter().collect(),
+            exporters: request
+                .exporters
+                .into_iter()
+                .map(|e| entry(e.r#type, e.attrs))
+                .collect(),
+            cache_imports: cache
+                .imports
+                .into_iter()
+                .map(|e| entry(e.r#type, e.attrs))
+                .collect(),
+            cache_exports: cache
+                .exports
+                .into_iter()
+                .map(|e| entry(e.r#type, e.attrs))
+                .collect(),
+            entitlements: request.entitlements,
+        })
+    }
+}
