@@ -49,7 +49,10 @@ impl BuildPlan {
             sources.insert(CONTEXT_SOURCE.to_string(), context.clone());
         }
         let dockerfile = match &self.dockerfile {
-            DockerfileSource::File { dir, .. } => Some(LocalSource::Dir(dir.clone())),
+            DockerfileSource::File { dir, filename } => Some(LocalSource::Dir(
+                dir.clone(),
+                crate::build::confine::dockerfile_scope(filename),
+            )),
             DockerfileSource::Inline(data) => Some(LocalSource::Files(BTreeMap::from([(
                 INLINE_DOCKERFILE.to_string(),
                 data.clone(),
@@ -60,8 +63,8 @@ impl BuildPlan {
         if let Some(dockerfile) = dockerfile {
             sources.insert(DOCKERFILE_LOCAL.to_string(), dockerfile);
         }
-        for (name, dir) in &self.named_contexts {
-            sources.insert(name.clone(), LocalSource::Dir(dir.clone()));
+        for (name, source) in &self.named_contexts {
+            sources.insert(name.clone(), source.clone());
         }
         sources
     }

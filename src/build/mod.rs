@@ -25,6 +25,7 @@
 
 mod archive;
 mod attest;
+pub(crate) mod confine;
 mod context;
 mod error;
 mod hosts;

@@ -16,7 +16,7 @@ use crate::dockerfile::Rewritten;
 use crate::engine::Engine;
 use crate::output::{self, Daemon, Export};
 use crate::session::auth::DockerConfig;
-use crate::session::filesync::LocalSource;
+use crate::session::filesync::{LocalSource, Scope};
 use crate::session::upload::{self, ContextArchive};
 use crate::session::{secrets, sshforward};
 
@@ -45,9 +45,9 @@ pub(crate) struct BuildPlan {
     pub dockerfile: DockerfileSource,
     /// `dockerfile.v0` attributes: target, build-arg:*, label:*, platform...
     pub frontend_attrs: BTreeMap<String, String>,
-    /// Extra local directories, served under their own names and wired to
-    /// the frontend as `context:NAME=local:NAME`.
-    pub named_contexts: BTreeMap<String, PathBuf>,
+    /// Extra local directories (within their `.dockerignore`), served under
+    /// their own names and wired to the frontend as `context:NAME=local:NAME`.
+    pub named_contexts: BTreeMap<String, LocalSource>,
     /// OCI layouts served as session content stores, by store name.
     pub oci_stores: BTreeMap<String, PathBuf>,
     pub exports: Vec<Export>,
@@ -77,8 +77,15 @@ pub(crate) fn prepare(
     attest_support: AttestSupport,
 ) -> Result<BuildPlan, BuildError> {
     let main = main_context(build)?;
-    let dockerfile = main.dockerfile;
-    let (dockerfile, rewritten) = refresh_policy(build, dockerfile)?;
+    let (dockerfile, rewritten) = refresh_policy(build, main.dockerfile)?;
+    // Decided on the Dockerfile the frontend will read, rewritten or not.
+    let context = match main.local {
+        Some(LocalSource::Dir(dir, _)) => {
+            let scope = super::confine::context_scope(&dir, &dockerfile)?;
+            Some(LocalSource::Dir(dir, scope))
+        }
+        other => other,
+    };
 
     let mut attrs = BTreeMap::new();
     if let Some(target) = &build.target {
@@ -139,6 +146,11 @@ pub(crate) fn prepare(
     }
     let named = context::resolve(build)?;
     attrs.extend(named.attrs);
+    let mut named_contexts = BTreeMap::new();
+    for (name, dir) in named.dirs {
+        let scope = super::confine::named_scope(&name, &dir)?;
+        named_contexts.insert(name, LocalSource::Dir(dir, scope));
+    }
     if !build.contexts.is_empty() || !build.context_builds.is_empty() {
         // buildx asks for named-context support this way: a frontend
         // without it fails clearly (or, with `#syntax`, forwards to one
@@ -175,12 +187,12 @@ pub(crate) fn prepare(
     Ok(BuildPlan {
         name: build.name.clone(),
         shared_key: main.shared_key,
-        context: main.local,
+        context,
         remote_context: main.remote,
         upload: main.upload,
         dockerfile,
         frontend_attrs: attrs,
-        named_contexts: named.dirs,
+        named_contexts,
         oci_stores: named.oci_stores,
         exports,
         cache_imports,
@@ -236,7 +248,8 @@ fn main_context(build: &Build) -> Result<MainContext, InvalidBuild> {
             Ok(MainContext {
                 dockerfile: dockerfile_source(&build.dockerfile, &context)?,
                 shared_key: shared_key(&context),
-                local: Some(LocalSource::Dir(context)),
+                // Scoped once the Dockerfile is final (see `prepare`).
+                local: Some(LocalSource::Dir(context, Scope::all())),
                 remote: None,
                 upload: None,
             })
