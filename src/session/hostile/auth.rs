@@ -1,0 +1,1 @@
+//! Credentials for hosts the build does not use.
