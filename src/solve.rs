@@ -213,6 +213,7 @@ pub(crate) async fn run(
         content.insert_oci(store, dir);
     }
     let uploads = UploadService::new(plan.upload.iter().cloned().collect());
+    tracing::debug!(hosts = ?plan.auth_scope.hosts(), "registry credentials only for (None: every host)");
     let session = tokio::select! {
         s = Session::start(client.control(), SessionConfig {
             sources: plan.sources(),
@@ -220,7 +221,10 @@ pub(crate) async fn run(
             content,
             uploads,
             filesend,
-            auth: crate::session::auth::AuthService::new(plan.docker_config.clone()),
+            auth: crate::session::auth::AuthService::new(
+                plan.docker_config.clone(),
+                plan.auth_scope.clone(),
+            ),
             secrets: plan.secrets.clone(),
             ssh: plan.ssh.clone(),
         }) => s?,
@@ -297,6 +301,12 @@ pub(crate) async fn run(
         tracing::warn!("{warning}");
         warnings.push(warning);
     }
+    warnings.extend(
+        plan.auth_scope
+            .withheld()
+            .iter()
+            .map(|host| crate::session::auth::withheld_message(host)),
+    );
     let mut outputs = crate::output::attribute(&plan.exports, &exporter_response, &per_exporter);
     let provenance = read_record(client, plan, &build_ref, &mut outputs, &mut warnings).await;
     Ok(BuildResult {

@@ -15,7 +15,7 @@ use crate::cache::{self, CacheEntry, Scrubber};
 use crate::dockerfile::Rewritten;
 use crate::engine::Engine;
 use crate::output::{self, Daemon, Export};
-use crate::session::auth::DockerConfig;
+use crate::session::auth::{AuthScope, DockerConfig};
 use crate::session::filesync::{LocalSource, Scope};
 use crate::session::upload::{self, ContextArchive};
 use crate::session::{secrets, sshforward};
@@ -57,6 +57,8 @@ pub(crate) struct BuildPlan {
     /// Stable key for incremental uploads of this project's context.
     pub shared_key: String,
     pub docker_config: DockerConfig,
+    /// The registry hosts that get credentials from `docker_config`.
+    pub auth_scope: AuthScope,
     pub secrets: secrets::SecretStore,
     pub ssh: sshforward::SshAgents,
     /// The engine `--load` outputs stream into, when the daemon is not it.
@@ -77,7 +79,7 @@ pub(crate) fn prepare(
     attest_support: AttestSupport,
 ) -> Result<BuildPlan, BuildError> {
     let main = main_context(build)?;
-    let (dockerfile, rewritten) = refresh_policy(build, main.dockerfile)?;
+    let (dockerfile, rewritten, dockerfile_text) = refresh_policy(build, main.dockerfile)?;
     // Decided on the Dockerfile the frontend will read, rewritten or not.
     let context = match main.local {
         Some(LocalSource::Dir(dir, _)) => {
@@ -180,6 +182,12 @@ pub(crate) fn prepare(
     let scrubber = Scrubber::of(cache_imports.iter().chain(&cache_exports));
     let secrets = secrets::load(&build.secrets).map_err(InvalidBuild::from)?;
     let ssh = sshforward::load(&build.ssh).map_err(InvalidBuild::from)?;
+    let auth_scope = super::auth_hosts::scope(
+        build,
+        dockerfile_text.as_deref(),
+        &exports,
+        cache_imports.iter().chain(&cache_exports),
+    );
     let docker_config = match &build.registry_auth {
         Some(config) => config.clone(),
         None => DockerConfig::load().map_err(InvalidBuild::from)?,
@@ -199,6 +207,7 @@ pub(crate) fn prepare(
         cache_exports,
         entitlements,
         docker_config,
+        auth_scope,
         secrets,
         ssh,
         engine,
@@ -296,10 +305,11 @@ fn cache_entries(build: &Build) -> Result<(Vec<CacheEntry>, Vec<CacheEntry>), In
 
 /// Applies the freshness policy: when a step is to be renewed, the frontend
 /// gets a rewritten Dockerfile from memory; the user's file is never touched.
+/// Also returns the Dockerfile's text, when it is local and UTF-8.
 fn refresh_policy(
     build: &Build,
     dockerfile: DockerfileSource,
-) -> Result<(DockerfileSource, Option<Rewritten>), InvalidBuild> {
+) -> Result<(DockerfileSource, Option<Rewritten>, Option<String>), InvalidBuild> {
     let (name, bytes) = match &dockerfile {
         DockerfileSource::File { dir, filename } => {
             let path = dir.join(filename);
@@ -317,7 +327,7 @@ fn refresh_policy(
                     ),
                 });
             }
-            return Ok((dockerfile, None));
+            return Ok((dockerfile, None, None));
         }
     };
     let fresh = build.freshness;
@@ -332,16 +342,18 @@ fn refresh_policy(
             });
         }
         // Nothing asked for: the frontend reads the file as it is.
-        Err(_) => return Ok((dockerfile, None)),
+        Err(_) => return Ok((dockerfile, None, None)),
     };
     let rewritten = crate::dockerfile::prepare(text, fresh.every, fresh.now, SystemTime::now())
         .map_err(|source| InvalidBuild::Freshness { file: name, source })?;
+    let text = Some(text.to_string());
     Ok(match rewritten {
         Some(r) => (
             DockerfileSource::Inline(Bytes::from(r.text.clone())),
             Some(r),
+            text,
         ),
-        None => (dockerfile, None),
+        None => (dockerfile, None, text),
     })
 }
 

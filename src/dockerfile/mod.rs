@@ -15,6 +15,7 @@
 //! - [`progress_marks`]: annotations for the progress display.
 
 mod detect;
+pub(crate) mod images;
 mod policy;
 mod rewrite;
 mod shell;
