@@ -375,4 +375,30 @@ mod tests {
         assert!((400..600).contains(&at), "refused at entry {at}");
         assert!(r.pending.len() <= at as usize);
     }
+
+    /// Fuzz target `fsutil_packets`: the packets a daemon's `local` exporter sends, as
+    /// length-prefixed (2 bytes, big-endian) protobuf messages, through the receiver's
+    /// state machine and validator, with a small listing budget.
+    #[test]
+    fn fuzz_fsutil_packets() {
+        crate::fuzz::run("fsutil_packets", |mut data| {
+            let mut r = Receiver::new("/out".into());
+            r.listing_limit = 1 << 20;
+            while let Some((head, rest)) = data.split_first_chunk::<2>() {
+                let len = usize::from(u16::from_be_bytes(*head)).min(rest.len());
+                let (raw, tail) = rest.split_at(len);
+                data = tail;
+                let Ok(packet) = Packet::decode(raw) else {
+                    continue;
+                };
+                match r.handle(packet) {
+                    Ok(Step::Done) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                if r.complete() {
+                    r.fin_sent = true;
+                }
+            }
+        });
+    }
 }

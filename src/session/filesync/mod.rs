@@ -14,6 +14,8 @@ mod compile;
 mod files;
 mod filter;
 mod followlinks;
+#[cfg(test)]
+mod fuzz;
 mod glob;
 pub(crate) mod ignorefile;
 mod patterns;
