@@ -57,6 +57,8 @@ pub mod connect;
 pub mod dockerfile;
 pub mod duration;
 pub mod engine;
+#[cfg(test)]
+mod fuzz;
 pub(crate) mod http1;
 pub(crate) mod output;
 pub mod progress;

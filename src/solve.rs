@@ -50,7 +50,10 @@ impl BuildPlan {
             sources.insert(CONTEXT_SOURCE.to_string(), context.clone());
         }
         let dockerfile = match &self.dockerfile {
-            DockerfileSource::File { dir, .. } => Some(LocalSource::Dir(dir.clone())),
+            DockerfileSource::File { dir, filename } => Some(LocalSource::Dir(
+                dir.clone(),
+                crate::build::confine::dockerfile_scope(filename),
+            )),
             DockerfileSource::Inline(data) => Some(LocalSource::Files(BTreeMap::from([(
                 INLINE_DOCKERFILE.to_string(),
                 data.clone(),
@@ -61,8 +64,8 @@ impl BuildPlan {
         if let Some(dockerfile) = dockerfile {
             sources.insert(DOCKERFILE_LOCAL.to_string(), dockerfile);
         }
-        for (name, dir) in &self.named_contexts {
-            sources.insert(name.clone(), LocalSource::Dir(dir.clone()));
+        for (name, source) in &self.named_contexts {
+            sources.insert(name.clone(), source.clone());
         }
         sources
     }
@@ -219,6 +222,7 @@ pub(crate) async fn run(
         content.insert_oci(store, dir);
     }
     let uploads = UploadService::new(plan.upload.iter().cloned().collect());
+    tracing::debug!(hosts = ?plan.auth_scope.hosts(), "registry credentials only for (None: every host)");
     let session = tokio::select! {
         s = Session::start(client.control(), SessionConfig {
             sources: plan.sources(),
@@ -226,7 +230,10 @@ pub(crate) async fn run(
             content,
             uploads,
             filesend,
-            auth: crate::session::auth::AuthService::new(plan.docker_config.clone()),
+            auth: crate::session::auth::AuthService::new(
+                plan.docker_config.clone(),
+                plan.auth_scope.clone(),
+            ),
             secrets: plan.secrets.clone(),
             ssh: plan.ssh.clone(),
         }) => s?,
@@ -317,6 +324,12 @@ pub(crate) async fn run(
         tracing::warn!("{warning}");
         warnings.push(warning);
     }
+    warnings.extend(
+        plan.auth_scope
+            .withheld()
+            .iter()
+            .map(|host| crate::session::auth::withheld_message(host)),
+    );
     let mut outputs = crate::output::attribute(&plan.exports, &exporter_response, &per_exporter);
     let provenance = read_record(client, plan, &build_ref, &mut outputs, &mut warnings).await;
     Ok(BuildResult {

@@ -1,6 +1,8 @@
 //! Pushes to a registry that demands a password: rbuild serves the Docker
 //! config's credentials to the daemon over the session's Auth service, the
 //! push fails clearly without them, and the password shows up in no output.
+//! With two logins in the config, only the registry the build names gets
+//! its own; the other one's is withheld until `--auth-host` allows it.
 //!
 //! The test owns a second registry (the stack's `docker-registry` binary with
 //! htpasswd auth) on a free loopback port; BuildKit talks plain HTTP to
@@ -29,13 +31,8 @@ struct AuthRegistry {
 
 impl AuthRegistry {
     fn start() -> AuthRegistry {
-        let binary =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(".stack-cache/root/usr/bin/docker-registry");
-        assert!(
-            binary.is_file(),
-            "{} is missing: run `scripts/stack up` first",
-            binary.display()
-        );
+        // This checkout's stack cache, else the running stack's registry binary.
+        let binary = support::own_registry::registry_binary();
         let dir = tempfile::tempdir().expect("registry dir");
         // Unique per run, so a leak check cannot match by accident.
         let password = unique("pw-Zq7");
@@ -229,4 +226,137 @@ fn push_without_credentials_fails_clearly() {
         "no auth failure in:\n{err}"
     );
     assert_no_password(&out, &registry);
+}
+
+/// A DOCKER_CONFIG dir with the logins of both registries.
+fn two_logins(a: &AuthRegistry, b: &AuthRegistry) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"{{"auths": {{"{}": {{"auth": "{}"}}, "{}": {{"auth": "{}"}}}}}}"#,
+        a.addr,
+        a.basic_auth(),
+        b.addr,
+        b.basic_auth()
+    );
+    std::fs::write(dir.path().join("config.json"), config).unwrap();
+    dir
+}
+
+/// Requests the registry let in with a login.
+fn logged_in(registry: &AuthRegistry) -> usize {
+    registry
+        .log()
+        .lines()
+        .filter(|l| l.contains("msg=\"authorized request\""))
+        .count()
+}
+
+/// Lines of the registry's log that record a request refused for want of a login.
+fn refused(registry: &AuthRegistry) -> usize {
+    registry
+        .log()
+        .lines()
+        .filter(|l| l.contains("error authorizing context"))
+        .count()
+}
+
+/// Scoped credentials: with two logins in the Docker config, the daemon gets
+/// only the one for the registry the build names; asked for the other (here
+/// by a Dockerfile inside a tar context, which rbuild does not read), it gets
+/// nothing and the failure says why, until `--auth-host` allows the host.
+#[test]
+fn only_the_registries_a_build_names_get_credentials() {
+    let (used, other) = (AuthRegistry::start(), AuthRegistry::start());
+    let config = two_logins(&used, &other);
+    let stack = stack();
+
+    // Pushing to `used` sends its login; `other` hears nothing at all.
+    let image = format!("{}/{}:1", used.addr, unique("scoped"));
+    let out = push(config.path(), &image, fresh_context().path(), &["--debug"]);
+    assert_success(&out);
+    let log = stderr(&out);
+    // The debug line, with the log's colour codes between its fields.
+    let served = |host: &str| {
+        log.lines().any(|l| {
+            l.contains("registry credentials")
+                && l.contains(&format!("\"{host}\""))
+                && l.ends_with("true")
+        })
+    };
+    assert!(
+        served(&used.addr),
+        "the used registry's login was not served:\n{log}"
+    );
+    assert!(
+        !log.contains(&other.addr),
+        "the other registry came up:\n{log}"
+    );
+    assert_eq!(logged_in(&other), 0, "the other registry saw its login");
+    assert_no_password(&out, &used);
+    assert_no_password(&out, &other);
+
+    // Base images on `other`, pushed by builds that name it: one for the build
+    // that is refused, a fresh one for the build that is allowed (an engine
+    // may reuse a resolution it made once).
+    let bases = [unique("denied"), unique("allowed")].map(|n| format!("{}/{n}:1", other.addr));
+    for base in &bases {
+        assert_success(&push(config.path(), base, fresh_context().path(), &[]));
+    }
+    let work = tempfile::tempdir().unwrap();
+    let tars = bases.clone().map(|base| {
+        let src = context(&[("Dockerfile", &format!("FROM {base}\nRUN true\n"))]);
+        let tar = work.path().join(format!("{}.tar", unique("ctx")));
+        let made = Command::new("tar")
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .current_dir(src.path())
+            .output()
+            .expect("tar runs");
+        assert!(made.status.success(), "tar: {}", stderr(&made));
+        tar
+    });
+    // A Dockerfile rbuild cannot see: the daemon asks for `other`'s login.
+    // `--pull`: the engine holds the pushed images and would not ask otherwise.
+    let from_tar = |tar: &Path, extra: &[&str]| {
+        build_cmd(&stack)
+            .env("DOCKER_CONFIG", config.path())
+            .args(["--pull", "--debug"])
+            .args(extra)
+            .arg("-")
+            .stdin(std::fs::File::open(tar).unwrap())
+            .output()
+            .expect("rbuild runs")
+    };
+    let (before, refusals) = (logged_in(&other), refused(&other));
+    let out = from_tar(&tars[0], &[]);
+    assert!(
+        !out.status.success(),
+        "pulled without a login:\n{}",
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "no registry credentials were sent for {}",
+            other.addr
+        )),
+        "the failure does not name the withheld host:\n{err}"
+    );
+    assert_eq!(
+        logged_in(&other),
+        before,
+        "the other login reached its registry"
+    );
+    assert!(
+        refused(&other) > refusals,
+        "the daemon never asked the registry"
+    );
+    assert_no_password(&out, &other);
+
+    // Allowed explicitly, the build gets the login and pulls with it.
+    let out = from_tar(&tars[1], &["--auth-host", &other.addr]);
+    assert_success(&out);
+    assert!(logged_in(&other) > before, "no login reached the registry");
+    assert_no_password(&out, &other);
 }

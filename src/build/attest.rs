@@ -207,6 +207,24 @@ pub(crate) enum AttestSupport {
     No(String),
 }
 
+/// The scanner image the daemon runs for the build's SBOM, if it makes one: the
+/// `generator` given, else BuildKit's default scanner (on Docker Hub).
+pub(crate) fn sbom_scanner(build: &super::Build) -> Option<String> {
+    let sbom = build.attestations.get(&AttestKind::Sbom)?;
+    if sbom.disabled {
+        return None;
+    }
+    Some(
+        sbom.params
+            .get("generator")
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_SBOM_SCANNER.to_string()),
+    )
+}
+
+/// BuildKit's scanner when an SBOM names none (its `attest:sbom` default).
+const DEFAULT_SBOM_SCANNER: &str = "docker/buildkit-syft-scanner";
+
 /// What buildx adds when the build says nothing about provenance.
 pub(crate) const DEFAULT_PROVENANCE: &str = "mode=min,inline-only=true";
 

@@ -25,6 +25,8 @@
 
 mod archive;
 mod attest;
+mod auth_hosts;
+pub(crate) mod confine;
 mod context;
 mod error;
 mod hosts;
@@ -201,6 +203,7 @@ pub struct Build {
     pub(crate) entitlements: Vec<Entitlement>,
     pub(crate) freshness: Freshness,
     pub(crate) registry_auth: Option<DockerConfig>,
+    pub(crate) auth_hosts: Vec<String>,
 }
 
 impl Build {
@@ -416,6 +419,18 @@ impl Build {
     /// Docker config of the environment (`DOCKER_CONFIG` or `~/.docker`).
     pub fn registry_auth(mut self, config: DockerConfig) -> Build {
         self.registry_auth = Some(config);
+        self
+    }
+
+    /// Also send registry credentials for `host` (`registry.example:5000`) when the
+    /// daemon asks. By default only the registries the build names get them: the
+    /// Dockerfile's images, `docker-image://` contexts, registry caches, push targets
+    /// and the SBOM scanner; a request for any other host is answered without
+    /// credentials and reported in [`BuildResult::warnings`]. `"*"` answers for every
+    /// host in the Docker config, as buildx does. Needed for images the build pulls
+    /// that the client cannot see, e.g. in a Dockerfile inside a remote context.
+    pub fn auth_host(mut self, host: impl Into<String>) -> Build {
+        self.auth_hosts.push(host.into());
         self
     }
 

@@ -15,8 +15,8 @@ use crate::cache::{self, CacheEntry, Scrubber};
 use crate::dockerfile::{RefreshOptions, Rewritten};
 use crate::engine::Engine;
 use crate::output::{self, Daemon, Export};
-use crate::session::auth::DockerConfig;
-use crate::session::filesync::LocalSource;
+use crate::session::auth::{AuthScope, DockerConfig};
+use crate::session::filesync::{LocalSource, Scope};
 use crate::session::upload::{self, ContextArchive};
 use crate::session::{secrets, sshforward};
 use crate::upstream::Resolved;
@@ -46,9 +46,9 @@ pub(crate) struct BuildPlan {
     pub dockerfile: DockerfileSource,
     /// `dockerfile.v0` attributes: target, build-arg:*, label:*, platform...
     pub frontend_attrs: BTreeMap<String, String>,
-    /// Extra local directories, served under their own names and wired to
-    /// the frontend as `context:NAME=local:NAME`.
-    pub named_contexts: BTreeMap<String, PathBuf>,
+    /// Extra local directories (within their `.dockerignore`), served under
+    /// their own names and wired to the frontend as `context:NAME=local:NAME`.
+    pub named_contexts: BTreeMap<String, LocalSource>,
     /// OCI layouts served as session content stores, by store name.
     pub oci_stores: BTreeMap<String, PathBuf>,
     pub exports: Vec<Export>,
@@ -58,6 +58,8 @@ pub(crate) struct BuildPlan {
     /// Stable key for incremental uploads of this project's context.
     pub shared_key: String,
     pub docker_config: DockerConfig,
+    /// The registry hosts that get credentials from `docker_config`.
+    pub auth_scope: AuthScope,
     pub secrets: secrets::SecretStore,
     pub ssh: sshforward::SshAgents,
     /// The engine `--load` outputs stream into, when the daemon is not it.
@@ -80,8 +82,16 @@ pub(crate) fn prepare(
     resolved: &Resolved,
 ) -> Result<BuildPlan, BuildError> {
     let main = main_context(build)?;
-    let dockerfile = main.dockerfile;
-    let (dockerfile, rewritten) = refresh_policy(build, dockerfile, resolved)?;
+    let (dockerfile, rewritten, dockerfile_text) =
+        refresh_policy(build, main.dockerfile, resolved)?;
+    // Decided on the Dockerfile the frontend will read, rewritten or not.
+    let context = match main.local {
+        Some(LocalSource::Dir(dir, _)) => {
+            let scope = super::confine::context_scope(&dir, &dockerfile)?;
+            Some(LocalSource::Dir(dir, scope))
+        }
+        other => other,
+    };
 
     let mut attrs = BTreeMap::new();
     if let Some(target) = &build.target {
@@ -142,6 +152,11 @@ pub(crate) fn prepare(
     }
     let named = context::resolve(build)?;
     attrs.extend(named.attrs);
+    let mut named_contexts = BTreeMap::new();
+    for (name, dir) in named.dirs {
+        let scope = super::confine::named_scope(&name, &dir)?;
+        named_contexts.insert(name, LocalSource::Dir(dir, scope));
+    }
     if !build.contexts.is_empty() || !build.context_builds.is_empty() {
         // buildx asks for named-context support this way: a frontend
         // without it fails clearly (or, with `#syntax`, forwards to one
@@ -171,6 +186,12 @@ pub(crate) fn prepare(
     let scrubber = Scrubber::of(cache_imports.iter().chain(&cache_exports));
     let secrets = secrets::load(&build.secrets).map_err(InvalidBuild::from)?;
     let ssh = sshforward::load(&build.ssh).map_err(InvalidBuild::from)?;
+    let auth_scope = super::auth_hosts::scope(
+        build,
+        dockerfile_text.as_deref(),
+        &exports,
+        cache_imports.iter().chain(&cache_exports),
+    );
     let docker_config = match &build.registry_auth {
         Some(config) => config.clone(),
         None => DockerConfig::load().map_err(InvalidBuild::from)?,
@@ -178,18 +199,19 @@ pub(crate) fn prepare(
     Ok(BuildPlan {
         name: build.name.clone(),
         shared_key: main.shared_key,
-        context: main.local,
+        context,
         remote_context: main.remote,
         upload: main.upload,
         dockerfile,
         frontend_attrs: attrs,
-        named_contexts: named.dirs,
+        named_contexts,
         oci_stores: named.oci_stores,
         exports,
         cache_imports,
         cache_exports,
         entitlements,
         docker_config,
+        auth_scope,
         secrets,
         ssh,
         engine,
@@ -239,7 +261,8 @@ fn main_context(build: &Build) -> Result<MainContext, InvalidBuild> {
             Ok(MainContext {
                 dockerfile: dockerfile_source(&build.dockerfile, &context)?,
                 shared_key: shared_key(&context),
-                local: Some(LocalSource::Dir(context)),
+                // Scoped once the Dockerfile is final (see `prepare`).
+                local: Some(LocalSource::Dir(context, Scope::all())),
                 remote: None,
                 upload: None,
             })
@@ -286,11 +309,12 @@ fn cache_entries(build: &Build) -> Result<(Vec<CacheEntry>, Vec<CacheEntry>), In
 
 /// Applies the freshness policy: when a step is to be renewed, the frontend
 /// gets a rewritten Dockerfile from memory; the user's file is never touched.
+/// Also returns the Dockerfile's text, when it is local and UTF-8.
 fn refresh_policy(
     build: &Build,
     dockerfile: DockerfileSource,
     resolved: &Resolved,
-) -> Result<(DockerfileSource, Option<Rewritten>), InvalidBuild> {
+) -> Result<(DockerfileSource, Option<Rewritten>, Option<String>), InvalidBuild> {
     let (name, bytes) = match &dockerfile {
         DockerfileSource::File { dir, filename } => {
             let path = dir.join(filename);
@@ -309,7 +333,7 @@ fn refresh_policy(
                     ),
                 });
             }
-            return Ok((dockerfile, None));
+            return Ok((dockerfile, None, None));
         }
     };
     let fresh = build.freshness;
@@ -324,7 +348,7 @@ fn refresh_policy(
             });
         }
         // Nothing asked for: the frontend reads the file as it is.
-        Err(_) => return Ok((dockerfile, None)),
+        Err(_) => return Ok((dockerfile, None, None)),
     };
     let options = RefreshOptions {
         every: fresh.every,
@@ -335,12 +359,14 @@ fn refresh_policy(
     };
     let rewritten = crate::dockerfile::prepare_with(text, &options, SystemTime::now())
         .map_err(|source| InvalidBuild::Freshness { file: name, source })?;
+    let text = Some(text.to_string());
     Ok(match rewritten {
         Some(r) => (
             DockerfileSource::Inline(Bytes::from(r.text.clone())),
             Some(r),
+            text,
         ),
-        None => (dockerfile, None),
+        None => (dockerfile, None, text),
     })
 }
 

@@ -52,7 +52,9 @@ pub struct BuildResult {
     /// keeps them: keyed by platform for a multi-platform build, by `""`
     /// otherwise. Empty when the build attached none.
     pub provenance: BTreeMap<String, serde_json::Value>,
-    /// Things worth knowing that did not fail the build.
+    /// Things worth knowing that did not fail the build: cache entries left
+    /// out, steps that failed without failing it, registries the daemon
+    /// asked credentials for that the build does not name (none were sent).
     pub warnings: Vec<String>,
     /// The steps whose cache key the freshness policy set, with their
     /// upstreams as looked up for this build; [`RefreshedStep::warning`]

@@ -73,6 +73,11 @@ pub struct BakeArgs {
     #[arg(long, value_name = "REPO")]
     pub cache: Option<String>,
 
+    /// Also send registry credentials for HOST when the daemon asks, for every target
+    /// (repeatable; `*`: every host, as buildx does).
+    #[arg(long = "auth-host", value_name = "HOST")]
+    pub auth_hosts: Vec<String>,
+
     /// Progress output: auto, tty, plain, rawjson, quiet.
     #[arg(long, env = "BUILDKIT_PROGRESS", value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
@@ -144,8 +149,10 @@ pub async fn run(global: &GlobalArgs, args: BakeArgs) -> anyhow::Result<u8> {
     let mut builds: Vec<rbuild::Build> = Definition::builds(&chosen, &cwd)?
         .into_iter()
         .map(|b| {
-            b.default_attestations(with_defaults)
-                .cache_env(cache_env.clone())
+            let b = b
+                .default_attestations(with_defaults)
+                .cache_env(cache_env.clone());
+            args.auth_hosts.iter().fold(b, |b, h| b.auth_host(h))
         })
         .collect();
     if let Some(repo) = &args.cache {

@@ -134,6 +134,13 @@ pub struct BuildArgs {
     #[arg(long, value_name = "REF")]
     pub cache: Option<String>,
 
+    /// Also send the Docker config's credentials for registry HOST when the daemon asks
+    /// (repeatable). By default only the registries the build names get them (its
+    /// images, contexts, caches, push targets, SBOM scanner); `*` sends them for every
+    /// host, as buildx does.
+    #[arg(long = "auth-host", value_name = "HOST")]
+    pub auth_hosts: Vec<String>,
+
     /// Write the build result metadata (buildx-compatible JSON) to FILE.
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,

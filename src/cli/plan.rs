@@ -138,6 +138,9 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
         let ssh = SshSpec::parse(spec).map_err(|e| anyhow::anyhow!("--{e}"))?;
         build = build.ssh(ssh);
     }
+    for host in &args.auth_hosts {
+        build = build.auth_host(host);
+    }
     Ok(build.freshness(Freshness {
         every: args.refresh_every,
         now: args.refresh,

@@ -165,6 +165,9 @@ impl Client {
                         for (name, index, rx) in needs {
                             match deps::wait(rx).await {
                                 Ok(reference) => {
+                                    plan.auth_scope.allow(
+                                        &crate::dockerfile::images::registry_host(&reference),
+                                    );
                                     plan.frontend_attrs.insert(
                                         format!("context:{name}"),
                                         format!("docker-image://{reference}"),

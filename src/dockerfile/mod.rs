@@ -22,6 +22,7 @@
 
 mod detect;
 mod exact;
+pub(crate) mod images;
 mod policy;
 mod rewrite;
 mod shell;

@@ -136,3 +136,37 @@ fn odd_but_valid_files_are_analyzed() {
         Err(DockerfileError::TooLarge { .. })
     ));
 }
+
+/// Fuzz target `dockerfile`: the splitter, the analysis, the refresh rewrite (its
+/// line map must stay inside the user's file) and the image reader.
+#[test]
+fn fuzz_dockerfile() {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    crate::fuzz::run("dockerfile", |data| {
+        let text = String::from_utf8_lossy(data);
+        let physical = split::physical_lines(&text).len();
+        let s = split::split(&text);
+        assert_eq!(s.lines.len(), physical, "one kind per physical line");
+        for ins in &s.instructions {
+            assert!(ins.start >= 1 && ins.start <= ins.end && ins.end <= physical);
+        }
+        let _ = analyze(&text);
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for (every, force) in [(Some(Duration::from_secs(3600)), false), (None, true)] {
+            if let Ok(Some(r)) = prepare(&text, every, force, now) {
+                let lines = split::physical_lines(&r.text).len();
+                for line in 0..=lines + 2 {
+                    assert!(
+                        r.map_line(line) <= physical.max(line),
+                        "line {line} of {lines}"
+                    );
+                }
+                let _ = r.map_message("dockerfile parse error on line 3 (line 99)");
+                let _ = progress_marks(&r)("[2/3] RUN git clone x");
+            }
+        }
+        let _ = prepare(&text, None, false, SystemTime::UNIX_EPOCH);
+        let args = [("BASE".to_string(), "x.example/y".to_string())].into();
+        let _ = images::images(&text, &args);
+    });
+}

@@ -356,4 +356,26 @@ pub(super) mod tests {
         assert_eq!(parse_size(&b256).unwrap(), 258);
         assert!(parse_size(b"9zz\0\0\0\0\0\0\0\0\0").is_err());
     }
+
+    /// Fuzz target `tar`: the stream fed in pieces whose sizes the input's first byte
+    /// picks; whatever arrives, kept contents stay within the limit.
+    #[test]
+    fn fuzz_tar() {
+        crate::fuzz::run("tar", |data| {
+            let (piece, tar) = match data.split_first() {
+                Some((&p, rest)) => (usize::from(p).max(1) * 7, rest),
+                None => (1, data),
+            };
+            let mut stream = TarStream::new(256);
+            let mut out = Vec::new();
+            for chunk in tar.chunks(piece) {
+                if stream.push(chunk, &mut out).is_err() {
+                    break;
+                }
+            }
+            for entry in &out {
+                assert!(entry.contents.as_ref().is_none_or(|c| c.len() <= 256));
+            }
+        });
+    }
 }

@@ -2,7 +2,9 @@
 //! pulls and pushes (images, `--cache-from`/`--cache-to type=registry`).
 //!
 //! Credentials come from the Docker CLI config ([`DockerConfig`]): inline
-//! `auths` entries or a credential helper. Only `Credentials` is served; the
+//! `auths` entries or a credential helper, and only for the hosts of the
+//! build's [`AuthScope`]: any other host is answered anonymously without
+//! looking at the config at all. Only `Credentials` is served; the
 //! token-authority methods answer `Unimplemented`, after which the daemon
 //! does the registry token exchange itself with those credentials
 //! (upstream: session/auth/authprovider/authprovider.go, and the caller in
@@ -13,6 +15,7 @@
 
 mod config;
 mod helper;
+mod scope;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use crate::proto::moby::filesync::v1::{
     VerifyTokenAuthorityResponse,
 };
 pub use config::DockerConfig;
+pub use scope::{AuthScope, withheld_message};
 
 /// The methods [`AuthService`] registers, for the session header.
 pub const METHODS: &[&str] = &[
@@ -96,17 +100,19 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Serves `Auth` from a [`DockerConfig`]. The default config answers every
-/// host anonymously.
+/// Serves `Auth` from a [`DockerConfig`] for the hosts of an [`AuthScope`].
+/// The default config answers every host anonymously.
 #[derive(Clone, Debug, Default)]
 pub struct AuthService {
     config: Arc<DockerConfig>,
+    scope: AuthScope,
 }
 
 impl AuthService {
-    pub fn new(config: DockerConfig) -> AuthService {
+    pub fn new(config: DockerConfig, scope: AuthScope) -> AuthService {
         AuthService {
             config: Arc::new(config),
+            scope,
         }
     }
 
@@ -123,6 +129,10 @@ impl Auth for AuthService {
         request: Request<CredentialsRequest>,
     ) -> Result<Response<CredentialsResponse>, Status> {
         let host = request.into_inner().host;
+        if !self.scope.check(&host) {
+            // Not even a credential helper is asked about it.
+            return Ok(Response::new(CredentialsResponse::default()));
+        }
         match self.config.credentials(&host).await {
             Ok(found) => {
                 tracing::debug!(host, found = found.is_some(), "registry credentials");
@@ -171,7 +181,10 @@ mod tests {
     use base64::Engine as _;
 
     fn service(json: &str) -> AuthService {
-        AuthService::new(DockerConfig::parse(json.as_bytes()).unwrap())
+        AuthService::new(
+            DockerConfig::parse(json.as_bytes()).unwrap(),
+            AuthScope::any(),
+        )
     }
 
     async fn ask(service: &AuthService, host: &str) -> Result<CredentialsResponse, Status> {
@@ -200,7 +213,7 @@ mod tests {
         let config = DockerConfig::parse(br#"{"credsStore": "missing"}"#)
             .unwrap()
             .with_helper_path(empty.path().as_os_str());
-        let service = AuthService::new(config);
+        let service = AuthService::new(config, AuthScope::any());
         let err = ask(&service, "h.example").await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unavailable);
         assert!(

@@ -12,6 +12,8 @@ pub mod auth;
 pub mod content;
 pub mod filesend;
 pub mod filesync;
+#[cfg(test)]
+mod hostile;
 pub mod secrets;
 pub mod sshforward;
 pub mod tunnel;
@@ -41,6 +43,15 @@ pub const CONTEXT_SOURCE: &str = "context";
 /// How long the daemon may take to attach to a new session. It answers in
 /// milliseconds when healthy; a daemon that never does is wedged.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(20);
+/// Calls the daemon may have open at once on the session. BuildKit uses a
+/// handful (uploads, content reads, a secret, an agent); each open call holds
+/// bounded buffers, so this bounds what a misbehaving daemon can make us hold.
+/// A Go client waits for a free slot rather than failing.
+const MAX_CONCURRENT_CALLS: u32 = 128;
+/// The request headers of one call: the frontend sends each `.dockerignore`
+/// pattern as a header value, so hyper's 16 KiB default refuses a long
+/// ignore file; grpc-go's server (buildx's side) allows 16 MiB.
+const MAX_HEADER_LIST: u32 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -133,7 +144,9 @@ impl Session {
             // frames keep the daemon from stalling on flow control.
             .initial_stream_window_size(Some(4 << 20))
             .initial_connection_window_size(Some(8 << 20))
-            .max_frame_size(Some(1 << 20));
+            .max_frame_size(Some(1 << 20))
+            .max_concurrent_streams(Some(MAX_CONCURRENT_CALLS))
+            .http2_max_header_list_size(Some(MAX_HEADER_LIST));
         let registry = ServiceSet {
             router: server.add_routes(tonic::service::Routes::default()),
             methods: Vec::new(),

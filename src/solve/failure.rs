@@ -175,6 +175,14 @@ pub(super) fn from_status(
         Some(digest) => state.vertex_report(digest),
         None => summary.failed_vertex.clone(),
     };
+    // A pull or push refused for want of a login is explained here: the
+    // daemon's message only says "unauthorized".
+    for host in plan.auth_scope.withheld() {
+        message.push_str(&format!(
+            " ({})",
+            crate::session::auth::withheld_message(&host)
+        ));
+    }
     let mut location = details.location;
     // Line numbers are the rewritten Dockerfile's when the freshness
     // policy moved lines: point them back at the user's file.

@@ -11,7 +11,7 @@
 //!    never half-closes: after its `FIN` it resets the stream, so an end or reset of its side
 //!    after our `FIN` is success too (everything was already on disk).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -33,6 +33,14 @@ use crate::proto::fsutil::types::{Packet, Stat};
 const OUT_QUEUE: usize = 64;
 /// Ops waiting for the disk thread: with 32 KiB chunks, ~2 MiB of data in flight.
 const DISK_QUEUE: usize = 64;
+/// `REQ`s queued for a daemon that does not read them: reading pauses beyond this.
+const MAX_OUTBOX: usize = 4096;
+/// What one stream's listing may make us remember (paths, link targets and xattrs of every
+/// entry, plus [`ENTRY_COST`] each): a daemon listing without end is refused here instead
+/// of growing memory. About four million small entries, far beyond any real export.
+const MAX_LISTING: u64 = 512 << 20;
+/// The fixed memory one listed entry costs across the validator, queues and disk thread.
+const ENTRY_COST: u64 = 128;
 
 /// Starts receiving into `root`; the returned stream is the call's response.
 pub(super) fn start(
@@ -94,7 +102,7 @@ async fn receive(
                 }
                 continue;
             }
-            message = inbound.message() => message,
+            message = inbound.message(), if state.outbox.len() < MAX_OUTBOX => message,
         };
         let raw = match message {
             Ok(Some(raw)) => raw,
@@ -145,8 +153,12 @@ struct Receiver {
     validator: Validator,
     /// The ID the next `STAT` gets.
     next_id: u32,
-    /// Requested files whose EOF has not arrived.
-    pending: HashSet<u32>,
+    /// Requested files whose EOF has not arrived, with the bytes their `STAT` announced
+    /// and not yet received: a file never gets more than its listed size.
+    pending: HashMap<u32, u64>,
+    /// What the listing so far costs to remember, against `listing_limit`.
+    listing_cost: u64,
+    listing_limit: u64,
     listed: bool,
     fin_sent: bool,
     /// Packets to send; the reader never waits on the daemon reading them.
@@ -159,7 +171,9 @@ impl Receiver {
             dest,
             validator: Validator::default(),
             next_id: 0,
-            pending: HashSet::new(),
+            pending: HashMap::new(),
+            listing_cost: 0,
+            listing_limit: MAX_LISTING,
             listed: false,
             fin_sent: false,
             outbox: VecDeque::new(),
@@ -194,14 +208,21 @@ impl Receiver {
                 Some(stat) => self.entry(stat),
             },
             PacketType::PacketData => {
-                if !self.pending.contains(&packet.id) {
+                let Some(left) = self.pending.get_mut(&packet.id) else {
                     let reason = format!("data for file id {}, which is not awaited", packet.id);
                     return Err(self.protocol(&reason));
-                }
+                };
                 if packet.data.is_empty() {
                     self.pending.remove(&packet.id);
                     return Ok(Step::Disk(Op::Eof { id: packet.id }));
                 }
+                let len = packet.data.len() as u64;
+                if len > *left {
+                    let reason =
+                        format!("more data for file id {} than its listed size", packet.id);
+                    return Err(self.protocol(&reason));
+                }
+                *left -= len;
                 Ok(Step::Disk(Op::Data {
                     id: packet.id,
                     data: packet.data,
@@ -217,6 +238,21 @@ impl Receiver {
     }
 
     fn entry(&mut self, stat: Stat) -> Result<Step, FileSendError> {
+        let cost = ENTRY_COST
+            + (stat.path.len() + stat.linkname.len()) as u64
+            + stat
+                .xattrs
+                .iter()
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum::<u64>();
+        self.listing_cost = self.listing_cost.saturating_add(cost);
+        if self.listing_cost > self.listing_limit {
+            let reason = format!(
+                "the listing exceeds {} MiB of entries",
+                self.listing_limit >> 20
+            );
+            return Err(self.protocol(&reason));
+        }
         let id = self.next_id;
         self.next_id = id
             .checked_add(1)
@@ -235,7 +271,8 @@ impl Receiver {
                 return Ok(Step::Continue);
             }
             Kind::File => {
-                self.pending.insert(id);
+                self.pending
+                    .insert(id, u64::try_from(stat.size).unwrap_or_default());
                 self.outbox.push_back(packet_of(PacketType::PacketReq, id));
             }
             _ => {}
@@ -279,5 +316,93 @@ impl Writer {
         self.task
             .await
             .map_err(|e| FileSendError::Internal(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat_packet(path: &str, size: i64) -> Packet {
+        Packet {
+            r#type: PacketType::PacketStat as i32,
+            stat: Some(Stat {
+                path: path.to_owned(),
+                mode: 0o644,
+                size,
+                ..Stat::default()
+            }),
+            ..Packet::default()
+        }
+    }
+
+    fn data(id: u32, bytes: &'static [u8]) -> Packet {
+        Packet {
+            r#type: PacketType::PacketData as i32,
+            id,
+            data: Bytes::from_static(bytes),
+            ..Packet::default()
+        }
+    }
+
+    #[test]
+    fn a_file_gets_no_more_than_its_listed_size() {
+        let mut r = Receiver::new("/out".into());
+        assert!(matches!(r.handle(stat_packet("a", 4)), Ok(Step::Disk(_))));
+        assert!(matches!(r.handle(data(0, b"abc")), Ok(Step::Disk(_))));
+        let err = r.handle(data(0, b"de")).err().expect("past its size");
+        assert!(err.to_string().contains("than its listed size"), "{err}");
+        // Shorter than listed is a file that shrank: accepted, as upstream does.
+        let mut r = Receiver::new("/out".into());
+        r.handle(stat_packet("a", 10)).expect("entry");
+        r.handle(data(0, b"abc")).expect("data");
+        assert!(matches!(
+            r.handle(data(0, b"")),
+            Ok(Step::Disk(Op::Eof { id: 0 }))
+        ));
+    }
+
+    #[test]
+    fn an_endless_listing_is_refused_at_its_budget() {
+        let mut r = Receiver::new("/out".into());
+        r.listing_limit = 64 << 10;
+        let mut refused = None;
+        for i in 0..100_000u32 {
+            if let Err(e) = r.handle(stat_packet(&format!("f{i:08}"), 0)) {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        let (at, err) = refused.expect("refused before the end");
+        assert!(err.to_string().contains("the listing exceeds"), "{err}");
+        // Each entry costs its path plus the fixed part: the budget allows a few hundred.
+        assert!((400..600).contains(&at), "refused at entry {at}");
+        assert!(r.pending.len() <= at as usize);
+    }
+
+    /// Fuzz target `fsutil_packets`: the packets a daemon's `local` exporter sends, as
+    /// length-prefixed (2 bytes, big-endian) protobuf messages, through the receiver's
+    /// state machine and validator, with a small listing budget.
+    #[test]
+    fn fuzz_fsutil_packets() {
+        crate::fuzz::run("fsutil_packets", |mut data| {
+            let mut r = Receiver::new("/out".into());
+            r.listing_limit = 1 << 20;
+            while let Some((head, rest)) = data.split_first_chunk::<2>() {
+                let len = usize::from(u16::from_be_bytes(*head)).min(rest.len());
+                let (raw, tail) = rest.split_at(len);
+                data = tail;
+                let Ok(packet) = Packet::decode(raw) else {
+                    continue;
+                };
+                match r.handle(packet) {
+                    Ok(Step::Done) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                if r.complete() {
+                    r.fin_sent = true;
+                }
+            }
+        });
     }
 }

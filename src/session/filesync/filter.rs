@@ -14,7 +14,8 @@ use super::patterns::{MatchInfo, Pattern, PatternError, PatternMatcher};
 /// Characters that make a pattern more than a plain prefix (upstream `patternChars`, Unix).
 const PATTERN_CHARS: &[char] = &['*', '[', ']', '?', '^', '\\'];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Ordered from least to most restrictive, so two filters combine with `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verdict {
     Emit,
     Hide,
@@ -26,6 +27,8 @@ pub enum Verdict {
 pub struct DirMatch {
     include: MatchInfo,
     exclude: MatchInfo,
+    /// The same for the client's own scope, when there is one.
+    scope: Option<Box<DirMatch>>,
 }
 
 /// Which patterns list failed to parse.
@@ -43,6 +46,9 @@ pub struct Filter {
     exclude: Option<PatternMatcher>,
     only_prefix_includes: bool,
     only_prefix_exclude_exceptions: bool,
+    /// The client's limits on the source ([`super::Scope`]): a path is sent only when both
+    /// the daemon's request and this allow it.
+    scope: Option<Box<Filter>>,
 }
 
 impl Filter {
@@ -78,13 +84,33 @@ impl Filter {
             exclude,
             only_prefix_includes,
             only_prefix_exclude_exceptions,
+            scope: None,
         })
+    }
+
+    /// This filter narrowed by `scope`: what either one hides stays hidden, and a directory
+    /// either one can skip is not read.
+    pub fn within(mut self, scope: Filter) -> Self {
+        self.scope = Some(Box::new(scope));
+        self
     }
 
     /// Decides about `path` (relative, clean); `parent` is what this returned for the
     /// parent directory (default for top-level entries). The returned [`DirMatch`] matters
     /// only for directories.
     pub fn check(&self, path: &str, is_dir: bool, parent: &DirMatch) -> (Verdict, DirMatch) {
+        let (verdict, mut state) = self.check_own(path, is_dir, parent);
+        let Some(scope) = &self.scope else {
+            return (verdict, state);
+        };
+        let top = DirMatch::default();
+        let (narrowed, scope_state) =
+            scope.check(path, is_dir, parent.scope.as_deref().unwrap_or(&top));
+        state.scope = Some(Box::new(scope_state));
+        (verdict.max(narrowed), state)
+    }
+
+    fn check_own(&self, path: &str, is_dir: bool, parent: &DirMatch) -> (Verdict, DirMatch) {
         let mut hide = false;
         let mut state = DirMatch::default();
         if let Some(include) = &self.include {
@@ -216,6 +242,22 @@ mod tests {
         assert_eq!(verdict(&f, "src/main.rs", false), Verdict::Emit);
         assert_eq!(verdict(&f, "src/gen", true), Verdict::SkipDir);
         assert_eq!(verdict(&f, "docs", true), Verdict::SkipDir);
+    }
+
+    #[test]
+    fn a_scope_narrows_whatever_the_request_allows() {
+        // The daemon asks for everything; the client's scope still hides and skips.
+        let f = filter(&[], &[]).within(filter(&[], &["secrets", "*.key", "!.dockerignore"]));
+        assert_eq!(verdict(&f, "secrets", true), Verdict::SkipDir);
+        assert_eq!(verdict(&f, "id.key", false), Verdict::Hide);
+        assert_eq!(verdict(&f, "src/main.rs", false), Verdict::Emit);
+        assert_eq!(verdict(&f, ".dockerignore", false), Verdict::Emit);
+        // An include of the request cannot widen the scope's includes.
+        let f = filter(&["secrets"], &[]).within(filter(&["Dockerfile"], &[]));
+        assert_eq!(verdict(&f, "secrets", true), Verdict::SkipDir);
+        assert_eq!(verdict(&f, "Dockerfile", false), Verdict::Hide);
+        let f = filter(&["Dockerfile"], &[]).within(filter(&["Dockerfile"], &[]));
+        assert_eq!(verdict(&f, "Dockerfile", false), Verdict::Emit);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! - `request`: the call's metadata (`dir-name`, patterns, followpaths);
 //! - `patterns` (+ `compile`), `filter`, `followlinks`, `glob`: which paths are
-//!   sent, as moby/patternmatcher and fsutil decide it;
+//!   sent, as moby/patternmatcher and fsutil decide it; [`Scope`] and `ignorefile`: what
+//!   the client never sends, whatever the daemon asks for;
 //! - `walk`, `files`, `stat`: the listing of a directory or of in-memory files, in the
 //!   receiver's order, with Go-compatible stats;
 //! - `sender`: the packet protocol on the stream.
@@ -13,7 +14,10 @@ mod compile;
 mod files;
 mod filter;
 mod followlinks;
+#[cfg(test)]
+mod fuzz;
 mod glob;
+pub(crate) mod ignorefile;
 mod patterns;
 mod request;
 mod sender;
@@ -42,11 +46,56 @@ use request::DiffCopyRequest;
 /// What a local source name (`context`, `dockerfile`, a named context) serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalSource {
-    /// A directory on disk (symlinks to it are resolved once per transfer).
-    Dir(PathBuf),
+    /// A directory on disk (symlinks to it are resolved once per transfer), of which the
+    /// daemon sees only what the [`Scope`] allows.
+    Dir(PathBuf, Scope),
     /// In-memory top-level regular files, for a Dockerfile from stdin or a rewritten one:
     /// mode 0644, and an mtime derived from the content (stable for the same content).
     Files(BTreeMap<String, Bytes>),
+}
+
+/// The part of a directory the daemon may ever see, applied on top of whatever it asks for.
+/// The frontend itself asks with the `.dockerignore` patterns and for the Dockerfile alone;
+/// a daemon that asks for more (a compromised shared builder) still gets no more.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Paths (include patterns) outside which nothing is listed; `None`: the whole tree.
+    pub only: Option<Vec<String>>,
+    /// Exclude patterns (`.dockerignore` syntax, `!` exceptions included).
+    pub exclude: Vec<String>,
+}
+
+impl Scope {
+    /// Everything in the directory.
+    pub fn all() -> Scope {
+        Scope::default()
+    }
+
+    /// Only these top-level names (a Dockerfile and its ignore file).
+    pub fn only(names: impl IntoIterator<Item = String>) -> Scope {
+        Scope {
+            only: Some(names.into_iter().collect()),
+            exclude: Vec::new(),
+        }
+    }
+
+    /// All but what these exclude patterns match.
+    pub fn excluding(patterns: Vec<String>) -> Scope {
+        Scope {
+            only: None,
+            exclude: patterns,
+        }
+    }
+
+    /// Whether its patterns compile (the transfer would fail on them otherwise).
+    pub fn check(&self) -> Result<(), FilterError> {
+        let only = self.only.as_deref().unwrap_or_default();
+        filter::Filter::new(only, &self.exclude, None).map(|_| ())
+    }
+
+    fn is_all(&self) -> bool {
+        self.only.is_none() && self.exclude.is_empty()
+    }
 }
 
 /// Serves the registered local sources to the daemon.

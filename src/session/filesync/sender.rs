@@ -208,12 +208,12 @@ fn take_file(shared: &Shared, id: u32) -> Result<FileRef, FileSyncError> {
 fn list(shared: &Shared, source: &LocalSource, req: &DiffCopyRequest) -> Result<(), FileSyncError> {
     let mut sink = PacketSink(shared);
     match source {
-        LocalSource::Dir(dir) => {
+        LocalSource::Dir(dir, scope) => {
             let root = std::fs::canonicalize(dir).map_err(|source| FileSyncError::Walk {
                 path: dir.display().to_string(),
                 source,
             })?;
-            walk_dir(&root, req, &mut sink)?;
+            walk_dir(&root, req, scope, &mut sink)?;
         }
         LocalSource::Files(files) => walk_files(files, req, &mut sink)?,
     }
@@ -325,12 +325,14 @@ fn serve_files(shared: &Shared, jobs: &Mutex<mpsc::Receiver<Job>>) -> Result<(),
 }
 
 /// Opens for reading without blocking: a regular file reads as usual, but a path that became
-/// a FIFO since it was listed reads as empty instead of hanging the worker.
+/// a FIFO since it was listed reads as empty instead of hanging the worker. Nor does it
+/// follow a symlink that replaced the file since it was listed: that open fails, and the
+/// daemon gets an empty file instead of whatever the link points at.
 fn open_nonblocking(path: &std::path::Path) -> io::Result<File> {
-    let nonblock = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+    let flags = (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW).bits() as i32;
     std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(nonblock)
+        .custom_flags(flags)
         .open(path)
 }
 

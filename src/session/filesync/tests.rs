@@ -141,7 +141,7 @@ async fn serves_a_tree_end_to_end() {
 
     let service = FileSyncService::new(HashMap::from([(
         "context".to_owned(),
-        LocalSource::Dir(root.to_path_buf()),
+        LocalSource::Dir(root.to_path_buf(), Scope::all()),
     )]));
     let stats = service.stats("context");
     let mut client = connect(service).await;
@@ -256,7 +256,7 @@ async fn streams_a_large_file_with_bounded_buffering() {
         out.flush().expect("flush");
     }
     let (mut out, tx, stats) = start_direct(
-        LocalSource::Dir(dir.path().into()),
+        LocalSource::Dir(dir.path().into(), Scope::all()),
         DiffCopyRequest::default(),
     );
     let (mut expect, mut scratch) = (Content(0x9e37_79b9), vec![0u8; DATA_CHUNK]);
@@ -380,7 +380,7 @@ async fn a_file_changed_or_removed_after_its_listing_fails_the_transfer() {
         let path = dir.path().join("f");
         std::fs::write(&path, "listed version").expect("write");
         let (mut out, tx, stats) = start_direct(
-            LocalSource::Dir(dir.path().into()),
+            LocalSource::Dir(dir.path().into(), Scope::all()),
             DiffCopyRequest::default(),
         );
         read_listing(&mut out).await;

@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::FileSyncError;
 use super::filter::{DirMatch, Filter, Verdict};
 use super::followlinks::{DiskTree, LinkTree, follow_links, is_not_found};
 use super::request::DiffCopyRequest;
 use super::stat::{Hardlinks, is_requestable, mkstat};
+use super::{FileSyncError, Scope};
 use crate::proto::fsutil::types::Stat;
 
 /// Where a requestable entry's content comes from.
@@ -58,13 +58,31 @@ pub fn build_filter(tree: &dyn LinkTree, req: &DiffCopyRequest) -> Result<Filter
     Ok(Filter::new(&req.include, &req.exclude, followed)?)
 }
 
-/// Lists directory `root` (already resolved to a real directory) into `sink`.
+/// Lists directory `root` (already resolved to a real directory) into `sink`: what `req`
+/// asks for, within `scope`.
 pub fn walk_dir(
     root: &Path,
     req: &DiffCopyRequest,
+    scope: &Scope,
     sink: &mut dyn Sink,
 ) -> Result<(), FileSyncError> {
-    let filter = build_filter(&DiskTree(root), req)?;
+    let mut filter = build_filter(&DiskTree(root), req)?;
+    if !scope.is_all() {
+        // The scope's include list is resolved like followpaths, so a Dockerfile that is a
+        // symlink inside the directory still brings its target along.
+        let only = match &scope.only {
+            Some(paths) => {
+                match follow_links(&DiskTree(root), paths).map_err(FileSyncError::FollowPaths)? {
+                    // An empty include list would mean "everything".
+                    Some(resolved) if resolved.is_empty() => return Ok(()),
+                    Some(resolved) => resolved,
+                    None => Vec::new(),
+                }
+            }
+            None => Vec::new(),
+        };
+        filter = filter.within(Filter::new(&only, &scope.exclude, None)?);
+    }
     let children = read_children(root).map_err(|e| walk_error(root, e))?;
     let mut walker = Walker {
         stack: vec![Frame {
@@ -286,7 +304,7 @@ pub(super) mod tests {
 
     fn walk(root: &Path, req: &DiffCopyRequest) -> Collect {
         let mut sink = Collect::default();
-        walk_dir(root, req, &mut sink).expect("walk");
+        walk_dir(root, req, &Scope::all(), &mut sink).expect("walk");
         sink
     }
 
@@ -384,7 +402,12 @@ pub(super) mod tests {
         std::fs::write(dir.path().join(bad), "x").expect("write");
         std::fs::write(dir.path().join("ok"), "x").expect("write");
         assert_eq!(walk(dir.path(), &req(&["ok"], &[], None)).paths(), ["ok"]);
-        let err = walk_dir(dir.path(), &req(&[], &[], None), &mut Collect::default());
+        let err = walk_dir(
+            dir.path(),
+            &req(&[], &[], None),
+            &Scope::all(),
+            &mut Collect::default(),
+        );
         assert!(matches!(err, Err(FileSyncError::NonUtf8Path(_))), "{err:?}");
     }
 }

@@ -45,8 +45,13 @@ async fn send_tree(
     entries: &[(Stat, &[u8])],
 ) -> Result<Vec<u32>, Status> {
     let (tx, rx) = mpsc::channel(4 * entries.len() + 8);
-    for (stat, _) in entries {
-        tx.send(encode(PacketType::PacketStat, 0, Some(stat.clone()), &[]))
+    for (stat, content) in entries {
+        // fsutil lists a file with its size.
+        let mut stat = stat.clone();
+        if stat.mode & (mode::DIR | mode::SYMLINK) == 0 {
+            stat.size = content.len() as i64;
+        }
+        tx.send(encode(PacketType::PacketStat, 0, Some(stat), &[]))
             .await
             .expect("queued");
     }

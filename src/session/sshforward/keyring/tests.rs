@@ -269,3 +269,37 @@ fn frames_split_and_joined_messages() {
     framer.push(&((MAX_MESSAGE + 1) as u32).to_be_bytes());
     assert_eq!(framer.next_message(), Err(MAX_MESSAGE + 1));
 }
+
+/// Fuzz target `ssh_agent`: bytes a RUN step writes to the agent socket, framed and
+/// answered by a keyring holding an ed25519 and an ecdsa key, after a first byte that
+/// picks the mode: 1 makes the rest the data and flags of a sign request for the real
+/// ed25519 key.
+#[test]
+fn fuzz_ssh_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = [
+        keygen(dir.path(), "ed", &["-t", "ed25519", "-N", ""]),
+        keygen(dir.path(), "ec", &["-t", "ecdsa", "-b", "256", "-N", ""]),
+    ];
+    let ring = Keyring::load("k", &keys).unwrap();
+    let blob = public(&keys[0]).to_bytes().unwrap();
+    crate::fuzz::run("ssh_agent", |data| {
+        if let Some((1, rest)) = data.split_first() {
+            let (payload, flags) = rest.split_at(rest.len().saturating_sub(4));
+            let mut request = vec![SIGN_REQUEST];
+            put_string(&mut request, &blob);
+            put_string(&mut request, payload);
+            request.extend_from_slice(flags);
+            let _ = ring.answer(&request);
+            return;
+        }
+        let mut framer = Framer::default();
+        for piece in data.get(1..).unwrap_or_default().chunks(5) {
+            framer.push(piece);
+            while let Ok(Some(message)) = framer.next_message() {
+                let reply = ring.answer(&message);
+                assert!(!reply.is_empty(), "every request gets an answer");
+            }
+        }
+    });
+}
