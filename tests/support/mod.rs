@@ -6,6 +6,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod fleet;
 pub mod git;
 pub mod own_registry;
 pub mod proxy;
