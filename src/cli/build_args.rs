@@ -133,6 +133,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "REF")]
     pub cache: Option<String>,
 
+    /// With several daemons (a pool): route the build by KEY instead of its
+    /// registry cache ref, git remote and path, or context path.
+    #[arg(long, value_name = "KEY")]
+    pub route_key: Option<String>,
+
     /// Write the build result metadata (buildx-compatible JSON) to FILE.
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
