@@ -301,7 +301,7 @@ impl Pool {
             .await
             .map_err(|e| connect_reason(&e))?;
         let client = match &node.address {
-            Address::Docker(socket) if *socket != self.local_engine => {
+            Address::Docker(socket) if !same_socket(socket, &self.local_engine) => {
                 client.with_load_engine(Engine::new(self.local_engine.clone()))
             }
             _ => client,
@@ -314,6 +314,15 @@ impl Pool {
             client,
             info: Some(info),
         })
+    }
+}
+
+/// `/var/run/docker.sock` and `/run/docker.sock` are one engine on most
+/// machines (`/var/run` links to `/run`).
+fn same_socket(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 
