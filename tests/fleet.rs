@@ -13,7 +13,7 @@ use support::fleet::{image_manifest, runners, steps};
 use support::{assert_success, context, rbuild, registry, stack, stdout, unique};
 
 /// The slow step every runner would otherwise redo.
-const SLOW_SECS: u64 = 6;
+const SLOW_SECS: u64 = 8;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_runner_builds_from_the_first_ones_registry_cache() {
