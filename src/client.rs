@@ -9,6 +9,7 @@ mod builds;
 mod deps;
 
 pub use builds::BuildOptions;
+pub(crate) use builds::Slot;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -141,15 +142,36 @@ impl Client {
     /// Which kind of daemon this is: a Docker Engine keeps built images in
     /// its own store, a standalone buildkitd in its own.
     pub(crate) fn daemon(&self) -> Daemon {
-        match self.addr {
+        match &self.addr {
+            Address::Docker(socket)
+                if self
+                    .load_engine
+                    .as_ref()
+                    .is_some_and(|e| e.socket() != socket.as_path()) =>
+            {
+                Daemon::OtherEngine
+            }
             Address::Docker(_) => Daemon::Engine,
             _ => Daemon::Buildkitd,
+        }
+    }
+
+    /// The engine this daemon is, for an engine address.
+    pub(crate) fn own_engine(&self) -> Option<Engine> {
+        match &self.addr {
+            Address::Docker(socket) => Some(Engine::new(socket.clone())),
+            _ => None,
         }
     }
 
     /// The engine loads go to; `None`: the engine `DOCKER_HOST` names.
     pub(crate) fn load_engine(&self) -> Option<Engine> {
         self.load_engine.clone()
+    }
+
+    /// The bound for quick queries (the connect timeout).
+    pub(crate) fn query_timeout(&self) -> Duration {
+        self.query_timeout
     }
 
     /// The HTTP/2 ping interval this connection was opened with.

@@ -33,6 +33,8 @@
 //! - [`client`]: a connected daemon: info, workers, `build`, `build_all`.
 //! - [`connect`]: daemon addresses and transports (unix, tcp, TLS, Docker
 //!   Engine, docker-container).
+//! - [`pool`]: several daemons; each build placed on one by rendezvous
+//!   hashing of its routing key, unhealthy nodes skipped; builder configs.
 //! - [`progress`]: typed build events and their renderers (tty, plain,
 //!   rawjson, quiet), one output for many concurrent builds.
 //! - [`status`]: the daemon's progress messages as plain Rust values.
@@ -61,6 +63,7 @@ pub mod engine;
 mod fuzz;
 pub(crate) mod http1;
 pub(crate) mod output;
+pub mod pool;
 pub mod progress;
 pub mod proto;
 pub mod registry;

@@ -17,8 +17,8 @@ fn main() -> ExitCode {
         }
         Some(cli::plugin::Invocation::Run { args, addr }) => {
             let mut cli = cli::Cli::parse_args(args);
-            if cli.global.addr.is_none() {
-                cli.global.addr = addr.and_then(|a| a.parse().ok());
+            if cli.global.addr.is_empty() {
+                cli.global.addr = addr.and_then(|a| a.parse().ok()).into_iter().collect();
             }
             cli
         }

@@ -126,6 +126,10 @@ pub enum BuildError {
     /// The caller canceled the build; the daemon was told to stop it.
     #[error("build canceled")]
     Canceled,
+    /// A pool had no node to run the build on (see
+    /// [`PoolError`](crate::pool::PoolError)).
+    #[error(transparent)]
+    NoNode(Box<crate::pool::PoolError>),
 }
 
 /// The failing step, as data.

@@ -204,6 +204,7 @@ pub struct Build {
     pub(crate) freshness: Freshness,
     pub(crate) registry_auth: Option<DockerConfig>,
     pub(crate) auth_hosts: Vec<String>,
+    pub(crate) route_key: Option<String>,
 }
 
 impl Build {
@@ -225,6 +226,18 @@ impl Build {
     /// The build's name, if it was given one.
     pub fn get_name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    /// What a [`Pool`](crate::pool::Pool) routes this build by, instead of
+    /// its registry cache ref or context ([`crate::pool::route_key`]).
+    pub fn route_key(mut self, key: impl Into<String>) -> Build {
+        self.route_key = Some(key.into());
+        self
+    }
+
+    /// The routing key given with [`Build::route_key`], if any.
+    pub fn get_route_key(&self) -> Option<&str> {
+        self.route_key.as_deref()
     }
 
     /// The Dockerfile's path on disk (`None` for an inline one), as given.

@@ -187,7 +187,7 @@ async fn execute(
     args: &BakeArgs,
     builds: &[rbuild::Build],
 ) -> anyhow::Result<u8> {
-    let client = super::connect(global).await?;
+    let pool = super::pool(global).await?;
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(cancel_on_signal(cancel.clone()));
     let mode = resolve_progress(args.progress);
@@ -197,10 +197,15 @@ async fn execute(
     };
     let (tx, rx) = mpsc::channel(1024);
     let renderer = tokio::spawn(rbuild::progress::render(mode, out, rx));
-    let results = {
+    let placed = {
         let options = BuildOptions::default().events(tx).cancel(cancel.clone());
-        client.build_all(builds, &options).await
+        pool.build_all(builds, &options).await
     };
+    // A lone daemon is no news.
+    let (placements, results): (Vec<_>, Vec<_>) = placed
+        .into_iter()
+        .map(|p| (p.placement.filter(|_| !pool.is_single()), p.result))
+        .unzip();
     signals.abort();
     let summaries = renderer.await.context("progress renderer stopped")??;
     let rows: Vec<super::github::Row<'_>> = builds
@@ -224,7 +229,7 @@ async fn execute(
     let mut failed = 0;
     let mut canceled = false;
     let mut metadata = serde_json::Map::new();
-    for (build, result) in builds.iter().zip(results) {
+    for ((build, result), placement) in builds.iter().zip(results).zip(&placements) {
         let name = build.get_name().unwrap_or("default");
         match result {
             Ok(r) => {
@@ -232,7 +237,10 @@ async fn execute(
                     super::say(format_args!("WARNING: [{name}] {w}"));
                 }
                 if mode != Mode::Quiet {
-                    super::say(format_args!("[{name}] {}", report::line(&r)));
+                    super::say(format_args!(
+                        "[{name}] {}",
+                        report::line(&r, placement.as_ref())
+                    ));
                 }
                 metadata.insert(
                     name.to_string(),

@@ -33,7 +33,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     }
     build.validate().map_err(user_error)?;
     tracing::debug!("plan ready");
-    let client = super::connect(global).await?;
+    let pool = super::pool(global).await?;
     tracing::debug!("connected");
 
     let cancel = CancellationToken::new();
@@ -47,18 +47,27 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     };
     let renderer = tokio::spawn(rbuild::progress::render(mode, out, rx));
     let started = std::time::Instant::now();
-    let result = {
+    let (placement, result) = {
         // Dropped at the end of the block: the renderer ends with the
         // last sender.
         let options = BuildOptions::default().events(tx).cancel(cancel.clone());
-        client.build_with(&build, &options).await
+        let placed = pool.build_with(&build, &options).await;
+        // A lone daemon is no news.
+        let placement = placed.placement.filter(|_| !pool.is_single());
+        (placement, placed.result)
     };
     signals.abort();
     let summaries = renderer.await.context("progress renderer stopped")??;
     let summary = summaries.into_iter().next().flatten().unwrap_or_default();
     tracing::debug!(?summary, "build finished");
     if let Some(path) = &args.report {
-        let report = report::json(&summary, result.as_ref().ok(), &build, started.elapsed());
+        let report = report::json(
+            &summary,
+            result.as_ref().ok(),
+            &build,
+            started.elapsed(),
+            placement.as_ref(),
+        );
         rbuild::build::write_atomically(path, report.to_string().as_bytes())
             .with_context(|| format!("cannot write --report {}", path.display()))?;
     }
@@ -88,7 +97,10 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     }
     write_results(&args, &outcome)?;
     if mode != Mode::Quiet {
-        super::say(format_args!("{}", report::line(&outcome)));
+        super::say(format_args!(
+            "{}",
+            report::line(&outcome, placement.as_ref())
+        ));
     }
     if mode == Mode::Quiet
         && args.progress != ProgressArg::None
@@ -134,6 +146,11 @@ pub(super) fn user_error(e: BuildError) -> anyhow::Error {
         ),
         e @ BuildError::DaemonSilent { .. } => {
             anyhow::anyhow!("{e} (--keepalive sets the ping interval)")
+        }
+        e @ BuildError::NoNode(_) => {
+            anyhow::anyhow!(
+                "{e} (check the nodes with `rbuild info`; --connect-timeout sets how long each may take)"
+            )
         }
         e => e.into(),
     }

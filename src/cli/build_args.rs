@@ -141,6 +141,11 @@ pub struct BuildArgs {
     #[arg(long = "auth-host", value_name = "HOST")]
     pub auth_hosts: Vec<String>,
 
+    /// With several daemons (a pool): route the build by KEY instead of its
+    /// registry cache ref, git remote and path, or context path.
+    #[arg(long, value_name = "KEY")]
+    pub route_key: Option<String>,
+
     /// Write the build result metadata (buildx-compatible JSON) to FILE.
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,

@@ -12,6 +12,7 @@ mod flags;
 mod github;
 mod info;
 mod legacy;
+mod nodes;
 mod plan;
 pub mod plugin;
 mod report;
@@ -19,7 +20,6 @@ mod report;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use rbuild::connect::TlsConfig;
@@ -69,12 +69,22 @@ impl Cli {
 pub struct GlobalArgs {
     /// BuildKit address: unix:///PATH, tcp://HOST:PORT or docker:///ENGINE.sock.
     /// Default: the Docker Engine socket when it exists, else
-    /// unix:///run/buildkit/buildkitd.sock.
-    #[arg(long, global = true, env = "BUILDKIT_HOST", value_name = "ADDR")]
-    pub addr: Option<Address>,
+    /// unix:///run/buildkit/buildkitd.sock. Repeat it (or separate addresses
+    /// with commas in BUILDKIT_HOST) for a pool: each build goes to one node,
+    /// chosen by its route key.
+    #[arg(
+        long,
+        global = true,
+        env = "BUILDKIT_HOST",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    pub addr: Vec<Address>,
 
-    /// A buildx builder by name (from the Docker config's buildx store):
-    /// its remote, docker-container or docker endpoint.
+    /// A builder by name: one of the builders file (RBUILD_BUILDERS, else
+    /// ~/.config/rbuild/builders.hcl), else of the Docker config's buildx
+    /// store (its remote, docker-container or docker nodes). Several nodes
+    /// are a pool.
     #[arg(
         long,
         global = true,
@@ -164,38 +174,25 @@ pub struct CompletionArgs {
 }
 
 impl GlobalArgs {
-    /// The daemon and how to connect: `--builder` resolved through the
-    /// buildx store (its TLS files unless --tls* flags are given), else the
-    /// address.
+    /// The one daemon and how to connect, for commands that talk to one.
     pub fn endpoint(&self) -> anyhow::Result<(Address, ConnectOptions)> {
-        let mut opts = self.connect_options();
-        let Some(name) = self.builder.as_deref().filter(|n| *n != "default") else {
-            return Ok((self.address(), opts));
-        };
-        let config = std::env::var_os("DOCKER_CONFIG")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
-            .context(
-                "--builder: neither DOCKER_CONFIG nor HOME is set, so there is no buildx store",
-            )?;
-        let (addr, tls) = rbuild::connect::builder::resolve(name, &config)
-            .map_err(|e| anyhow::anyhow!("--builder: {e}"))?;
-        if opts.tls.is_none() {
-            opts.tls = tls;
+        match self.nodes()? {
+            nodes::Nodes::One(addr, opts) => Ok((addr, opts)),
+            nodes::Nodes::Pool(nodes) => anyhow::bail!(
+                "this command talks to one daemon, but {} are given ({}); give one --addr",
+                nodes.len(),
+                nodes
+                    .iter()
+                    .map(|n| n.address.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
-        tracing::debug!(%addr, builder = name, "address from the buildx store");
-        Ok((addr, opts))
     }
 
-    pub fn address(&self) -> Address {
-        match &self.addr {
-            Some(addr) => addr.clone(),
-            None => {
-                let addr = Address::default_local();
-                tracing::debug!(%addr, "no --addr or BUILDKIT_HOST: using the local default");
-                addr
-            }
-        }
+    /// The daemon or the pool the flags name.
+    pub fn nodes(&self) -> anyhow::Result<nodes::Nodes> {
+        nodes::resolve(self)
     }
 
     pub fn connect_options(&self) -> ConnectOptions {
@@ -289,9 +286,24 @@ impl<W: std::io::Write> std::io::Write for Lenient<W> {
 /// Connects to the daemon the global flags name; errors get the flag that
 /// would fix them.
 pub(crate) async fn connect(global: &GlobalArgs) -> anyhow::Result<rbuild::Client> {
-    use rbuild::ConnectError;
     let (addr, opts) = global.endpoint()?;
-    rbuild::Client::connect(addr, &opts)
+    connect_to(addr, &opts).await
+}
+
+/// The pool the global flags name; a lone daemon is connected here, so its
+/// failure reads as it always did.
+pub(crate) async fn pool(global: &GlobalArgs) -> anyhow::Result<rbuild::pool::Pool> {
+    match global.nodes()? {
+        nodes::Nodes::One(addr, opts) => Ok(rbuild::pool::Pool::of_client(
+            connect_to(addr, &opts).await?,
+        )),
+        nodes::Nodes::Pool(nodes) => Ok(rbuild::pool::Pool::new(nodes)?),
+    }
+}
+
+async fn connect_to(addr: Address, opts: &ConnectOptions) -> anyhow::Result<rbuild::Client> {
+    use rbuild::ConnectError;
+    rbuild::Client::connect(addr, opts)
         .await
         .map_err(|e| match e {
             ConnectError::NoSocket { addr, path } => anyhow::anyhow!(

@@ -41,6 +41,9 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
     if let Some(target) = &args.target {
         build = build.target(target);
     }
+    if let Some(key) = &args.route_key {
+        build = build.route_key(key);
+    }
     for (k, v) in flags::build_args(&args.build_args, |k| std::env::var(k).ok())? {
         build = build.build_arg(k, v);
     }

@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use rbuild::build::{CacheDirection, CacheStatus};
 use rbuild::dockerfile::{Refresh, RefreshedStep};
+use rbuild::pool::Placement;
 use rbuild::progress::Summary;
 use rbuild::{Build, BuildResult, CacheEntry};
 
 /// One line a CI log reader can grep: what ran, what was cached, what the
-/// context upload cost.
-pub fn line(result: &BuildResult) -> String {
+/// context upload cost, and which node of a pool built.
+pub fn line(result: &BuildResult, placement: Option<&Placement>) -> String {
     use rbuild::progress::units::{bytes, secs};
     let (s, t) = (&result.steps, &result.upload);
     let mut line = format!(
@@ -35,6 +36,13 @@ pub fn line(result: &BuildResult) -> String {
     ] {
         if result.cache_status(direction) == CacheStatus::Failed {
             line.push_str(&format!("; cache {word} FAILED"));
+        }
+    }
+    if let Some(p) = placement {
+        line.push_str(&format!("; built on {}", p.node));
+        if !p.skipped.is_empty() {
+            let names: Vec<&str> = p.skipped.iter().map(|s| s.node.as_str()).collect();
+            line.push_str(&format!(" (skipped {})", names.join(", ")));
         }
     }
     line
@@ -64,6 +72,7 @@ pub fn json(
     result: Option<&BuildResult>,
     build: &Build,
     took: Duration,
+    placement: Option<&Placement>,
 ) -> serde_json::Value {
     let refs = |entries: &[CacheEntry]| -> Vec<serde_json::Value> {
         entries
@@ -101,6 +110,14 @@ pub fn json(
         "image_manifest": result.and_then(|r| r.outputs.iter().find_map(|o| o.image_manifest())),
         "failed_step": summary.failed_vertex.as_ref().map(|f| serde_json::json!({"name": f.name, "error": f.error})),
         "freshness": result.map(|r| freshness(&r.freshness)),
+        // Which node of a pool built, by what key, and the nodes skipped.
+        "node": placement.map(|p| serde_json::json!({
+            "name": p.node,
+            "address": p.address,
+            "route_key": p.key.value,
+            "route_key_source": p.key.source,
+            "skipped": p.skipped,
+        })),
     })
 }
 

@@ -1,5 +1,7 @@
 //! `Client::build` and `Client::build_all`: typed builds on one connection.
 
+use std::sync::Arc;
+
 use futures::future::join_all;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -9,6 +11,7 @@ use super::deps;
 use crate::build::plan::{self, BuildPlan};
 use crate::build::{Build, BuildError, BuildResult};
 use crate::dockerfile::progress_marks;
+use crate::pool::Placement;
 use crate::progress::event::{Event, EventKind, EventSink, StepMarker};
 use crate::solve::{self, SharedLocals};
 use crate::status::{StatusUpdate, Warning};
@@ -20,6 +23,20 @@ pub struct BuildOptions {
     pub events: Option<mpsc::Sender<Event>>,
     /// Canceling it stops every build of the call on the daemon.
     pub cancel: CancellationToken,
+    /// Set by a pool, which gives one node part of its caller's list: each
+    /// build's index in that list (its events carry it) and its placement.
+    pub(crate) slots: Option<Arc<[Slot]>>,
+    /// Set by a pool that runs shares on several nodes: every share waits
+    /// here after announcing its builds, so a display learns of all of them
+    /// before any prints.
+    pub(crate) announced: Option<Arc<tokio::sync::Barrier>>,
+}
+
+/// Where one build of a call sits in a pool caller's list.
+#[derive(Clone, Debug)]
+pub(crate) struct Slot {
+    pub(crate) index: usize,
+    pub(crate) placement: Option<Placement>,
 }
 
 impl BuildOptions {
@@ -33,6 +50,39 @@ impl BuildOptions {
     pub fn cancel(mut self, token: CancellationToken) -> BuildOptions {
         self.cancel = token;
         self
+    }
+
+    /// These options for part of a pool caller's list.
+    pub(crate) fn with_slots(
+        &self,
+        slots: Vec<Slot>,
+        announced: Option<Arc<tokio::sync::Barrier>>,
+    ) -> BuildOptions {
+        BuildOptions {
+            slots: Some(slots.into()),
+            announced,
+            ..self.clone()
+        }
+    }
+
+    async fn all_announced(&self) {
+        if let Some(b) = &self.announced {
+            b.wait().await;
+        }
+    }
+
+    /// Where build `i` of this call sends its events.
+    fn sink(&self, i: usize) -> EventSink {
+        let index = self
+            .slots
+            .as_ref()
+            .and_then(|s| s.get(i))
+            .map_or(i, |s| s.index);
+        EventSink::new(self.events.clone(), index)
+    }
+
+    fn placement(&self, i: usize) -> Option<&Placement> {
+        self.slots.as_ref()?.get(i)?.placement.as_ref()
     }
 }
 
@@ -66,8 +116,9 @@ impl Client {
             });
         }
         let plan = self.plan(build).await?;
-        let events = EventSink::new(options.events.clone(), 0);
+        let events = options.sink(0);
         announce(&plan, &events).await;
+        placed(&events, options.placement(0)).await;
         run_one(self, &plan, &events, options.cancel.clone(), None).await
     }
 
@@ -114,6 +165,8 @@ impl Client {
             match SharedLocals::open(self, &valid).await {
                 Ok(s) => Some(s),
                 Err(e) => {
+                    // Nothing of this share is announced; the others go on.
+                    options.all_announced().await;
                     let msg = e.to_string();
                     return plans
                         .into_iter()
@@ -134,7 +187,13 @@ impl Client {
         // the first line that several builds share it (dependents start later).
         for (i, plan) in plans.iter().enumerate() {
             if let Ok(plan) = plan {
-                announce(plan, &EventSink::new(options.events.clone(), i)).await;
+                announce(plan, &options.sink(i)).await;
+            }
+        }
+        options.all_announced().await;
+        for (i, plan) in plans.iter().enumerate() {
+            if plan.is_ok() {
+                placed(&options.sink(i), options.placement(i)).await;
             }
         }
         // Views are by position among the valid plans.
@@ -148,7 +207,7 @@ impl Client {
                 }
                 Err(_) => None,
             };
-            let events = EventSink::new(options.events.clone(), i);
+            let events = options.sink(i);
             let cancel = options.cancel.clone();
             let needs: Vec<(String, usize, watch::Receiver<deps::Published>)> = builds[i]
                 .context_builds
@@ -221,7 +280,7 @@ impl Client {
     /// Removes the temporary tags dependencies were stored under; a tag
     /// that cannot be removed is left (it only costs a name).
     async fn remove_tmp_tags(&self, tags: &[Option<String>]) {
-        let Some(engine) = self.load_engine() else {
+        let Some(engine) = self.own_engine().or_else(|| self.load_engine()) else {
             return;
         };
         for tag in tags.iter().flatten() {
@@ -287,5 +346,12 @@ async fn announce(plan: &BuildPlan, events: &EventSink) {
                 ..StatusUpdate::default()
             }))
             .await;
+    }
+}
+
+/// Where a pool placed the build, after its announcement.
+async fn placed(events: &EventSink, placement: Option<&Placement>) {
+    if let Some(p) = placement {
+        events.send(EventKind::Placed(p.clone())).await;
     }
 }

@@ -55,7 +55,7 @@ pub(super) fn graph(builds: &[Build], daemon: Daemon) -> Graph {
         let needed = builds
             .iter()
             .any(|b| b.context_builds.values().any(|&d| d == j));
-        if needed && daemon == Daemon::Engine && !stays_named_in_engine(&builds[j]) {
+        if needed && daemon != Daemon::Buildkitd && !stays_named_in_engine(&builds[j]) {
             // An output of its own: as a tag it would name (and push) the
             // build's other image outputs too.
             let tag = format!("rbuild-deps/{id}:{j}");

@@ -1,7 +1,8 @@
-//! `--builder NAME`: a buildx builder's endpoint, read from the buildx store
+//! `--builder NAME`: a buildx builder's endpoints, read from the buildx store
 //! in the Docker config directory (`buildx/instances/NAME`, JSON as
 //! `docker buildx create` writes it), so a pipeline's `--builder` keeps
-//! pointing at the same daemon.
+//! pointing at the same daemons: one node is that daemon, several are a
+//! [`Pool`](crate::pool::Pool).
 
 use std::path::{Path, PathBuf};
 
@@ -54,16 +55,48 @@ struct Node {
     name: String,
     endpoint: String,
     #[serde(default)]
+    platforms: Option<Vec<OciPlatform>>,
+    #[serde(default)]
     driver_opts: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// buildx stores a node's `--platform` as OCI platform objects.
+#[derive(Deserialize)]
+struct OciPlatform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    variant: String,
+}
+
+/// One node of a buildx builder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuilderNode {
+    /// The node's name in the store.
+    pub name: String,
+    /// Its address.
+    pub address: Address,
+    /// TLS files (a `remote` node with certificates).
+    pub tls: Option<TlsConfig>,
+    /// The platforms it was created for (`os/arch[/variant]`).
+    pub platforms: Vec<String>,
 }
 
 /// The address (and TLS options, for a `remote` builder with certificates)
 /// of builder `name` in the store under `config_dir`. A builder with several
-/// nodes gives its first one.
+/// nodes gives its first one ([`resolve_nodes`] gives them all).
 pub fn resolve(
     name: &str,
     config_dir: &Path,
 ) -> Result<(Address, Option<TlsConfig>), BuilderError> {
+    let first = resolve_nodes(name, config_dir)?.swap_remove(0);
+    Ok((first.address, first.tls))
+}
+
+/// Every node of builder `name` in the store under `config_dir`; never empty.
+pub fn resolve_nodes(name: &str, config_dir: &Path) -> Result<Vec<BuilderNode>, BuilderError> {
     let dir = config_dir.join("buildx").join("instances");
     let path = dir.join(name);
     let unsupported = |detail: String| BuilderError::Unsupported {
@@ -84,10 +117,41 @@ pub fn resolve(
     let text = std::fs::read(&path).map_err(|e| unreadable(e.to_string()))?;
     let instance: Instance =
         serde_json::from_slice(&text).map_err(|e| unreadable(e.to_string()))?;
-    let node = instance
+    if instance.nodes.is_empty() {
+        return Err(unsupported("it has no nodes".into()));
+    }
+    instance
         .nodes
-        .first()
-        .ok_or_else(|| unsupported("it has no nodes".into()))?;
+        .iter()
+        .map(|node| {
+            let (address, tls) = node_address(&instance.driver, node, &unsupported)?;
+            let platforms = node
+                .platforms
+                .iter()
+                .flatten()
+                .map(|p| {
+                    let mut s = format!("{}/{}", p.os, p.architecture);
+                    if !p.variant.is_empty() {
+                        s = format!("{s}/{}", p.variant);
+                    }
+                    s
+                })
+                .collect();
+            Ok(BuilderNode {
+                name: node.name.clone(),
+                address,
+                tls,
+                platforms,
+            })
+        })
+        .collect()
+}
+
+fn node_address(
+    driver: &str,
+    node: &Node,
+    unsupported: &dyn Fn(String) -> BuilderError,
+) -> Result<(Address, Option<TlsConfig>), BuilderError> {
     let socket = |endpoint: &str| {
         endpoint
             .strip_prefix("unix://")
@@ -98,7 +162,7 @@ pub fn resolve(
                 ))
             })
     };
-    match instance.driver.as_str() {
+    match driver {
         "remote" => {
             let addr: Address = node
                 .endpoint
@@ -158,6 +222,15 @@ mod tests {
         let (addr, tls) = resolve("far", d.path()).unwrap();
         assert_eq!(addr.to_string(), "tcp://10.0.0.9:1234");
         assert_eq!(tls.unwrap().ca, Some(PathBuf::from("/c/ca.pem")));
+        let d2 = store(
+            "two",
+            r#"{"Name":"two","Driver":"remote","Nodes":[{"Name":"a","Endpoint":"tcp://10.0.0.1:1234","Platforms":[{"architecture":"arm64","os":"linux","variant":"v8"}]},{"Name":"b","Endpoint":"unix:///run/b.sock","Platforms":null}]}"#,
+        );
+        let nodes = resolve_nodes("two", d2.path()).unwrap();
+        assert_eq!(nodes.len(), 2);
+        assert_eq!(nodes[0].platforms, ["linux/arm64/v8"]);
+        assert_eq!(nodes[1].address.to_string(), "unix:///run/b.sock");
+        assert!(nodes[1].platforms.is_empty());
         let err = resolve("nope", d.path()).unwrap_err().to_string();
         assert!(err.contains("no buildx builder named \"nope\""), "{err}");
         let d = store(

@@ -62,6 +62,10 @@ impl Eq for Channel {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Daemon {
     Engine,
+    /// An engine other than the one `--load` goes to (a pool node that is
+    /// not the local engine): images stay in its store as on `Engine`, and
+    /// `--load` streams a tarball into the local engine as from buildkitd.
+    OtherEngine,
     Buildkitd,
 }
 
@@ -77,7 +81,7 @@ pub(crate) fn resolve(
     use crate::build::{InvalidBuild, Output};
     let cache_only = outputs.iter().any(|o| matches!(o, Output::CacheOnly));
     let mut exports: Vec<Export> = outputs.iter().filter_map(|o| o.to_export(tags)).collect();
-    if exports.is_empty() && !cache_only && (!tags.is_empty() || daemon == Daemon::Engine) {
+    if exports.is_empty() && !cache_only && (!tags.is_empty() || daemon != Daemon::Buildkitd) {
         // buildx's docker driver keeps the image in the engine by default.
         let mut attrs = BTreeMap::new();
         if !tags.is_empty() {
@@ -113,7 +117,8 @@ fn on_daemon(exports: Vec<Export>, daemon: Daemon) -> Vec<Export> {
     }
     let mut out: Vec<Export> = Vec::new();
     for mut e in exports {
-        let into_engine = e.kind == "image" || e.dest == Destination::Load;
+        let into_engine =
+            e.kind == "image" || (e.dest == Destination::Load && daemon == Daemon::Engine);
         if !into_engine {
             out.push(e);
             continue;

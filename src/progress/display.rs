@@ -87,6 +87,20 @@ impl Display {
                 }
                 Ok(())
             }
+            EventKind::Placed(placement) => {
+                let grouped = self.group.is_some();
+                let Some(slot) = self.slot(event.build) else {
+                    return Ok(());
+                };
+                // The grouped frame has no line for it; the end report has.
+                if grouped {
+                    return Ok(());
+                }
+                for line in super::placement_lines(placement) {
+                    slot.progress.note(&line)?;
+                }
+                Ok(())
+            }
             EventKind::Status(update) => {
                 let grouped = self.group.is_some();
                 let Some(slot) = self.slot(event.build) else {

@@ -36,6 +36,8 @@ pub enum EventKind {
     /// sub-task progress such as context upload and layer pushes
     /// ([`StatusItem`](crate::status::StatusItem)), log output and warnings.
     Status(StatusUpdate),
+    /// A pool placed the build on one of its nodes; right after `Started`.
+    Placed(crate::pool::Placement),
     /// The build ended, successfully or not; always its last event.
     Finished,
 }

@@ -167,6 +167,20 @@ impl Progress {
         Ok(summary)
     }
 
+    /// A line about the build that is not a step (which node of a pool
+    /// builds it): plain output prints it at once as `#0 LINE`, as buildx
+    /// prints its builder; the tty display prints it after its last frame.
+    pub fn note(&mut self, line: &str) -> io::Result<()> {
+        match &mut self.renderer {
+            Renderer::Tty(t) => {
+                t.note(line);
+                Ok(())
+            }
+            Renderer::Plain(p) => p.note(line),
+            Renderer::RawJson(_) | Renderer::Quiet => Ok(()),
+        }
+    }
+
     /// Folds `update` without drawing when another painter owns the
     /// screen (the grouped tty frame of several builds).
     pub(crate) fn apply_quietly(&mut self, update: &StatusUpdate, quiet: bool) -> io::Result<()> {
@@ -194,6 +208,23 @@ impl Progress {
     pub fn mark(&mut self, predicate: impl Fn(&str) -> Option<String> + Send + 'static) {
         self.state.set_marker(Box::new(predicate));
     }
+}
+
+/// What progress says about a build's placement: the nodes skipped, then
+/// the node that builds.
+pub fn placement_lines(p: &crate::pool::Placement) -> Vec<String> {
+    use crate::pool::shown;
+    let mut lines: Vec<String> = p
+        .skipped
+        .iter()
+        .map(|s| format!("skipped node {}: {}", shown(&s.node, &s.address), s.reason))
+        .collect();
+    lines.push(format!(
+        "building on node {}, route key {}",
+        shown(&p.node, &p.address),
+        p.key
+    ));
+    lines
 }
 
 #[cfg(test)]

@@ -72,6 +72,8 @@ pub(crate) struct Tty {
     anchor: Option<(SystemTime, Instant)>,
     drawn: usize,
     last_draw: Option<Instant>,
+    /// Lines for after the last frame.
+    notes: Vec<String>,
 }
 
 impl Tty {
@@ -85,7 +87,14 @@ impl Tty {
             anchor: None,
             drawn: 0,
             last_draw: None,
+            notes: Vec::new(),
         }
+    }
+
+    /// Keeps `line` for after the last frame (a line written now would be
+    /// drawn over).
+    pub fn note(&mut self, line: &str) {
+        self.notes.push(line.to_string());
     }
 
     pub fn update(&mut self, state: &State) -> io::Result<()> {
@@ -108,7 +117,8 @@ impl Tty {
         let now = self.now(state);
         self.draw(state, now, true)?;
         self.drawn = 0;
-        let mut text = report::error_logs(state);
+        let mut text: String = self.notes.iter().map(|n| format!("{n}\n")).collect();
+        text.push_str(&report::error_logs(state));
         text.push_str(&report::warnings(state, self.color));
         self.out.write_all(text.as_bytes())?;
         self.out.flush()

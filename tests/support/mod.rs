@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod faults;
+pub mod fleet;
 pub mod git;
 pub mod http_file;
 pub mod own_registry;

@@ -108,6 +108,11 @@ impl Plain {
         }
     }
 
+    /// A `#0` line, printed at once.
+    pub fn note(&mut self, line: &str) -> io::Result<()> {
+        self.write(&format!("#0 {line}\n"))
+    }
+
     /// Queues what changed; prints nothing (cheap, once per message).
     pub fn update(&mut self, state: &State, applied: Applied) {
         let now = self.now(state);
