@@ -1,5 +1,9 @@
 //! Fuzz target `dockerignore`: an ignore file read, compiled and matched against paths
 //! the way a walk meets them, checked against matching each path on its own.
+//!
+//! Its first find (kept in `fuzz/regressions/dockerignore/`): the two disagree once a
+//! `!` exception is in play. That is upstream's behaviour, which fsutil's walk (and so
+//! what buildx sends) has too; the test below pins it.
 
 use super::filter::{DirMatch, Filter, Verdict};
 use super::patterns::PatternMatcher;
@@ -39,7 +43,10 @@ fn target(data: &[u8]) {
                 break;
             }
         }
-        if verdict != Verdict::SkipDir {
+        // With `!` exceptions the two may differ, as upstream's do: a walk records no
+        // parent match for a pattern it skipped (see `the_walk_keeps_upstreams_quirk`).
+        let exceptions = matcher.exclusions();
+        if verdict != Verdict::SkipDir && !exceptions {
             assert_eq!(
                 matched,
                 matcher.matches_or_parent_matches(&path),
@@ -55,4 +62,17 @@ fn target(data: &[u8]) {
 #[test]
 fn fuzz_dockerignore() {
     crate::fuzz::run("dockerignore", target);
+}
+
+#[test]
+fn the_walk_keeps_upstreams_quirk() {
+    // `build/**` does not match `build` itself, so at `build` the exception is skipped
+    // and recorded as "no parent match"; below it, only the path itself is tried.
+    let patterns = ["build/**", "!bui*"];
+    let matcher = PatternMatcher::new(&patterns).expect("valid");
+    let (at_build, info) = matcher.matches_using_parent_results("build", &Default::default());
+    let (at_keep, info) = matcher.matches_using_parent_results("build/keep", &info);
+    let (walked, _) = matcher.matches_using_parent_results("build/keep/x", &info);
+    assert!(!at_build && at_keep && walked);
+    assert!(!matcher.matches_or_parent_matches("build/keep/x"));
 }
