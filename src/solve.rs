@@ -331,7 +331,8 @@ pub(crate) async fn run(
             .map(|host| crate::session::auth::withheld_message(host)),
     );
     let mut outputs = crate::output::attribute(&plan.exports, &exporter_response, &per_exporter);
-    let provenance = read_record(client, plan, &build_ref, &mut outputs, &mut warnings).await;
+    let provenance =
+        record::read_record(client, plan, &build_ref, &mut outputs, &mut warnings).await;
     Ok(BuildResult {
         name: plan.name.clone(),
         build_ref,
@@ -361,40 +362,6 @@ pub(crate) async fn run(
         written,
         duration: started.elapsed(),
     })
-}
-
-/// The provenance the daemon recorded for the build, and the image
-/// manifests of each exported index. Read only when the build attached
-/// provenance: a build without it keeps its one-call cost.
-async fn read_record(
-    client: &Client,
-    plan: &BuildPlan,
-    build_ref: &str,
-    outputs: &mut [crate::output::OutputResult],
-    warnings: &mut Vec<String>,
-) -> BTreeMap<String, serde_json::Value> {
-    if !plan.frontend_attrs.contains_key("attest:provenance") {
-        return BTreeMap::new();
-    }
-    for output in outputs.iter_mut() {
-        if output.image_manifest().is_some() {
-            continue;
-        }
-        let Some(index) = output.digest().map(str::to_string) else {
-            continue;
-        };
-        match record::image_manifests(client, &index).await {
-            Ok(manifests) => output.image_manifests = manifests.into_iter().collect(),
-            Err(e) => tracing::debug!(error = %e, "index not readable; no image manifests"),
-        }
-    }
-    match record::provenance(client, build_ref).await {
-        Ok(p) => p,
-        Err(e) => {
-            warnings.push(format!("the provenance is not in the metadata: {e}"));
-            BTreeMap::new()
-        }
-    }
 }
 
 /// The status task, aborted when dropped: a build future dropped by its

@@ -292,6 +292,40 @@ fn strip_nulls(map: Map<String, Value>) -> Map<String, Value> {
     map.into_iter().filter(|(_, v)| !v.is_null()).collect()
 }
 
+/// The provenance the daemon recorded for the build, and the image
+/// manifests of each exported index. Read only when the build attached
+/// provenance: a build without it keeps its one-call cost.
+pub(crate) async fn read_record(
+    client: &Client,
+    plan: &crate::build::plan::BuildPlan,
+    build_ref: &str,
+    outputs: &mut [crate::output::OutputResult],
+    warnings: &mut Vec<String>,
+) -> BTreeMap<String, serde_json::Value> {
+    if !plan.frontend_attrs.contains_key("attest:provenance") {
+        return BTreeMap::new();
+    }
+    for output in outputs.iter_mut() {
+        if output.image_manifest().is_some() {
+            continue;
+        }
+        let Some(index) = output.digest().map(str::to_string) else {
+            continue;
+        };
+        match image_manifests(client, &index).await {
+            Ok(manifests) => output.image_manifests = manifests.into_iter().collect(),
+            Err(e) => tracing::debug!(error = %e, "index not readable; no image manifests"),
+        }
+    }
+    match provenance(client, build_ref).await {
+        Ok(p) => p,
+        Err(e) => {
+            warnings.push(format!("the provenance is not in the metadata: {e}"));
+            BTreeMap::new()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
