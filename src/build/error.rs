@@ -126,6 +126,13 @@ pub enum BuildError {
     /// The caller canceled the build; the daemon was told to stop it.
     #[error("build canceled")]
     Canceled,
+    /// Every node of a multi-platform build pushed its platforms, but the
+    /// index that joins them could not be read together or published.
+    #[error("the platforms were built and pushed, but their index was not published: {detail}")]
+    Publish {
+        /// What failed, naming the registry and the tag.
+        detail: String,
+    },
     /// A pool had no node to run the build on (see
     /// [`PoolError`](crate::pool::PoolError)).
     #[error(transparent)]
@@ -213,6 +220,14 @@ pub enum InvalidBuild {
     /// An output, cache or secret spec is malformed.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// A multi-platform build split over a pool's nodes asks for something
+    /// only one node could do (`--load`, a file output, an image that is
+    /// not pushed).
+    #[error("a multi-platform build across nodes {reason}")]
+    AcrossNodes {
+        /// What cannot be done, and what to do instead.
+        reason: String,
+    },
     /// An image output pushes but nothing names the image.
     #[error("pushing needs an image name: tag the build or give the output a name")]
     PushWithoutName,

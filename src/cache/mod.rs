@@ -188,6 +188,28 @@ impl CacheEntry {
         self.attrs.get("ref").map(String::as_str)
     }
 
+    /// This registry entry with `-SUFFIX` on its ref's tag (`latest` when it
+    /// has none): where one platform of a build split over several nodes
+    /// keeps its cache, so the nodes do not overwrite each other's cache
+    /// manifest. `None` for other backends and refs pinned by digest.
+    pub fn with_tag_suffix(&self, suffix: &str) -> Option<CacheEntry> {
+        let reference = self
+            .reference()
+            .filter(|_| self.kind == CacheBackend::Registry)?;
+        if reference.contains('@') {
+            return None;
+        }
+        let name_start = reference.rfind('/').map_or(0, |i| i + 1);
+        let suffixed = if reference[name_start..].contains(':') {
+            format!("{reference}-{suffix}")
+        } else {
+            format!("{reference}:latest-{suffix}")
+        };
+        let mut entry = self.clone();
+        entry.attrs.insert("ref".into(), suffixed);
+        Some(entry)
+    }
+
     fn of<const N: usize>(kind: CacheBackend, attrs: [(&str, String); N]) -> CacheEntry {
         CacheEntry {
             kind,
@@ -232,6 +254,29 @@ mod tests {
         for name in ["gha", "s3", "azblob", "registry", "local", "inline", "x"] {
             assert_eq!(CacheBackend::from_name(name).as_str(), name);
         }
+    }
+
+    #[test]
+    fn platform_suffixes_go_on_the_tag() {
+        let e = CacheEntry::registry("127.0.0.1:5000/app-cache");
+        let s = e.with_tag_suffix("linux-arm64").unwrap();
+        assert_eq!(
+            s.reference(),
+            Some("127.0.0.1:5000/app-cache:latest-linux-arm64")
+        );
+        let e = CacheEntry::registry("r:5000/team/app:main");
+        let s = e.with_tag_suffix("linux-amd64").unwrap();
+        assert_eq!(s.reference(), Some("r:5000/team/app:main-linux-amd64"));
+        assert!(
+            CacheEntry::registry("r/app@sha256:00")
+                .with_tag_suffix("x")
+                .is_none()
+        );
+        assert!(
+            CacheEntry::local_dir("/tmp/c")
+                .with_tag_suffix("x")
+                .is_none()
+        );
     }
 
     #[test]

@@ -239,7 +239,7 @@ async fn execute(
                 if mode != Mode::Quiet {
                     super::say(format_args!(
                         "[{name}] {}",
-                        report::line(&r, placement.as_ref())
+                        report::line(&r, &placement.iter().collect::<Vec<_>>())
                     ));
                 }
                 metadata.insert(

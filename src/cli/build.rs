@@ -53,12 +53,17 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
         let options = BuildOptions::default().events(tx).cancel(cancel.clone());
         let placed = pool.build_with(&build, &options).await;
         // A lone daemon is no news.
-        let placement = placed.placement.filter(|_| !pool.is_single());
-        (placement, placed.result)
+        let placements: Vec<rbuild::pool::Placement> = match pool.is_single() {
+            true => Vec::new(),
+            false => placed.placements().into_iter().cloned().collect(),
+        };
+        (placements, placed.result)
     };
+    let placement: Vec<&rbuild::pool::Placement> = placement.iter().collect();
     signals.abort();
     let summaries = renderer.await.context("progress renderer stopped")??;
-    let summary = summaries.into_iter().next().flatten().unwrap_or_default();
+    // One per platform when a multi-platform build was split over nodes.
+    let summary = combined(summaries.into_iter().flatten());
     tracing::debug!(?summary, "build finished");
     if let Some(path) = &args.report {
         let report = report::json(
@@ -66,7 +71,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
             result.as_ref().ok(),
             &build,
             started.elapsed(),
-            placement.as_ref(),
+            &placement,
         );
         rbuild::build::write_atomically(path, report.to_string().as_bytes())
             .with_context(|| format!("cannot write --report {}", path.display()))?;
@@ -97,10 +102,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     }
     write_results(&args, &outcome)?;
     if mode != Mode::Quiet {
-        super::say(format_args!(
-            "{}",
-            report::line(&outcome, placement.as_ref())
-        ));
+        super::say(format_args!("{}", report::line(&outcome, &placement)));
     }
     if mode == Mode::Quiet
         && args.progress != ProgressArg::None
@@ -109,6 +111,23 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
         super::say_out(format_args!("{id}"));
     }
     Ok(0)
+}
+
+/// The steps of every part of the build, counted together; the first
+/// failed step is the one reported.
+fn combined(parts: impl Iterator<Item = rbuild::progress::Summary>) -> rbuild::progress::Summary {
+    parts.fold(rbuild::progress::Summary::default(), |mut all, part| {
+        all.total += part.total;
+        all.cached += part.cached;
+        all.executed += part.executed;
+        all.failed += part.failed;
+        all.executed_time += part.executed_time;
+        all.warnings += part.warnings;
+        if all.failed_vertex.is_none() {
+            all.failed_vertex = part.failed_vertex;
+        }
+        all
+    })
 }
 
 /// The Dockerfile as the user named it, for annotations.

@@ -11,7 +11,7 @@ use rbuild::{Build, BuildResult, CacheEntry};
 
 /// One line a CI log reader can grep: what ran, what was cached, what the
 /// context upload cost, and which node of a pool built.
-pub fn line(result: &BuildResult, placement: Option<&Placement>) -> String {
+pub fn line(result: &BuildResult, placements: &[&Placement]) -> String {
     use rbuild::progress::units::{bytes, secs};
     let (s, t) = (&result.steps, &result.upload);
     let mut line = format!(
@@ -38,12 +38,28 @@ pub fn line(result: &BuildResult, placement: Option<&Placement>) -> String {
             line.push_str(&format!("; cache {word} FAILED"));
         }
     }
-    if let Some(p) = placement {
-        line.push_str(&format!("; built on {}", p.node));
-        if !p.skipped.is_empty() {
-            let names: Vec<&str> = p.skipped.iter().map(|s| s.node.as_str()).collect();
-            line.push_str(&format!(" (skipped {})", names.join(", ")));
+    let skipped: Vec<&str> = placements
+        .iter()
+        .flat_map(|p| p.skipped.iter().map(|s| s.node.as_str()))
+        .collect();
+    match placements {
+        [] => {}
+        [p] => line.push_str(&format!("; built on {}", p.node)),
+        many => {
+            let parts: Vec<String> = many
+                .iter()
+                .map(|p| format!("{} on {}", p.platforms.join(", "), p.node))
+                .collect();
+            line.push_str(&format!("; built {}", parts.join(", ")));
         }
+    }
+    if !skipped.is_empty() {
+        line.push_str(&format!(" (skipped {})", skipped.join(", ")));
+    }
+    if placements.len() > 1
+        && let Some(digest) = result.exporter_response.get("containerimage.digest")
+    {
+        line.push_str(&format!("; index {digest} pushed"));
     }
     line
 }
@@ -72,8 +88,18 @@ pub fn json(
     result: Option<&BuildResult>,
     build: &Build,
     took: Duration,
-    placement: Option<&Placement>,
+    placements: &[&Placement],
 ) -> serde_json::Value {
+    let node = |p: &Placement| {
+        serde_json::json!({
+            "name": p.node,
+            "address": p.address,
+            "route_key": p.key.value,
+            "route_key_source": p.key.source,
+            "skipped": p.skipped,
+            "platforms": p.platforms,
+        })
+    };
     let refs = |entries: &[CacheEntry]| -> Vec<serde_json::Value> {
         entries
             .iter()
@@ -111,13 +137,10 @@ pub fn json(
         "failed_step": summary.failed_vertex.as_ref().map(|f| serde_json::json!({"name": f.name, "error": f.error})),
         "freshness": result.map(|r| freshness(&r.freshness)),
         // Which node of a pool built, by what key, and the nodes skipped.
-        "node": placement.map(|p| serde_json::json!({
-            "name": p.node,
-            "address": p.address,
-            "route_key": p.key.value,
-            "route_key_source": p.key.source,
-            "skipped": p.skipped,
-        })),
+        "node": placements.first().map(|p| node(p)),
+        // A multi-platform build split over nodes: each node and the
+        // platforms it built (one entry when one node built it all).
+        "nodes": placements.iter().map(|p| node(p)).collect::<Vec<_>>(),
     })
 }
 

@@ -16,22 +16,49 @@ pub struct Placed {
     pub placement: Option<Placement>,
     /// The build's result; [`BuildError::NoNode`] when no node took it.
     pub result: Result<BuildResult, BuildError>,
+    /// For a multi-platform build split over several nodes, each node's
+    /// part (its [`Placement::platforms`]), the first also in `placement`;
+    /// empty when one node built it all.
+    pub shares: Vec<Placement>,
+}
+
+impl Placed {
+    /// Every node that built part of it: the shares, or the one placement.
+    pub fn placements(&self) -> Vec<&Placement> {
+        if self.shares.is_empty() {
+            self.placement.iter().collect()
+        } else {
+            self.shares.iter().collect()
+        }
+    }
 }
 
 impl Pool {
     /// Runs one build on the node its routing key picks. Progress says
     /// which node builds and which were skipped (a pool of one says
     /// nothing: it is that daemon alone).
+    ///
+    /// A build for several platforms on a pool whose nodes build different
+    /// ones is split: each platform is built on a node that builds it
+    /// natively, and the index joining them is published under its tags
+    /// (see [`Placed::shares`]).
     pub async fn build_with(&self, build: &Build, options: &BuildOptions) -> Placed {
         let key = route::route_key(build);
+        let unplaced = |e| Placed {
+            placement: None,
+            result: Err(BuildError::NoNode(Box::new(e))),
+            shares: Vec::new(),
+        };
+        if !self.is_single() && build.platforms.len() > 1 {
+            match self.platform_shares(&key, build).await {
+                Ok(Some(shares)) => return self.build_across(build, options, shares).await,
+                Ok(None) => {}
+                Err(e) => return unplaced(e),
+            }
+        }
         let (client, placement) = match self.place(&key).await {
             Ok(placed) => placed,
-            Err(e) => {
-                return Placed {
-                    placement: None,
-                    result: Err(BuildError::NoNode(Box::new(e))),
-                };
-            }
+            Err(e) => return unplaced(e),
         };
         let options = options.with_slots(
             vec![Slot {
@@ -44,6 +71,7 @@ impl Pool {
         Placed {
             placement: Some(placement),
             result,
+            shares: Vec::new(),
         }
     }
 
@@ -110,7 +138,14 @@ impl Pool {
         let mut out: BTreeMap<usize, Placed> = BTreeMap::new();
         for (i, placement, result) in join_all(runs).await.into_iter().flatten() {
             let placement = Some(placement);
-            out.insert(i, Placed { placement, result });
+            out.insert(
+                i,
+                Placed {
+                    placement,
+                    result,
+                    shares: Vec::new(),
+                },
+            );
         }
         for (i, e) in unplaced {
             let result = Err(BuildError::NoNode(Box::new(e)));
@@ -119,6 +154,7 @@ impl Pool {
                 Placed {
                     placement: None,
                     result,
+                    shares: Vec::new(),
                 },
             );
         }

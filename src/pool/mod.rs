@@ -30,10 +30,13 @@
 //! # }
 //! ```
 
+mod across;
 mod builds;
 pub mod config;
 pub(crate) mod git;
 mod info;
+mod platforms;
+mod publish;
 mod route;
 
 pub use builds::Placed;
@@ -127,6 +130,10 @@ pub struct Placement {
     pub key: RouteKey,
     /// Nodes before it in the key's order that did not take the build.
     pub skipped: Vec<Skipped>,
+    /// The platforms it built, when a multi-platform build was split over
+    /// several nodes; empty otherwise (it built them all).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
 }
 
 /// Why a pool cannot be made or cannot place a build.
@@ -257,6 +264,7 @@ impl Pool {
                 address: node.address.to_string(),
                 key: key.clone(),
                 skipped: Vec::new(),
+                platforms: Vec::new(),
             };
             return Ok((client, placement));
         }
@@ -271,6 +279,7 @@ impl Pool {
                         address: node.address.to_string(),
                         key: key.clone(),
                         skipped,
+                        platforms: Vec::new(),
                     };
                     return Ok((ready.client.clone(), placement));
                 }

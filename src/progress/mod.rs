@@ -219,8 +219,12 @@ pub fn placement_lines(p: &crate::pool::Placement) -> Vec<String> {
         .iter()
         .map(|s| format!("skipped node {}: {}", shown(&s.node, &s.address), s.reason))
         .collect();
+    let what = match p.platforms.as_slice() {
+        [] => String::new(),
+        platforms => format!(" {}", platforms.join(", ")),
+    };
     lines.push(format!(
-        "building on node {}, route key {}",
+        "building{what} on node {}, route key {}",
         shown(&p.node, &p.address),
         p.key
     ));

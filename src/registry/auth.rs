@@ -17,6 +17,8 @@ use crate::session::auth::Credentials;
 
 /// The actions `rbuild cache ls|du` needs.
 pub(super) const READ: &[&str] = &["pull"];
+/// The actions publishing a manifest needs.
+pub(super) const PUSH: &[&str] = &["pull", "push"];
 /// The actions a prune needs: reading the tags again and deleting. Push as
 /// well, since registries differ in which action they check for a delete.
 pub(super) const DELETE: &[&str] = &["pull", "push", "delete"];

@@ -78,11 +78,27 @@ impl Registry {
         limit: usize,
         what: &str,
     ) -> Result<Reply, RegistryError> {
+        self.send_body(method, path, accept, None, limit, what)
+            .await
+    }
+
+    /// [`Registry::send`] with a request body (content type and bytes):
+    /// a manifest PUT.
+    pub(super) async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        accept: Option<&'static str>,
+        body: Option<(&'static str, Bytes)>,
+        limit: usize,
+        what: &str,
+    ) -> Result<Reply, RegistryError> {
         let url = format!("{}{path}", self.repository().origin())
             .parse()
             .map_err(|e| self.bad(what, format!("request path {path:?}: {e}")))?;
         let mut call = Call::new(method, url, limit, what);
         call.accept = accept;
+        call.body = body;
         let (authorization, generation) = self.authorization();
         call.authorization = authorization;
         let mut reply = self.exchange(&call).await?;

@@ -29,6 +29,7 @@ mod http;
 pub mod inventory;
 pub mod manifest;
 pub mod prune;
+mod publish;
 pub mod reference;
 pub mod time;
 mod token;
@@ -44,7 +45,8 @@ pub use crate::session::auth::DockerConfig;
 pub use client::{Registry, RegistryOptions};
 pub use inventory::{Inventory, TagEntry, TagKind, TagUsage, Usage};
 pub use prune::{Deletion, Failure, KeepReason, Kept, PruneOutcome, PrunePlan, PruneRule};
-pub use reference::{Digest, Repository, Scheme};
+pub use publish::RawManifest;
+pub use reference::{Digest, Repository, Scheme, image_name, is_valid_tag};
 pub use time::{Timestamp, format_age, parse_duration};
 
 /// Why a registry operation failed, by what the caller can do about it.

@@ -255,6 +255,33 @@ pub(super) fn valid_tag(tag: &str) -> bool {
         && bytes.iter().all(|b| word(b) || *b == b'.' || *b == b'-')
 }
 
+/// An image name as `-t` takes it (`host/repo[:tag]`, Docker Hub short
+/// names included): its repository and tag, `latest` when it has none. A
+/// name pinned by `@digest` is refused: nothing can be published there.
+pub fn image_name(name: &str) -> Result<(Repository, String), RegistryError> {
+    let invalid = |reason: &str| RegistryError::InvalidReference {
+        input: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if name.contains('@') {
+        return Err(invalid("a name with @DIGEST cannot be tagged"));
+    }
+    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+    let (repo, tag) = match name[last_slash..].rfind(':') {
+        Some(i) => (&name[..last_slash + i], &name[last_slash + i + 1..]),
+        None => (name, "latest"),
+    };
+    if !valid_tag(tag) {
+        return Err(invalid("the tag must be 1 to 128 letters, digits, _ . -"));
+    }
+    Ok((repo.parse()?, tag.to_string()))
+}
+
+/// Whether `tag` is a valid tag (distribution's grammar).
+pub fn is_valid_tag(tag: &str) -> bool {
+    valid_tag(tag)
+}
+
 /// What a manifest request names: a tag or a digest, both path-safe.
 #[derive(Clone, Debug)]
 pub(super) enum ManifestRef<'a> {
@@ -274,6 +301,25 @@ impl fmt::Display for ManifestRef<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_names_split_into_repository_and_tag() {
+        let (repo, tag) = image_name("127.0.0.1:5000/team/app:1.2").unwrap();
+        assert_eq!(
+            (repo.to_string().as_str(), tag.as_str()),
+            ("127.0.0.1:5000/team/app", "1.2")
+        );
+        let (repo, tag) = image_name("localhost:5000/app").unwrap();
+        assert_eq!((repo.path(), tag.as_str()), ("app", "latest"));
+        let (repo, tag) = image_name("busybox:musl").unwrap();
+        assert_eq!(
+            (repo.host(), repo.path(), tag.as_str()),
+            ("docker.io", "library/busybox", "musl")
+        );
+        for bad in ["r:5000/app@sha256:00", "r:5000/app:", "r:5000/App:1"] {
+            assert!(image_name(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn repositories() {
