@@ -10,6 +10,12 @@
 //! [`Placement`] says which node built and why others were skipped. Each
 //! node is connected and checked at most once per pool.
 //!
+//! A build for several platforms whose nodes build different ones is split
+//! ([`Pool::build_with`]): each platform on a node that builds it natively
+//! (its [`Node::platforms`], else its workers'), all at once, then the
+//! index joining them is published under the build's tags; [`Placed::shares`]
+//! says which node built which platforms.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use rbuild::pool::{Node, Pool};
