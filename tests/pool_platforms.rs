@@ -307,3 +307,33 @@ fn a_node_that_builds_every_platform_takes_the_whole_build() {
     );
     assert_eq!(resp.status, 404);
 }
+
+#[test]
+fn a_failing_platform_fails_the_build_naming_it_and_publishes_nothing() {
+    let stack = stack();
+    let rs = runners(2);
+    let dir = tempfile::tempdir().unwrap();
+    let file = builders(dir.path(), &rs, &["linux/amd64"], &["linux/arm64"]);
+    // Only amd64 has its file: the arm64 part's COPY fails.
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM scratch\nARG TARGETARCH\nCOPY ${TARGETARCH}.txt /\n",
+        ),
+        ("amd64.txt", "x"),
+    ]);
+    let repo = format!("rbuild-test/{}", unique("split-fail"));
+    let image = format!("{}/{repo}:1", stack.registry);
+    let out = split_build(&file, ctx.path(), &["-t", &image, "--push"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    let last = err
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(last.contains("linux/arm64 on node r2"), "{err}");
+    let resp = request(&stack.registry, "GET", &format!("/v2/{repo}/manifests/1"));
+    assert_eq!(resp.status, 404, "an index was published");
+}

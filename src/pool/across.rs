@@ -154,7 +154,7 @@ impl Pool {
                 }
                 Err(e) => {
                     if matches!(failure, None | Some(BuildError::Canceled)) {
-                        failure = Some(e);
+                        failure = Some(naming_the_part(e, part, &self.nodes[part.node].name));
                     }
                 }
             }
@@ -167,6 +167,22 @@ impl Pool {
             Err(e) => Err(e),
         };
         placed(result)
+    }
+}
+
+/// A part's step or daemon failure says which platform and node it was:
+/// the other parts' progress is interleaved with it.
+fn naming_the_part(e: BuildError, part: &Part, node: &str) -> BuildError {
+    let prefix = format!("{} on node {node}: ", part.platform);
+    match e {
+        BuildError::Step(mut failure) => {
+            failure.message.insert_str(0, &prefix);
+            BuildError::Step(failure)
+        }
+        BuildError::Daemon { message } => BuildError::Daemon {
+            message: format!("{prefix}{message}"),
+        },
+        other => other,
     }
 }
 
