@@ -114,7 +114,9 @@ impl Client {
             Address::Docker(socket) => Some(Engine::new(socket.clone())),
             // --load goes to the engine that runs the builder container.
             Address::DockerContainer { engine, .. } => Some(Engine::new(engine.clone())),
-            Address::Unix(_) | Address::Tcp { .. } => None,
+            // A remote host's engine is not the local one: --load streams
+            // into DOCKER_HOST's, as from a standalone buildkitd.
+            Address::Unix(_) | Address::Tcp { .. } | Address::Ssh { .. } => None,
         };
         Ok(Self {
             addr,

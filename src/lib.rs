@@ -32,7 +32,7 @@
 //! - [`bake`]: bake files (HCL, JSON) -> builds for `Client::build_all`.
 //! - [`client`]: a connected daemon: info, workers, `build`, `build_all`.
 //! - [`connect`]: daemon addresses and transports (unix, tcp, TLS, Docker
-//!   Engine, docker-container).
+//!   Engine, docker-container, ssh).
 //! - [`pool`]: several daemons; each build placed on one by rendezvous
 //!   hashing of its routing key, unhealthy nodes skipped; builder configs.
 //! - [`progress`]: typed build events and their renderers (tty, plain,

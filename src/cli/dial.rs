@@ -1,8 +1,9 @@
 //! `rbuild dial-stdio`: the daemon's byte stream on stdin/stdout, as
 //! `buildctl dial-stdio` offers it. Installed as `buildctl` in a container
 //! next to a daemon, it serves `docker-container://` clients (rbuild's and
-//! buildx's), and it is how rbuild's own docker-container transport is
-//! tested against the engine's real BuildKit.
+//! buildx's); as the remote command of an `ssh://` address it reaches a
+//! host's Docker Engine, which `buildctl` cannot. Both of rbuild's stdio
+//! transports are tested that way against the engine's real BuildKit.
 
 use clap::Args;
 use tokio::io::AsyncWriteExt;

@@ -67,7 +67,9 @@ impl Cli {
 /// Options every command takes, before or after the command name.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// BuildKit address: unix:///PATH, tcp://HOST:PORT or docker:///ENGINE.sock.
+    /// BuildKit address: unix:///PATH, tcp://HOST:PORT, docker:///ENGINE.sock,
+    /// docker-container://NAME or ssh://[USER@]HOST[:PORT][/SOCKET] (the
+    /// remote command: RBUILD_SSH_REMOTE_COMMAND, default `buildctl dial-stdio`).
     /// Default: the Docker Engine socket when it exists, else
     /// unix:///run/buildkit/buildkitd.sock. Repeat it (or separate addresses
     /// with commas in BUILDKIT_HOST) for a pool: each build goes to one node,
@@ -158,7 +160,7 @@ pub enum Command {
     #[command(subcommand)]
     Cache(cache::CacheCommand),
     /// Bridge stdin/stdout to the daemon, as `buildctl dial-stdio` (for
-    /// docker-container:// clients).
+    /// docker-container:// and ssh:// clients).
     DialStdio(dial::DialStdioArgs),
     /// Print a shell completion script: rbuild completion bash|zsh|fish.
     Completion(CompletionArgs),
@@ -177,7 +179,7 @@ impl GlobalArgs {
     /// The one daemon and how to connect, for commands that talk to one.
     pub fn endpoint(&self) -> anyhow::Result<(Address, ConnectOptions)> {
         match self.nodes()? {
-            nodes::Nodes::One(addr, opts) => Ok((addr, opts)),
+            nodes::Nodes::One(addr, opts) => Ok((addr, *opts)),
             nodes::Nodes::Pool(nodes) => anyhow::bail!(
                 "this command talks to one daemon, but {} are given ({}); give one --addr",
                 nodes.len(),
@@ -220,6 +222,9 @@ impl GlobalArgs {
             timeout: Duration::from_secs(self.connect_timeout.max(1)),
             tls,
             keepalive: (self.keepalive > 0).then(|| Duration::from_secs(self.keepalive)),
+            // RBUILD_SSH_COMMAND and RBUILD_SSH_REMOTE_COMMAND are read by
+            // the transport itself, for every path that connects.
+            ssh: Default::default(),
         }
     }
 }

@@ -14,8 +14,8 @@ use super::GlobalArgs;
 
 /// One daemon, or several.
 pub enum Nodes {
-    /// Talk to this daemon alone.
-    One(Address, ConnectOptions),
+    /// Talk to this daemon alone (boxed: the options dwarf a pool's list).
+    One(Address, Box<ConnectOptions>),
     /// Place each build on one of these.
     Pool(Vec<Node>),
 }
@@ -29,9 +29,9 @@ pub fn resolve(global: &GlobalArgs) -> anyhow::Result<Nodes> {
         [] => {
             let addr = Address::default_local();
             tracing::debug!(%addr, "no --addr or BUILDKIT_HOST: using the local default");
-            Nodes::One(addr, opts)
+            Nodes::One(addr, Box::new(opts))
         }
-        [one] => Nodes::One(one.clone(), opts),
+        [one] => Nodes::One(one.clone(), Box::new(opts)),
         many => Nodes::Pool(many.iter().map(|a| node(a.clone(), &opts)).collect()),
     })
 }
@@ -106,7 +106,7 @@ fn builder(name: &str, opts: ConnectOptions) -> anyhow::Result<Nodes> {
 fn one_or_pool(mut nodes: Vec<Node>) -> Nodes {
     if nodes.len() == 1 {
         let n = nodes.swap_remove(0);
-        Nodes::One(n.address, n.connect)
+        Nodes::One(n.address, Box::new(n.connect))
     } else {
         Nodes::Pool(nodes)
     }

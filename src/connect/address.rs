@@ -1,9 +1,10 @@
 //! Daemon addresses as users write them (`--addr`, `BUILDKIT_HOST`).
 //!
 //! The syntax follows buildctl's so an existing `BUILDKIT_HOST` keeps working,
-//! plus `docker://SOCKET` for the BuildKit embedded in a Docker Engine and
+//! plus `docker://SOCKET` for the BuildKit embedded in a Docker Engine,
 //! `docker-container://NAME` for a buildkitd in a container (buildx's
-//! docker-container driver).
+//! docker-container driver) and `ssh://[USER@]HOST[:PORT][/SOCKET]` for a
+//! daemon on another host, as BuildKit's ssh connection helper reads it.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -33,6 +34,21 @@ pub enum Address {
         name: String,
         /// The engine's unix socket, from `DOCKER_HOST` or Docker's default.
         engine: PathBuf,
+    },
+    /// A daemon on another host: the system's `ssh` client runs a command
+    /// there (`buildctl dial-stdio` by default) whose stdin and stdout carry
+    /// plain HTTP/2.
+    Ssh {
+        /// The login name (`ssh -l`); `None`: ssh's own choice.
+        user: Option<String>,
+        /// A host name or IP address; an IPv6 address without its brackets.
+        host: String,
+        /// The ssh port (`ssh -p`); `None`: ssh's own choice (22 or the
+        /// user's ssh config).
+        port: Option<u16>,
+        /// The daemon's unix socket on that host, for the default remote
+        /// command (`buildctl --addr unix://SOCKET dial-stdio`).
+        socket: Option<PathBuf>,
     },
 }
 
@@ -66,7 +82,8 @@ impl FromStr for Address {
             AddressError::new(
                 input,
                 "expected SCHEME://..., e.g. unix:///run/buildkit/buildkitd.sock, \
-                 tcp://HOST:PORT, docker:///var/run/docker.sock or docker-container://NAME",
+                 tcp://HOST:PORT, docker:///var/run/docker.sock, docker-container://NAME \
+                 or ssh://USER@HOST",
             )
         })?;
         match scheme {
@@ -84,10 +101,11 @@ impl FromStr for Address {
                 name: container_name(input, rest)?,
                 engine: docker_socket_from_env(),
             }),
+            "ssh" => parse_ssh(input, rest),
             other => Err(AddressError::new(
                 input,
                 format!(
-                    "unsupported scheme {other:?} (use unix://, tcp://, docker:// or docker-container://)"
+                    "unsupported scheme {other:?} (use unix://, tcp://, docker://, docker-container:// or ssh://)"
                 ),
             )),
         }
@@ -148,6 +166,100 @@ fn parse_tcp(input: &str, rest: &str) -> Result<Address, AddressError> {
     })
 }
 
+/// `ssh://[USER@]HOST[:PORT][/SOCKET]`. What BuildKit's helper refuses is
+/// refused here too (a password, a query, a fragment), and the host and
+/// user are checked so that ssh can only take them as a destination.
+fn parse_ssh(input: &str, rest: &str) -> Result<Address, AddressError> {
+    let fail = |reason: &str| AddressError::new(input, reason);
+    if rest.contains('?') {
+        return Err(fail("query parameters are not supported"));
+    }
+    if rest.contains('#') {
+        return Err(fail("a #fragment is not supported"));
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let socket = (path.len() > 1).then(|| PathBuf::from(path));
+    // The last @ ends the user, as in URLs: some directory logins hold one.
+    let (user, host_port) = match authority.rsplit_once('@') {
+        Some((user, host_port)) => (Some(user), host_port),
+        None => (None, authority),
+    };
+    if let Some(user) = user {
+        if user.contains(':') {
+            return Err(fail(
+                "a password in the address is not supported (use a key: ssh-agent or an IdentityFile)",
+            ));
+        }
+        if user.is_empty() || user.starts_with('-') || !user.chars().all(is_plain) {
+            return Err(fail("expected ssh://USER@HOST with a plain user name"));
+        }
+    }
+    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+        let (host, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| fail("an IPv6 address needs its closing ]"))?;
+        let ipv6 = host.contains(':')
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ":.%".contains(c));
+        if !ipv6 {
+            return Err(fail("expected an IPv6 address inside [ ]"));
+        }
+        match after {
+            "" => (host, None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return Err(fail("expected :PORT after the ]")),
+            },
+        }
+    } else {
+        let (host, port) = match host_port.split_once(':') {
+            Some((_, port)) if port.contains(':') => {
+                return Err(fail(
+                    "put an IPv6 address in brackets: ssh://USER@[::1]:PORT",
+                ));
+            }
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        };
+        if host.is_empty() {
+            return Err(fail(
+                "the host is empty (expected ssh://[USER@]HOST[:PORT])",
+            ));
+        }
+        let name = !host.starts_with('-')
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !name {
+            return Err(fail("expected a host name or an IP address"));
+        }
+        (host, port)
+    };
+    let port = match port {
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => return Err(fail(&format!("{p:?} is not a port number"))),
+        },
+    };
+    Ok(Address::Ssh {
+        user: user.map(str::to_string),
+        host: host.to_string(),
+        port,
+        socket,
+    })
+}
+
+/// What a login name may hold: no spaces, control characters or URL
+/// delimiters.
+fn is_plain(c: char) -> bool {
+    !c.is_whitespace() && !c.is_control() && !"/[]".contains(c)
+}
+
 /// The engine socket named by `DOCKER_HOST` when it is a unix socket, else
 /// Docker's default socket.
 pub fn docker_socket_from_env() -> PathBuf {
@@ -179,6 +291,28 @@ impl fmt::Display for Address {
             Address::DockerContainer { name, .. } => write!(f, "docker-container://{name}"),
             Address::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Address::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Address::Ssh {
+                user,
+                host,
+                port,
+                socket,
+            } => {
+                f.write_str("ssh://")?;
+                if let Some(user) = user {
+                    write!(f, "{user}@")?;
+                }
+                match host.contains(':') {
+                    true => write!(f, "[{host}]")?,
+                    false => f.write_str(host)?,
+                }
+                if let Some(port) = port {
+                    write!(f, ":{port}")?;
+                }
+                match socket {
+                    Some(socket) => write!(f, "{}", socket.display()),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -212,6 +346,33 @@ mod tests {
                     port: 1234,
                 },
             ),
+            (
+                "ssh://build-host",
+                Address::Ssh {
+                    user: None,
+                    host: "build-host".into(),
+                    port: None,
+                    socket: None,
+                },
+            ),
+            (
+                "ssh://ci@10.0.0.7:2222/run/buildkit/buildkitd.sock",
+                Address::Ssh {
+                    user: Some("ci".into()),
+                    host: "10.0.0.7".into(),
+                    port: Some(2222),
+                    socket: Some("/run/buildkit/buildkitd.sock".into()),
+                },
+            ),
+            (
+                "ssh://me@corp@[fe80::1%eth0]/",
+                Address::Ssh {
+                    user: Some("me@corp".into()),
+                    host: "fe80::1%eth0".into(),
+                    port: None,
+                    socket: None,
+                },
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(input.parse::<Address>().as_ref(), Ok(&want), "{input}");
@@ -226,6 +387,10 @@ mod tests {
             "tcp://h:1",
             "tcp://[::1]:2",
             "docker-container://buildkitd_1",
+            "ssh://h",
+            "ssh://u@h.example:22",
+            "ssh://u@[::1]:2222/run/bk.sock",
+            "ssh://[::1]/s",
         ] {
             let addr: Address = input.parse().unwrap();
             assert_eq!(addr.to_string(), input);
@@ -241,7 +406,22 @@ mod tests {
             ("tcp://host", "tcp://HOST:PORT"),
             ("tcp://host:99999", "not a port number"),
             ("tcp://:80", "host is empty"),
-            ("ssh://me@host", "unsupported scheme"),
+            ("ftp://me@host", "unsupported scheme"),
+            ("ssh://", "host is empty"),
+            ("ssh://me@", "host is empty"),
+            ("ssh://me:secret@host", "password"),
+            ("ssh://@host", "user name"),
+            ("ssh://-oProxyCommand=x@host", "user name"),
+            ("ssh://-oProxyCommand=x", "host name"),
+            ("ssh://a b", "host name"),
+            ("ssh://host:0", "not a port number"),
+            ("ssh://host:ssh", "not a port number"),
+            ("ssh://::1", "brackets"),
+            ("ssh://[::1", "closing ]"),
+            ("ssh://[::1]x", ":PORT"),
+            ("ssh://[host]", "IPv6"),
+            ("ssh://host?x=1", "query"),
+            ("ssh://host#x", "fragment"),
             ("docker-container://", "container name"),
             ("docker-container://-x", "container name"),
             ("docker-container://a/b", "container name"),

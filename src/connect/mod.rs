@@ -2,17 +2,20 @@
 //!
 //! Every transport ends in a tonic [`Channel`] that speaks HTTP/2 to the
 //! daemon's Control service; they differ only in how the byte stream is
-//! opened (a unix socket, TCP, or an engine connection upgraded via `/grpc`).
+//! opened (a unix socket, TCP, an engine connection upgraded via `/grpc`, or
+//! the stdio of a process: `buildctl dial-stdio` in a container or over ssh).
 
 mod address;
 pub mod builder;
 mod docker;
+mod ssh;
 mod stdio;
 pub(crate) mod tls;
 
 // Defined by the engine client; re-exported so the path it had here still works.
 pub use crate::engine::DEFAULT_DOCKER_SOCKET;
 pub use address::{Address, AddressError, DEFAULT_BUILDKITD_SOCKET, docker_socket_from_env};
+pub use ssh::{SSH_COMMAND_ENV, SSH_REMOTE_COMMAND_ENV, SshError, SshOptions};
 pub use tls::{TlsCheck, TlsConfig};
 
 use std::io;
@@ -39,6 +42,9 @@ pub struct ConnectOptions {
     /// daemon that hangs or a peer that vanished fails the build instead of
     /// leaving it waiting forever.
     pub keepalive: Option<Duration>,
+    /// The ssh client and remote command for an `ssh://` address; ignored
+    /// for the others.
+    pub ssh: SshOptions,
 }
 
 /// grpc-go servers refuse pings more often than every 5 minutes unless they
@@ -60,6 +66,7 @@ impl Default for ConnectOptions {
             timeout: Duration::from_secs(4),
             tls: None,
             keepalive: Some(DEFAULT_KEEPALIVE),
+            ssh: SshOptions::default(),
         }
     }
 }
@@ -191,6 +198,16 @@ pub enum ConnectError {
         #[source]
         source: crate::engine::EngineError,
     },
+    /// An `ssh://` address: the ssh client, the login or the remote command
+    /// failed before the daemon answered.
+    #[error("cannot connect to BuildKit at {addr}: {problem}")]
+    Ssh {
+        /// The address, as [`Address`] displays it.
+        addr: String,
+        /// What went wrong, naming the host.
+        #[source]
+        problem: SshError,
+    },
 }
 
 /// Opens an HTTP/2 channel to the daemon's Control API.
@@ -231,12 +248,14 @@ pub(crate) async fn channel(
     let target = addr.clone();
     let slot = failure.clone();
     let session_tls = tls.clone();
+    let ssh_opts = opts.ssh.clone();
     let connector = tower::service_fn(move |_: Uri| {
         let target = target.clone();
         let slot = slot.clone();
         let tls = session_tls.clone();
+        let ssh_opts = ssh_opts.clone();
         async move {
-            open(&target, tls.as_deref()).await.map_err(|e| {
+            open(&target, tls.as_deref(), &ssh_opts).await.map_err(|e| {
                 let text = e.to_string();
                 if let Ok(mut slot) = slot.lock() {
                     slot.get_or_insert(e);
@@ -250,6 +269,11 @@ pub(crate) async fn channel(
     let typed = failure.lock().ok().and_then(|mut slot| slot.take());
     match result {
         Ok(Ok(channel)) => Ok(channel),
+        // tonic's own connect timeout (the same bound) may fire first.
+        Ok(Err(e)) if typed.is_none() && timed_out(&e) => Err(ConnectError::Timeout {
+            addr: shown,
+            secs: opts.timeout.as_secs(),
+        }),
         Ok(Err(e)) => Err(
             typed.unwrap_or_else(|| match (&tls, tls::rustls_error(&e)) {
                 // With TLS 1.3 the daemon checks the client certificate after
@@ -275,6 +299,21 @@ pub(crate) async fn channel(
     }
 }
 
+/// Whether an error, or one of its causes, is a timeout running out.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if e.is::<tokio::time::error::Elapsed>()
+            || e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// The byte stream of one connection, whatever the transport.
 type Io = Box<dyn Stream>;
 
@@ -288,7 +327,11 @@ where
     Box::new(io)
 }
 
-async fn open(addr: &Address, tls: Option<&tls::Tls>) -> Result<Io, ConnectError> {
+async fn open(
+    addr: &Address,
+    tls: Option<&tls::Tls>,
+    ssh_opts: &SshOptions,
+) -> Result<Io, ConnectError> {
     let shown = addr.to_string();
     match addr {
         Address::Unix(path) => Ok(boxed(TokioIo::new(unix(&shown, path).await?))),
@@ -342,6 +385,27 @@ async fn open(addr: &Address, tls: Option<&tls::Tls>) -> Result<Io, ConnectError
                 what,
             ))))
         }
+        Address::Ssh {
+            user,
+            host,
+            port,
+            socket,
+        } => {
+            let target = ssh::Target {
+                user: user.as_deref(),
+                host,
+                port: *port,
+                socket: socket.as_deref(),
+            };
+            let stream =
+                ssh::open(&target, ssh_opts)
+                    .await
+                    .map_err(|problem| ConnectError::Ssh {
+                        addr: shown.clone(),
+                        problem,
+                    })?;
+            Ok(boxed(TokioIo::new(stream)))
+        }
     }
 }
 
@@ -356,7 +420,7 @@ pub async fn dial(
         Some(config) => Some(tls::Tls::load(config, addr)?),
         None => None,
     };
-    let io = tokio::time::timeout(opts.timeout, open(addr, tls.as_ref()))
+    let io = tokio::time::timeout(opts.timeout, open(addr, tls.as_ref(), &opts.ssh))
         .await
         .map_err(|_| ConnectError::Timeout {
             addr: addr.to_string(),

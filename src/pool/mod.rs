@@ -347,6 +347,7 @@ fn connect_reason(e: &ConnectError) -> String {
         ConnectError::Timeout { secs, .. } => format!("no answer within {secs}s"),
         ConnectError::NoSocket { path, .. } => format!("no socket at {path}"),
         ConnectError::Io { source, .. } => format!("cannot connect: {source}"),
+        ConnectError::Ssh { problem, .. } => problem.to_string(),
         other => other.to_string(),
     }
 }
