@@ -17,11 +17,18 @@
 //!     key        = "certs/key.pem"
 //!     servername = "buildkitd"
 //!   }
+//!   node "far" {
+//!     endpoint           = "ssh://ci@builder.example"
+//!     ssh_remote_command = "rbuild dial-stdio --addr docker:///var/run/docker.sock"
+//!     ssh_command        = "ssh -F ci/ssh_config"
+//!   }
 //! }
 //! ```
 //!
-//! The TLS keys are buildx's `remote` driver options. A node's name is its
-//! routing identity: renaming it moves its builds, reordering does not.
+//! The TLS keys are buildx's `remote` driver options; the `ssh_` keys set
+//! [`SshOptions`] for an `ssh://` node, over
+//! the environment's. A node's name is its routing identity: renaming it
+//! moves its builds, reordering does not.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +36,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::Node;
-use crate::connect::{Address, ConnectOptions, TlsConfig};
+use crate::connect::{Address, ConnectOptions, SshOptions, TlsConfig};
 
 /// Why a builders file gives no pool.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +105,8 @@ struct NodeDef {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     servername: Option<String>,
+    ssh_command: Option<String>,
+    ssh_remote_command: Option<String>,
 }
 
 /// A parsed builders file.
@@ -197,8 +206,34 @@ impl Builders {
                     "TLS files apply only to a tcp:// endpoint".to_string(),
                 ));
             }
+            let ssh = match &address {
+                Address::Ssh { socket, .. } => {
+                    if let (Some(socket), Some(_)) = (socket, &n.ssh_remote_command) {
+                        return Err(fail(format!(
+                            "the endpoint names the socket {} and ssh_remote_command is set; \
+                             put the daemon's address in ssh_remote_command instead",
+                            socket.display()
+                        )));
+                    }
+                    SshOptions {
+                        command: n.ssh_command.clone().or(base.ssh.command.clone()),
+                        remote_command: n
+                            .ssh_remote_command
+                            .clone()
+                            .or(base.ssh.remote_command.clone()),
+                    }
+                }
+                _ if n.ssh_command.is_some() || n.ssh_remote_command.is_some() => {
+                    return Err(fail(
+                        "ssh_command and ssh_remote_command apply only to an ssh:// endpoint"
+                            .to_string(),
+                    ));
+                }
+                _ => base.ssh.clone(),
+            };
             let connect = ConnectOptions {
                 tls,
+                ssh,
                 ..base.clone()
             };
             nodes.push(
@@ -239,12 +274,20 @@ builder "ci" {
 builder "solo" {
   node "only" { endpoint = "unix:///run/buildkit/buildkitd.sock" }
 }
+builder "far" {
+  node "a" {
+    endpoint           = "ssh://ci@[::1]:2222"
+    ssh_remote_command = "rbuild dial-stdio"
+    ssh_command        = "ssh -F /ci/ssh_config"
+  }
+  node "b" { endpoint = "ssh://ci@b/run/buildkit/buildkitd.sock" }
+}
 "#;
 
     #[test]
     fn builders_and_their_nodes() {
         let b = Builders::parse(Path::new("/etc/rbuild/builders.hcl"), FILE).unwrap();
-        assert_eq!(b.names(), ["ci", "solo"]);
+        assert_eq!(b.names(), ["ci", "far", "solo"]);
         let nodes = b.nodes("ci", &ConnectOptions::default()).unwrap();
         let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["far", "r1"]);
@@ -259,7 +302,17 @@ builder "solo" {
         assert_eq!(nodes[1].platforms, ["linux/amd64"]);
         assert!(nodes[1].connect.tls.is_none());
         let err = b.nodes("nope", &ConnectOptions::default()).unwrap_err();
-        assert!(err.to_string().contains("it has: ci, solo"), "{err}");
+        assert!(err.to_string().contains("it has: ci, far, solo"), "{err}");
+        let nodes = b.nodes("far", &ConnectOptions::default()).unwrap();
+        assert_eq!(nodes[0].address.to_string(), "ssh://ci@[::1]:2222");
+        assert_eq!(
+            nodes[0].connect.ssh,
+            SshOptions {
+                command: Some("ssh -F /ci/ssh_config".into()),
+                remote_command: Some("rbuild dial-stdio".into()),
+            }
+        );
+        assert_eq!(nodes[1].connect.ssh, SshOptions::default());
     }
 
     #[test]
@@ -291,5 +344,20 @@ builder "solo" {
         .unwrap_err()
         .to_string();
         assert!(err.contains("only to a tcp://"), "{err}");
+        let nodes = |text: &str| {
+            Builders::parse(p, text)
+                .unwrap()
+                .nodes("x", &ConnectOptions::default())
+                .unwrap_err()
+                .to_string()
+        };
+        let err = nodes(
+            "builder \"x\" {\n node \"n\" {\n endpoint = \"tcp://h:1\"\n ssh_command = \"ssh\"\n }\n}\n",
+        );
+        assert!(err.contains("only to an ssh://"), "{err}");
+        let err = nodes(
+            "builder \"x\" {\n node \"n\" {\n endpoint = \"ssh://h/s.sock\"\n ssh_remote_command = \"rbuild dial-stdio\"\n }\n}\n",
+        );
+        assert!(err.contains("/s.sock") && err.contains("\"n\""), "{err}");
     }
 }
