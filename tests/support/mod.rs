@@ -13,6 +13,7 @@ pub mod http_file;
 pub mod own_registry;
 pub mod proxy;
 pub mod registry;
+pub mod sshd;
 pub mod steps;
 pub mod tcp_cut;
 pub mod tls_proxy;
