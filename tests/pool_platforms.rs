@@ -337,3 +337,66 @@ fn a_failing_platform_fails_the_build_naming_it_and_publishes_nothing() {
     let resp = request(&stack.registry, "GET", &format!("/v2/{repo}/manifests/1"));
     assert_eq!(resp.status, 404, "an index was published");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bake_splits_a_multi_platform_target_and_places_the_others_as_usual() {
+    let stack = stack();
+    let rs = runners(2);
+    let dir = tempfile::tempdir().unwrap();
+    let file = builders(dir.path(), &rs, &["linux/amd64"], &["linux/arm64"]);
+    let id = unique("bake-split");
+    let repo = format!("rbuild-test/{id}");
+    let image = format!("{}/{repo}:1", stack.registry);
+    let single = format!("{}/{repo}-single:1", stack.registry);
+    let bake_file = format!(
+        "group \"default\" {{\n  targets = [\"multi\", \"single\"]\n}}\n\
+         target \"multi\" {{\n  platforms = [\"linux/amd64\", \"linux/arm64\"]\n  tags = [\"{image}\"]\n  output = [\"type=registry\"]\n}}\n\
+         target \"single\" {{\n  tags = [\"{single}\"]\n  output = [\"type=registry\"]\n}}\n"
+    );
+    let ctx = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY id /id\n"),
+        ("id", &id),
+        ("docker-bake.hcl", &bake_file),
+    ]);
+    let out = rbuild()
+        .current_dir(ctx.path())
+        .env("RBUILD_BUILDERS", &file)
+        .args(["--builder", "mp", "bake", "--progress", "plain"])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("[multi] rbuild: "))
+        .unwrap_or_else(|| panic!("no report line for multi:\n{err}"));
+    assert!(
+        line.contains("built linux/amd64 on r1, linux/arm64 on r2"),
+        "{line}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("[single] rbuild: ") && l.contains("built on r")),
+        "{err}"
+    );
+    let (index, _) = manifest(&stack.registry, &repo, "1");
+    let mut platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["annotations"]["vnd.docker.reference.type"].is_null())
+        .map(platform)
+        .collect();
+    platforms.sort();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{index}");
+    manifest(&stack.registry, &format!("{repo}-single"), "1");
+    let r2 = Engine::new(rs[1].engine_socket.clone());
+    let arm64 = format!("{image}-linux-arm64");
+    assert!(
+        r2.image_id(&arm64).await.unwrap().is_some(),
+        "r2 did not build arm64"
+    );
+    let _ = r2.remove_image(&arm64, true).await;
+    let r1 = Engine::new(rs[0].engine_socket.clone());
+    let _ = r1.remove_image(&format!("{image}-linux-amd64"), true).await;
+}

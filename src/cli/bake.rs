@@ -202,12 +202,31 @@ async fn execute(
         pool.build_all(builds, &options).await
     };
     // A lone daemon is no news.
-    let (placements, results): (Vec<_>, Vec<_>) = placed
-        .into_iter()
-        .map(|p| (p.placement.filter(|_| !pool.is_single()), p.result))
-        .unzip();
+    let single = pool.is_single();
+    let mut placements: Vec<Vec<rbuild::pool::Placement>> = Vec::new();
+    let mut progress: Vec<Vec<usize>> = Vec::new();
+    let mut results = Vec::new();
+    for p in placed {
+        placements.push(match single {
+            true => Vec::new(),
+            false => p.placements().into_iter().cloned().collect(),
+        });
+        progress.push(p.progress);
+        results.push(p.result);
+    }
     signals.abort();
     let summaries = renderer.await.context("progress renderer stopped")??;
+    // A target split over nodes has one summary per platform.
+    let target_summaries: Vec<Option<rbuild::progress::Summary>> = progress
+        .iter()
+        .map(|slots| {
+            let parts: Vec<_> = slots
+                .iter()
+                .filter_map(|&i| summaries.get(i).cloned().flatten())
+                .collect();
+            (!parts.is_empty()).then(|| report::combined(parts.into_iter()))
+        })
+        .collect();
     let rows: Vec<super::github::Row<'_>> = builds
         .iter()
         .zip(&results)
@@ -215,7 +234,7 @@ async fn execute(
         .filter_map(|(i, (b, r))| {
             Some(super::github::Row {
                 name: b.get_name().unwrap_or("default"),
-                summary: summaries.get(i)?.as_ref()?,
+                summary: target_summaries.get(i)?.as_ref()?,
                 ok: r.is_ok(),
                 upload: r
                     .as_ref()

@@ -63,7 +63,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     signals.abort();
     let summaries = renderer.await.context("progress renderer stopped")??;
     // One per platform when a multi-platform build was split over nodes.
-    let summary = combined(summaries.into_iter().flatten());
+    let summary = report::combined(summaries.into_iter().flatten());
     tracing::debug!(?summary, "build finished");
     if let Some(path) = &args.report {
         let report = report::json(
@@ -111,23 +111,6 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
         super::say_out(format_args!("{id}"));
     }
     Ok(0)
-}
-
-/// The steps of every part of the build, counted together; the first
-/// failed step is the one reported.
-fn combined(parts: impl Iterator<Item = rbuild::progress::Summary>) -> rbuild::progress::Summary {
-    parts.fold(rbuild::progress::Summary::default(), |mut all, part| {
-        all.total += part.total;
-        all.cached += part.cached;
-        all.executed += part.executed;
-        all.failed += part.failed;
-        all.executed_time += part.executed_time;
-        all.warnings += part.warnings;
-        if all.failed_vertex.is_none() {
-            all.failed_vertex = part.failed_vertex;
-        }
-        all
-    })
 }
 
 /// The Dockerfile as the user named it, for annotations.

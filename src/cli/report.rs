@@ -64,6 +64,25 @@ pub fn line(result: &BuildResult, placements: &[&Placement]) -> String {
     line
 }
 
+/// The steps of every part of the build, counted together; the first
+/// failed step is the one reported.
+pub fn combined(
+    parts: impl Iterator<Item = rbuild::progress::Summary>,
+) -> rbuild::progress::Summary {
+    parts.fold(rbuild::progress::Summary::default(), |mut all, part| {
+        all.total += part.total;
+        all.cached += part.cached;
+        all.executed += part.executed;
+        all.failed += part.failed;
+        all.executed_time += part.executed_time;
+        all.warnings += part.warnings;
+        if all.failed_vertex.is_none() {
+            all.failed_vertex = part.failed_vertex;
+        }
+        all
+    })
+}
+
 fn describe(entries: &[CacheEntry]) -> String {
     use rbuild::build::CacheBackend;
     let names: Vec<String> = entries

@@ -65,7 +65,7 @@ impl BuildOptions {
         }
     }
 
-    async fn all_announced(&self) {
+    pub(crate) async fn all_announced(&self) {
         if let Some(b) = &self.announced {
             b.wait().await;
         }

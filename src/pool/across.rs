@@ -12,13 +12,15 @@
 //! different nodes do not overwrite each other's cache manifest.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::join_all;
+use tokio::sync::Barrier;
 
 use super::platforms::{self, Share};
 use super::publish::{Targets, merged};
-use super::{Placement, Pool, PoolError, RouteKey, Skipped};
+use super::{Placed, Placement, Pool, PoolError, RouteKey, Skipped};
 use crate::build::{Build, BuildError, BuildResult, Output};
 use crate::client::{BuildOptions, Client, Slot};
 
@@ -101,18 +103,31 @@ impl Pool {
         build: &Build,
         options: &BuildOptions,
         shares: Vec<(Share, Placement)>,
-    ) -> super::Placed {
+    ) -> Placed {
+        match self.prepare_split(build, shares).await {
+            Ok(split) => {
+                let announced = split.announced_alone();
+                self.run_split(build, options, split, 0, announced).await
+            }
+            Err(placed) => placed,
+        }
+    }
+
+    /// Everything a split build needs before it runs, or its failure: an
+    /// output only one node could make, a node gone since it was checked.
+    pub(crate) async fn prepare_split(
+        &self,
+        build: &Build,
+        shares: Vec<(Share, Placement)>,
+    ) -> Result<Split, Placed> {
         let placements: Vec<Placement> = shares.iter().map(|(_, p)| p.clone()).collect();
-        let placed = |result| super::Placed {
+        let failed = |e: BuildError| Placed {
             placement: placements.first().cloned(),
-            result,
+            result: Err(e),
             shares: placements.clone(),
+            progress: Vec::new(),
         };
-        let targets = match Targets::of(build) {
-            Ok(t) => t,
-            Err(e) => return placed(Err(e.into())),
-        };
-        let started = Instant::now();
+        let targets = Targets::of(build).map_err(|e| failed(e.into()))?;
         let parts: Vec<Part> = shares
             .iter()
             .flat_map(|(share, _)| {
@@ -138,11 +153,38 @@ impl Pool {
                     }];
                     let key = shares[0].1.key.to_string();
                     let e = PoolError::NoNode { key, skipped };
-                    return placed(Err(BuildError::NoNode(Box::new(e))));
+                    return Err(failed(BuildError::NoNode(Box::new(e))));
                 }
             }
         }
-        let results = run_parts(&parts, &shares, &clients, options).await;
+        Ok(Split {
+            placements,
+            shares,
+            parts,
+            clients,
+            targets,
+        })
+    }
+
+    /// Runs a prepared split build, its parts' progress under
+    /// `slot_base..`, each of its nodes one of `announced`'s parties.
+    pub(crate) async fn run_split(
+        &self,
+        build: &Build,
+        options: &BuildOptions,
+        split: Split,
+        slot_base: usize,
+        announced: Option<Arc<Barrier>>,
+    ) -> Placed {
+        let started = Instant::now();
+        let Split {
+            placements,
+            shares,
+            parts,
+            clients,
+            targets,
+        } = split;
+        let results = run_parts(&parts, &shares, &clients, options, slot_base, announced).await;
         let mut built = Vec::with_capacity(parts.len());
         let mut failure = None;
         for (part, result) in parts.iter().zip(results) {
@@ -159,14 +201,45 @@ impl Pool {
                 }
             }
         }
-        if let Some(e) = failure {
-            return placed(Err(e));
-        }
-        let result = match targets.publish(build, &built).await {
-            Ok(index) => Ok(merged(build, &built, index, &targets, started)),
-            Err(e) => Err(e),
+        let result = match failure {
+            Some(e) => Err(e),
+            None => match targets.publish(build, &built).await {
+                Ok(index) => Ok(merged(build, &built, index, &targets, started)),
+                Err(e) => Err(e),
+            },
         };
-        placed(result)
+        Placed {
+            placement: placements.first().cloned(),
+            result,
+            shares: placements,
+            progress: (slot_base..slot_base + parts.len()).collect(),
+        }
+    }
+}
+
+/// A split build, prepared: see [`Pool::prepare_split`].
+pub(crate) struct Split {
+    placements: Vec<Placement>,
+    shares: Vec<(Share, Placement)>,
+    parts: Vec<Part>,
+    clients: BTreeMap<usize, Client>,
+    targets: Targets,
+}
+
+impl Split {
+    /// How many `Client::build_all` calls it makes: one per node.
+    pub(crate) fn parties(&self) -> usize {
+        self.shares.len()
+    }
+
+    /// How many progress slots its parts take: one per platform.
+    pub(crate) fn slots(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Its own barrier, when it runs alone.
+    fn announced_alone(&self) -> Option<Arc<Barrier>> {
+        (self.parties() > 1).then(|| Arc::new(Barrier::new(self.parties())))
     }
 }
 
@@ -193,10 +266,10 @@ async fn run_parts(
     shares: &[(Share, Placement)],
     clients: &BTreeMap<usize, Client>,
     options: &BuildOptions,
+    slot_base: usize,
+    announced: Option<Arc<Barrier>>,
 ) -> Vec<Result<BuildResult, BuildError>> {
     let cancel = options.cancel.child_token();
-    let announced =
-        (shares.len() > 1).then(|| std::sync::Arc::new(tokio::sync::Barrier::new(shares.len())));
     let runs = shares.iter().map(|(share, placement)| {
         let mine: Vec<usize> = (0..parts.len())
             .filter(|&i| parts[i].node == share.node)
@@ -205,7 +278,7 @@ async fn run_parts(
         let slots = mine
             .iter()
             .map(|&i| Slot {
-                index: i,
+                index: slot_base + i,
                 placement: Some(Placement {
                     platforms: vec![parts[i].platform.clone()],
                     ..placement.clone()
@@ -218,6 +291,8 @@ async fn run_parts(
         let cancel = cancel.clone();
         async move {
             let Some(client) = client else {
+                // Still one of the barrier's parties.
+                node_options.all_announced().await;
                 return Vec::new();
             };
             let results = client.build_all(&builds, &node_options).await;

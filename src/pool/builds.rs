@@ -20,6 +20,12 @@ pub struct Placed {
     /// part (its [`Placement::platforms`]), the first also in `placement`;
     /// empty when one node built it all.
     pub shares: Vec<Placement>,
+    /// The event build numbers its progress came under ([`Event::build`]):
+    /// its own, or one per platform of a split build; empty when nothing
+    /// ran.
+    ///
+    /// [`Event::build`]: crate::progress::Event::build
+    pub progress: Vec<usize>,
 }
 
 impl Placed {
@@ -48,6 +54,7 @@ impl Pool {
             placement: None,
             result: Err(BuildError::NoNode(Box::new(e))),
             shares: Vec::new(),
+            progress: Vec::new(),
         };
         if !self.is_single() && build.platforms.len() > 1 {
             match self.platform_shares(&key, build).await {
@@ -72,6 +79,7 @@ impl Pool {
             placement: Some(placement),
             result,
             shares: Vec::new(),
+            progress: vec![0],
         }
     }
 
@@ -80,12 +88,39 @@ impl Pool {
     /// one node share its connection and context uploads). Builds joined by
     /// [`Build::named_context_from`] run on one node: the first one's key
     /// places them all. Results come back in the given order.
+    ///
+    /// A multi-platform build that no other build of the call is joined to
+    /// is split over the nodes as [`Pool::build_with`] splits one; its
+    /// parts' progress comes under numbers past the list ([`Placed::progress`]).
     pub async fn build_all(&self, builds: &[Build], options: &BuildOptions) -> Vec<Placed> {
         let groups = dependency_groups(builds);
         let mut on_node: BTreeMap<String, (Client, Vec<(usize, Placement)>)> = BTreeMap::new();
         let mut unplaced: BTreeMap<usize, PoolError> = BTreeMap::new();
+        let mut out: BTreeMap<usize, Placed> = BTreeMap::new();
+        let mut splits = Vec::new();
         for group in &groups {
             let key = route::route_key(&builds[group[0]]);
+            if let [i] = group[..]
+                && !self.is_single()
+                && builds[i].platforms.len() > 1
+            {
+                match self.platform_shares(&key, &builds[i]).await {
+                    Ok(Some(shares)) => {
+                        match self.prepare_split(&builds[i], shares).await {
+                            Ok(split) => splits.push((i, split)),
+                            Err(placed) => {
+                                out.insert(i, placed);
+                            }
+                        }
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        unplaced.insert(i, e);
+                        continue;
+                    }
+                }
+            }
             match self.place(&key).await {
                 Ok((client, placement)) => {
                     let entry = on_node
@@ -104,8 +139,26 @@ impl Pool {
             }
         }
         let single = self.is_single();
-        let announced = (on_node.len() > 1)
-            .then(|| std::sync::Arc::new(tokio::sync::Barrier::new(on_node.len())));
+        // One party per Client::build_all call: each node's share, and each
+        // node of each split build.
+        let parties = on_node.len() + splits.iter().map(|(_, s)| s.parties()).sum::<usize>();
+        let announced =
+            (parties > 1).then(|| std::sync::Arc::new(tokio::sync::Barrier::new(parties)));
+        let mut slot_base = builds.len();
+        let split_runs: Vec<_> = splits
+            .into_iter()
+            .map(|(i, split)| {
+                let base = slot_base;
+                slot_base += split.slots();
+                let announced = announced.clone();
+                async move {
+                    let placed = self
+                        .run_split(&builds[i], options, split, base, announced)
+                        .await;
+                    (i, placed)
+                }
+            })
+            .collect();
         let runs = on_node.into_values().map(|(client, mut members)| {
             members.sort_by_key(|(i, _)| *i);
             let positions: BTreeMap<usize, usize> = members
@@ -135,8 +188,8 @@ impl Pool {
                     .collect::<Vec<_>>()
             }
         });
-        let mut out: BTreeMap<usize, Placed> = BTreeMap::new();
-        for (i, placement, result) in join_all(runs).await.into_iter().flatten() {
+        let (on_nodes, split) = futures::join!(join_all(runs), join_all(split_runs));
+        for (i, placement, result) in on_nodes.into_iter().flatten() {
             let placement = Some(placement);
             out.insert(
                 i,
@@ -144,9 +197,11 @@ impl Pool {
                     placement,
                     result,
                     shares: Vec::new(),
+                    progress: vec![i],
                 },
             );
         }
+        out.extend(split);
         for (i, e) in unplaced {
             let result = Err(BuildError::NoNode(Box::new(e)));
             out.insert(
@@ -155,6 +210,7 @@ impl Pool {
                     placement: None,
                     result,
                     shares: Vec::new(),
+                    progress: Vec::new(),
                 },
             );
         }
