@@ -70,6 +70,21 @@ fn platform(entry: &serde_json::Value) -> String {
     )
 }
 
+/// The platforms of the image manifests (attestations aside) in the
+/// index `repo:tag`, sorted.
+fn image_platforms(registry: &str, repo: &str, tag: &str) -> Vec<String> {
+    let (index, _) = manifest(registry, repo, tag);
+    let mut platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{repo}:{tag} is not an index: {index}"))
+        .iter()
+        .filter(|e| e["annotations"]["vnd.docker.reference.type"].is_null())
+        .map(platform)
+        .collect();
+    platforms.sort();
+    platforms
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_platform_is_built_on_its_node_and_the_index_joins_them() {
     let stack = stack();
@@ -290,15 +305,10 @@ fn a_node_that_builds_every_platform_takes_the_whole_build() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(report["nodes"].as_array().unwrap().len(), 1, "{report}");
-    let (index, _) = manifest(&stack.registry, &repo, "1");
-    let platforms: Vec<String> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["annotations"]["vnd.docker.reference.type"].is_null())
-        .map(platform)
-        .collect();
-    assert_eq!(platforms.len(), 2, "{index}");
+    assert_eq!(
+        image_platforms(&stack.registry, &repo, "1"),
+        ["linux/amd64", "linux/arm64"]
+    );
     // No platform tags: one node pushed the index itself.
     let resp = request(
         &stack.registry,
@@ -379,16 +389,10 @@ async fn bake_splits_a_multi_platform_target_and_places_the_others_as_usual() {
             .any(|l| l.starts_with("[single] rbuild: ") && l.contains("built on r")),
         "{err}"
     );
-    let (index, _) = manifest(&stack.registry, &repo, "1");
-    let mut platforms: Vec<String> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["annotations"]["vnd.docker.reference.type"].is_null())
-        .map(platform)
-        .collect();
-    platforms.sort();
-    assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{index}");
+    assert_eq!(
+        image_platforms(&stack.registry, &repo, "1"),
+        ["linux/amd64", "linux/arm64"]
+    );
     manifest(&stack.registry, &format!("{repo}-single"), "1");
     let r2 = Engine::new(rs[1].engine_socket.clone());
     let arm64 = format!("{image}-linux-arm64");

@@ -237,19 +237,7 @@ impl Registry {
         reference: ManifestRef<'_>,
     ) -> Result<Fetched, RegistryError> {
         let what = format!("reading the manifest {}:{reference}", self.repository);
-        let path = format!("/v2/{}/manifests/{reference}", self.repository.path());
-        let reply = self
-            .send(
-                Method::GET,
-                &path,
-                Some(MANIFEST_ACCEPT),
-                MANIFEST_LIMIT,
-                &what,
-            )
-            .await?;
-        if !reply.status.is_success() {
-            return Err(self.status_error(&what, &Method::GET, &reply));
-        }
+        let reply = self.get_manifest(&reference, &what).await?;
         let digest = Digest::sha256_of(&reply.body);
         let claimed = reply.header("docker-content-digest");
         let expected = match &reference {
@@ -265,6 +253,28 @@ impl Registry {
             size: reply.body.len() as u64,
             manifest,
         })
+    }
+
+    /// A manifest's answer, successful; its body is at most 8 MiB.
+    pub(super) async fn get_manifest(
+        &self,
+        reference: &ManifestRef<'_>,
+        what: &str,
+    ) -> Result<super::http::Reply, RegistryError> {
+        let path = format!("/v2/{}/manifests/{reference}", self.repository.path());
+        let reply = self
+            .send(
+                Method::GET,
+                &path,
+                Some(MANIFEST_ACCEPT),
+                MANIFEST_LIMIT,
+                what,
+            )
+            .await?;
+        if !reply.status.is_success() {
+            return Err(self.status_error(what, &Method::GET, &reply));
+        }
+        Ok(reply)
     }
 
     /// The digest a tag points at now, from `Docker-Content-Digest` on HEAD.

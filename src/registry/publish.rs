@@ -9,11 +9,7 @@ use http::{Method, StatusCode};
 use super::RegistryError;
 use super::auth::PUSH;
 use super::client::Registry;
-use super::manifest::MANIFEST_ACCEPT;
-use super::reference::{Digest, valid_tag};
-
-/// Distribution refuses manifests over 4 MiB on push.
-const MANIFEST_LIMIT: usize = 4 << 20;
+use super::reference::{Digest, ManifestRef, valid_tag};
 
 /// A manifest or index as the registry stores it.
 #[derive(Clone, Debug)]
@@ -31,19 +27,9 @@ impl Registry {
     /// The manifest or index `digest`, byte for byte.
     pub async fn manifest_bytes(&self, digest: &Digest) -> Result<RawManifest, RegistryError> {
         let what = format!("reading the manifest {}@{digest}", self.repository());
-        let path = format!("/v2/{}/manifests/{digest}", self.repository().path());
         let reply = self
-            .send(
-                Method::GET,
-                &path,
-                Some(MANIFEST_ACCEPT),
-                MANIFEST_LIMIT,
-                &what,
-            )
+            .get_manifest(&ManifestRef::Digest(digest), &what)
             .await?;
-        if !reply.status.is_success() {
-            return Err(self.status_error(&what, &Method::GET, &reply));
-        }
         let actual = Digest::sha256_of(&reply.body);
         if digest.as_str().starts_with("sha256:") && actual != *digest {
             return Err(self.bad(&what, format!("content is {actual}, not {digest}")));
