@@ -112,7 +112,7 @@ impl Rewritten {
         if self.keeps_lines() {
             return message.to_string();
         }
-        let re = line_pattern();
+        let re = &*LINE_PATTERN;
         re.replace_all(message, |c: &regex::Captures<'_>| {
             let n: usize = c[2].parse().unwrap_or(0);
             format!("{}{}", &c[1], self.map_line(n))
@@ -121,10 +121,12 @@ impl Rewritten {
     }
 }
 
-fn line_pattern() -> regex::Regex {
+/// `line N` in the daemon's messages, compiled once: every error and
+/// warning of a rewritten Dockerfile is mapped with it.
+static LINE_PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     // Invariant: a constant, valid pattern.
     regex::Regex::new(r"(?i)(\blines? |Dockerfile:)(\d{1,9})").expect("valid regex")
-}
+});
 
 /// The rewrite for one build by time windows alone, or `None` when no
 /// step is refreshed (build the user's file as is). `now` is injected so
@@ -357,7 +359,7 @@ pub fn progress_marks(rewritten: &Rewritten) -> impl Fn(&str) -> Option<String> 
         .filter(|r| !r.instruction.starts_with("FROM "))
         .map(|r| (r.instruction.clone(), mark(r)))
         .collect();
-    let var = regex_var();
+    let var = &*VAR_PATTERN;
     move |name: &str| {
         let name = name.trim_start();
         let name = match name.strip_prefix('[') {
@@ -367,7 +369,7 @@ pub fn progress_marks(rewritten: &Rewritten) -> impl Fn(&str) -> Option<String> 
         let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
         steps
             .iter()
-            .find(|(instruction, _)| name_matches(&var, &name, instruction))
+            .find(|(instruction, _)| name_matches(var, &name, instruction))
             .map(|(_, m)| m.clone())
     }
 }
@@ -397,10 +399,11 @@ fn name_matches(var: &regex::Regex, name: &str, instruction: &str) -> bool {
     open_end || tail.is_empty()
 }
 
-fn regex_var() -> regex::Regex {
+/// `$VAR` and `${VAR...}`, compiled once.
+static VAR_PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     // Invariant: a constant, valid pattern.
     regex::Regex::new(r"\$(\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*)").expect("valid regex")
-}
+});
 
 fn mark(r: &RefreshedStep) -> String {
     match r.refresh {

@@ -241,12 +241,18 @@ pub fn shown_url(url: &str) -> String {
     }
 }
 
+/// A URL in a step or command line, compiled once: every fetching step
+/// that a warning, `check` or a report shows is redacted with it.
+static URL_PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    // Invariant: a constant, valid pattern.
+    regex::Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\x22]+").expect("valid regex")
+});
+
 /// `text` (a step, a command line) with every URL in it shown as
 /// [`shown_url`] shows one: no `user:token@`, no query string.
 pub fn redact_urls(text: &str) -> String {
-    // Invariant: a constant, valid pattern.
-    let url = regex::Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\x22]+").expect("valid regex");
-    url.replace_all(text, |c: &regex::Captures<'_>| shown_url(&c[0]))
+    URL_PATTERN
+        .replace_all(text, |c: &regex::Captures<'_>| shown_url(&c[0]))
         .into_owned()
 }
 
