@@ -10,11 +10,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use rbuild::engine::Engine;
-use support::faults::{Running, assert_dir_holds, one_error_line};
+use support::faults::{Running, assert_dir_holds, one_error_line, tar_build};
 use support::registry::request;
 use support::tcp_cut::TcpCut;
 use support::*;
@@ -25,18 +25,10 @@ fn refusing() -> String {
     format!("127.0.0.1:{port}/rbuild-test/cache")
 }
 
+/// [`tar_build`] with the report too: `out/report.json`.
 fn build(stack: &Stack, dockerfile: &str, out: &Path) -> Command {
-    let ctx = context(&[("Dockerfile", dockerfile)]);
-    let mut cmd = build_cmd(stack);
-    cmd.args(["--build-arg", &format!("BASE={}", stack.base)])
-        .arg("-o")
-        .arg(format!("type=tar,dest={}", out.join("app.tar").display()))
-        .arg("--metadata-file")
-        .arg(out.join("meta.json"))
-        .arg("--report")
-        .arg(out.join("report.json"))
-        .arg(ctx.keep())
-        .stdout(Stdio::null());
+    let mut cmd = tar_build(stack, dockerfile, out);
+    cmd.arg("--report").arg(out.join("report.json"));
     cmd
 }
 

@@ -6,11 +6,10 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use support::faults::{Running, assert_dir_holds, one_error_line};
+use support::faults::{Running, assert_dir_holds, one_error_line, tar_build};
 use support::registry::request;
 use support::tcp_cut::TcpCut;
 use support::*;
@@ -19,19 +18,6 @@ use support::*;
 /// while to upload; `id` makes it new.
 fn big_layer(id: &str) -> String {
     format!("ARG BASE\nFROM ${{BASE}}\nRUN head -c 30000000 /dev/urandom > /big && echo {id}\n")
-}
-
-fn build(stack: &Stack, dockerfile: &str, out: &Path) -> Command {
-    let ctx = context(&[("Dockerfile", dockerfile)]);
-    let mut cmd = build_cmd(stack);
-    cmd.args(["--build-arg", &format!("BASE={}", stack.base)])
-        .arg("-o")
-        .arg(format!("type=tar,dest={}", out.join("app.tar").display()))
-        .arg("--metadata-file")
-        .arg(out.join("meta.json"))
-        .arg(ctx.keep())
-        .stdout(Stdio::null());
-    cmd
 }
 
 /// The manifest digest a tag points at, through the stack registry.
@@ -65,7 +51,7 @@ fn a_registry_stopped_during_the_push_fails_the_build_and_keeps_the_tag() {
     let image = format!("{}/{repo}:1", proxy.addr);
     let out = tempfile::tempdir().unwrap();
     // The tag's previous image, pushed before the fault.
-    let first = build(&stack, "FROM scratch\nCOPY Dockerfile /\n", out.path())
+    let first = tar_build(&stack, "FROM scratch\nCOPY Dockerfile /\n", out.path())
         .args(["-t", &image, "--push"])
         .output()
         .unwrap();
@@ -74,7 +60,7 @@ fn a_registry_stopped_during_the_push_fails_the_build_and_keeps_the_tag() {
     std::fs::write(out.path().join("app.tar"), "previous").unwrap();
     std::fs::remove_file(out.path().join("meta.json")).unwrap();
 
-    let mut cmd = build(&stack, &big_layer(&unique("push")), out.path());
+    let mut cmd = tar_build(&stack, &big_layer(&unique("push")), out.path());
     cmd.args(["-t", &image, "--push"]);
     let line = run_until_cut(&proxy, &mut cmd);
     assert!(
@@ -93,7 +79,7 @@ fn a_registry_stopped_during_the_cache_export_is_named_as_the_cache_export() {
     let cache = format!("{}/rbuild-test/{}", proxy.addr, unique("cache-cut"));
     let out = tempfile::tempdir().unwrap();
     std::fs::write(out.path().join("app.tar"), "previous").unwrap();
-    let mut cmd = build(&stack, &big_layer(&unique("cache")), out.path());
+    let mut cmd = tar_build(&stack, &big_layer(&unique("cache")), out.path());
     cmd.args(["--cache-to", &format!("type=registry,ref={cache},mode=max")]);
     let line = run_until_cut(&proxy, &mut cmd);
     assert!(

@@ -9,8 +9,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use rbuild::engine::Engine;
-use support::fleet::{image_manifest, runners, steps};
-use support::{assert_success, context, rbuild, registry, stack, stdout, unique};
+use support::fleet::{image_manifest, runners, seed_project};
+use support::steps::steps;
+use support::{assert_success, rbuild, registry, stack, stdout, unique};
 
 /// The slow step every runner would otherwise redo.
 const SLOW_SECS: u64 = 8;
@@ -24,18 +25,7 @@ async fn a_second_runner_builds_from_the_first_ones_registry_cache() {
     let engine_b = Engine::new(b.engine_socket.clone());
     let id = unique("fleet-seed");
     // Content no engine has seen: neither runner's local cache can serve it.
-    let ctx = context(&[
-        (
-            "Dockerfile",
-            &format!(
-                "ARG BASE\nFROM ${{BASE}}\nWORKDIR /app\nCOPY deps.txt .\n\
-                 RUN echo resolving && sleep {SLOW_SECS} && echo {id} > deps.lock\n\
-                 COPY src/ ./src/\nRUN ls src > manifest.txt && echo listed\n"
-            ),
-        ),
-        ("deps.txt", "libfoo==1\n"),
-        ("src/main.sh", "echo hi\n"),
-    ]);
+    let ctx = seed_project(&id, SLOW_SECS);
     let cache = format!("{}/rbuild-test/{id}-cache", stack.registry);
     let image = format!("{}/rbuild-test/{id}:1", stack.registry);
     let tar = ctx.path().join("app.tar");

@@ -5,41 +5,16 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use rbuild::engine::Engine;
+use support::fleet::seed_project;
+use support::steps::{Step, steps};
 use support::{assert_success, context, rbuild, registry, stack, stderr, stdout, unique};
 
 /// The slow step every runner would otherwise redo.
 const SLOW_SECS: u64 = 6;
-
-#[derive(Default)]
-struct Step {
-    name: String,
-    cached: bool,
-    logged: bool,
-}
-
-/// Folds a `--progress rawjson` stream into the build's steps by digest.
-fn steps(rawjson: &str) -> BTreeMap<String, Step> {
-    let mut steps: BTreeMap<String, Step> = BTreeMap::new();
-    for line in rawjson.lines().filter(|l| l.starts_with('{')) {
-        let msg: serde_json::Value = serde_json::from_str(line).expect("rawjson line");
-        for v in msg["vertexes"].as_array().into_iter().flatten() {
-            let step = steps
-                .entry(v["digest"].as_str().unwrap_or_default().into())
-                .or_default();
-            step.name = v["name"].as_str().unwrap_or_default().to_string();
-            step.cached |= v["cached"].as_bool().unwrap_or(false);
-        }
-        for l in msg["logs"].as_array().into_iter().flatten() {
-            let digest = l["vertex"].as_str().unwrap_or_default().to_string();
-            steps.entry(digest).or_default().logged = true;
-        }
-    }
-    steps
-}
 
 fn tar_entries(path: &std::path::Path) -> BTreeSet<String> {
     let out = std::process::Command::new("tar")
@@ -86,18 +61,7 @@ async fn registry_cache_makes_a_fresh_runner_fast() {
     let engine = Engine::new(stack.engine_socket.clone());
     let id = unique("seed");
     // Unique content so no earlier run's cache can serve runner A.
-    let ctx = context(&[
-        (
-            "Dockerfile",
-            &format!(
-                "ARG BASE\nFROM ${{BASE}}\nWORKDIR /app\nCOPY deps.txt .\n\
-                 RUN echo resolving && sleep {SLOW_SECS} && echo {id} > deps.lock\n\
-                 COPY src/ ./src/\nRUN ls src > manifest.txt && echo listed\n"
-            ),
-        ),
-        ("deps.txt", "libfoo==1\n"),
-        ("src/main.sh", "echo hi\n"),
-    ]);
+    let ctx = seed_project(&id, SLOW_SECS);
     let cache = format!("{}/rbuild-test/{id}-cache", stack.registry);
     let image = format!("{}/rbuild-test/{id}:1", stack.registry);
     let tar = ctx.path().join("app.tar");

@@ -163,3 +163,19 @@ pub fn assert_dir_holds(dir: &Path, files: &[(&str, &str)]) {
         assert_eq!(&got, contents, "{name} changed");
     }
 }
+
+/// `rbuild build` of `dockerfile` (in a fresh context kept for the command's
+/// life) on the stack's base, its filesystem to `out/app.tar` and its
+/// metadata to `out/meta.json`; stdout discarded. Callers add what they test.
+pub fn tar_build(stack: &super::Stack, dockerfile: &str, out: &Path) -> Command {
+    let ctx = super::context(&[("Dockerfile", dockerfile)]);
+    let mut cmd = super::build_cmd(stack);
+    cmd.args(["--build-arg", &format!("BASE={}", stack.base)])
+        .arg("-o")
+        .arg(format!("type=tar,dest={}", out.join("app.tar").display()))
+        .arg("--metadata-file")
+        .arg(out.join("meta.json"))
+        .arg(ctx.keep())
+        .stdout(Stdio::null());
+    cmd
+}

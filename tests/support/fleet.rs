@@ -35,32 +35,22 @@ pub fn runners(n: usize) -> Vec<Runner> {
     runners.into_iter().take(n).collect()
 }
 
-/// A build's steps by digest, folded from its `--progress rawjson` stream.
-#[derive(Default, Debug)]
-pub struct Step {
-    pub name: String,
-    pub cached: bool,
-    /// It printed output, so it ran here.
-    pub logged: bool,
-}
-
-pub fn steps(rawjson: &str) -> std::collections::BTreeMap<String, Step> {
-    let mut steps: std::collections::BTreeMap<String, Step> = Default::default();
-    for line in rawjson.lines().filter(|l| l.starts_with('{')) {
-        let msg: serde_json::Value = serde_json::from_str(line).expect("rawjson line");
-        for v in msg["vertexes"].as_array().into_iter().flatten() {
-            let step = steps
-                .entry(v["digest"].as_str().unwrap_or_default().into())
-                .or_default();
-            step.name = v["name"].as_str().unwrap_or_default().to_string();
-            step.cached |= v["cached"].as_bool().unwrap_or(false);
-        }
-        for l in msg["logs"].as_array().into_iter().flatten() {
-            let digest = l["vertex"].as_str().unwrap_or_default().to_string();
-            steps.entry(digest).or_default().logged = true;
-        }
-    }
-    steps
+/// The seed's project: a slow dependency step (`sleep slow_secs`), then its
+/// sources; `id` makes its content new to every engine, so no runner's
+/// local cache can serve it.
+pub fn seed_project(id: &str, slow_secs: u64) -> tempfile::TempDir {
+    super::context(&[
+        (
+            "Dockerfile",
+            &format!(
+                "ARG BASE\nFROM ${{BASE}}\nWORKDIR /app\nCOPY deps.txt .\n\
+                 RUN echo resolving && sleep {slow_secs} && echo {id} > deps.lock\n\
+                 COPY src/ ./src/\nRUN ls src > manifest.txt && echo listed\n"
+            ),
+        ),
+        ("deps.txt", "libfoo==1\n"),
+        ("src/main.sh", "echo hi\n"),
+    ])
 }
 
 /// The linux/amd64 image manifest a `--metadata-file` reports for the

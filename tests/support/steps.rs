@@ -39,3 +39,31 @@ pub fn assert_cached(out: &Output, want: &[(&str, bool)]) {
         );
     }
 }
+
+/// A build's steps by digest, folded from its `--progress rawjson` stream.
+#[derive(Default, Debug)]
+pub struct Step {
+    pub name: String,
+    pub cached: bool,
+    /// It printed output, so it ran here.
+    pub logged: bool,
+}
+
+pub fn steps(rawjson: &str) -> std::collections::BTreeMap<String, Step> {
+    let mut steps: std::collections::BTreeMap<String, Step> = Default::default();
+    for line in rawjson.lines().filter(|l| l.starts_with('{')) {
+        let msg: serde_json::Value = serde_json::from_str(line).expect("rawjson line");
+        for v in msg["vertexes"].as_array().into_iter().flatten() {
+            let step = steps
+                .entry(v["digest"].as_str().unwrap_or_default().into())
+                .or_default();
+            step.name = v["name"].as_str().unwrap_or_default().to_string();
+            step.cached |= v["cached"].as_bool().unwrap_or(false);
+        }
+        for l in msg["logs"].as_array().into_iter().flatten() {
+            let digest = l["vertex"].as_str().unwrap_or_default().to_string();
+            steps.entry(digest).or_default().logged = true;
+        }
+    }
+    steps
+}
