@@ -8,6 +8,7 @@
 mod address;
 pub mod builder;
 mod docker;
+mod rewind;
 mod ssh;
 mod stdio;
 pub(crate) mod tls;

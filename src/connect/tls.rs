@@ -9,16 +9,14 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ProtocolVersion, RootCertStore};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -188,11 +186,7 @@ impl Tls {
                 Err(_) => {}
             }
         }
-        Ok(Probed {
-            head,
-            pos: 0,
-            inner: stream,
-        })
+        Ok(Probed::new(head, stream))
     }
 
     /// The `:authority` sent with every request: the verified server name.
@@ -211,62 +205,7 @@ const PROBE: Duration = Duration::from_secs(1);
 
 /// A client TLS stream with the bytes read by the post-handshake probe put
 /// back in front.
-pub(crate) struct Probed {
-    head: Vec<u8>,
-    pos: usize,
-    inner: TlsStream<TcpStream>,
-}
-
-impl AsyncRead for Probed {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.pos < this.head.len() {
-            let n = buf.remaining().min(this.head.len() - this.pos);
-            buf.put_slice(&this.head[this.pos..this.pos + n]);
-            this.pos += n;
-            if this.pos == this.head.len() {
-                this.head = Vec::new();
-                this.pos = 0;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Probed {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
+pub(crate) type Probed = super::rewind::Rewind<TlsStream<TcpStream>>;
 
 /// The one client certificate of a connection, sent whatever the server
 /// hints (as buildctl does).

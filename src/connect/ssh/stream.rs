@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 
 use super::failure::bounded;
+use crate::connect::rewind::Rewind;
 
 /// Stderr kept for the error message: ssh's complaints and a remote
 /// command's last words are short, a banner before them is not.
@@ -31,12 +32,10 @@ pub(crate) struct SshStream {
     /// `None` once shut down: only closing the pipe tells ssh the input
     /// ended (tokio's shutdown of a child's stdin does not close it).
     stdin: Option<ChildStdin>,
-    stdout: ChildStdout,
+    /// With the daemon's first bytes, read while checking the login, in front.
+    stdout: Rewind<ChildStdout>,
     stderr: Option<ChildStderr>,
     kept: Vec<u8>,
-    /// The daemon's first bytes, read while checking the login.
-    head: Vec<u8>,
-    head_pos: usize,
     host: String,
 }
 
@@ -52,11 +51,9 @@ impl SshStream {
         SshStream {
             _child: child,
             stdin: Some(stdin),
-            stdout,
+            stdout: Rewind::new(head, stdout),
             stderr: Some(stderr),
             kept: Vec::new(),
-            head,
-            head_pos: 0,
             host: host.to_string(),
         }
     }
@@ -86,12 +83,6 @@ impl AsyncRead for SshStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.head_pos < this.head.len() {
-            let n = (this.head.len() - this.head_pos).min(buf.remaining());
-            buf.put_slice(&this.head[this.head_pos..this.head_pos + n]);
-            this.head_pos += n;
-            return Poll::Ready(Ok(()));
-        }
         this.drain_stderr(cx);
         let before = buf.filled().len();
         let result = std::task::ready!(Pin::new(&mut this.stdout).poll_read(cx, buf));
