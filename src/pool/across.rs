@@ -41,9 +41,12 @@ impl Pool {
     ) -> Result<Option<Vec<(Share, Placement)>>, PoolError> {
         let mut healthy: Vec<(usize, Vec<String>)> = Vec::new();
         let mut skipped = Vec::new();
-        for i in super::route::order(&key.value, self.nodes.iter().map(|n| n.name.as_str())) {
+        let order = super::route::order(&key.value, self.nodes.iter().map(|n| n.name.as_str()));
+        // Every node is asked, so a dead one costs one connect timeout, not one each.
+        let checked = join_all(order.iter().map(|&i| self.ready(i))).await;
+        for (&i, ready) in order.iter().zip(checked) {
             let node = &self.nodes[i];
-            match self.ready(i).await {
+            match ready {
                 Ok(ready) => {
                     let has = if node.platforms.is_empty() {
                         let workers = ready.info.iter().flat_map(|info| &info.workers);
@@ -53,11 +56,7 @@ impl Pool {
                     };
                     healthy.push((i, has));
                 }
-                Err(reason) => skipped.push(Skipped {
-                    node: node.name.clone(),
-                    address: node.address.to_string(),
-                    reason: reason.clone(),
-                }),
+                Err(reason) => skipped.push(Skipped::of(node, reason)),
             }
         }
         if healthy.is_empty() {
@@ -146,11 +145,7 @@ impl Pool {
                 }
                 Err(reason) => {
                     let node = &self.nodes[share.node];
-                    let skipped = vec![Skipped {
-                        node: node.name.clone(),
-                        address: node.address.to_string(),
-                        reason: reason.clone(),
-                    }];
+                    let skipped = vec![Skipped::of(node, reason)];
                     let key = shares[0].1.key.to_string();
                     let e = PoolError::NoNode { key, skipped };
                     return Err(failed(BuildError::NoNode(Box::new(e))));

@@ -125,6 +125,16 @@ pub struct Skipped {
     pub reason: String,
 }
 
+impl Skipped {
+    fn of(node: &Node, reason: &str) -> Skipped {
+        Skipped {
+            node: node.name.clone(),
+            address: node.address.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
 /// Where a build went.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Placement {
@@ -291,11 +301,7 @@ impl Pool {
                 }
                 Err(reason) => {
                     tracing::debug!(node = %node.name, %reason, "node skipped");
-                    skipped.push(Skipped {
-                        node: node.name.clone(),
-                        address: node.address.to_string(),
-                        reason: reason.clone(),
-                    });
+                    skipped.push(Skipped::of(node, reason));
                 }
             }
         }
