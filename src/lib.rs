@@ -58,10 +58,9 @@ pub mod client;
 pub mod connect;
 pub mod dockerfile;
 pub mod duration;
-pub mod engine;
+pub mod docker_api;
 #[cfg(test)]
 mod fuzz;
-pub(crate) mod http1;
 pub(crate) mod output;
 pub mod pool;
 pub mod progress;
@@ -71,6 +70,8 @@ pub(crate) mod session;
 pub(crate) mod solve;
 pub(crate) mod spec;
 pub mod status;
+#[cfg(test)]
+mod testing;
 pub mod upstream;
 
 pub use build::{

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use rbuild::engine::Engine;
+use rbuild::docker_api::Engine;
 use support::faults::{Running, assert_dir_holds, one_error_line, tar_build};
 use support::registry::request;
 use support::tcp_cut::TcpCut;

@@ -9,7 +9,7 @@
 mod support;
 
 use bytes::Bytes;
-use rbuild::engine::{Engine, EngineError};
+use rbuild::docker_api::{Engine, EngineError};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rbuild::engine::Engine;
+use rbuild::docker_api::Engine;
 use support::fleet::{image_manifest, runners, seed_project};
 use support::steps::steps;
 use support::{assert_success, rbuild, registry, stack, stdout, unique};

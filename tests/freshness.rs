@@ -11,7 +11,7 @@ use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rbuild::dockerfile::{Rewritten, prepare};
-use rbuild::engine::Engine;
+use rbuild::docker_api::Engine;
 use support::steps::assert_cached;
 use support::{Stack, context, rbuild, stack, stderr, unique};
 

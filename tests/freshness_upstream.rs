@@ -15,7 +15,7 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
-use rbuild::engine::Engine;
+use rbuild::docker_api::Engine;
 use support::git::{commit_and_push, git_image, head, serve_repo};
 use support::http_file::FileServer;
 use support::steps::assert_cached;

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use rbuild::engine::Engine;
+use rbuild::docker_api::Engine;
 use support::proxy::GrpcProxy;
 use support::{assert_success, build_cmd, context, rbuild, stack, stderr, unique};
 

@@ -8,7 +8,7 @@ mod support;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use rbuild::engine::Engine;
+use rbuild::docker_api::Engine;
 use rbuild::pool::{Node, Pool};
 use support::fleet::{Runner, runners};
 use support::{assert_success, context, rbuild, stack, stderr, stdout, unique};

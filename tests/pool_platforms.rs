@@ -8,7 +8,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use rbuild::engine::Engine;
+use rbuild::docker_api::Engine;
 use support::fleet::{Runner, runners};
 use support::registry::request;
 use support::{assert_success, context, rbuild, stack, stderr, unique};

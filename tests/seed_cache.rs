@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use rbuild::engine::Engine;
+use rbuild::docker_api::Engine;
 use support::fleet::seed_project;
 use support::steps::{Step, steps};
 use support::{assert_success, context, rbuild, registry, stack, stderr, stdout, unique};

@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::engine::DEFAULT_DOCKER_SOCKET;
+use crate::docker_api::DEFAULT_DOCKER_SOCKET;
 
 /// Where the BuildKit Control API is served.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,7 +14,7 @@ mod stdio;
 pub(crate) mod tls;
 
 // Defined by the engine client; re-exported so the path it had here still works.
-pub use crate::engine::DEFAULT_DOCKER_SOCKET;
+pub use crate::docker_api::DEFAULT_DOCKER_SOCKET;
 pub use address::{Address, AddressError, DEFAULT_BUILDKITD_SOCKET, docker_socket_from_env};
 pub use ssh::{SSH_COMMAND_ENV, SSH_REMOTE_COMMAND_ENV, SshError, SshOptions};
 pub use tls::{TlsCheck, TlsConfig};
@@ -197,7 +197,7 @@ pub enum ConnectError {
         hint: &'static str,
         /// The engine's error.
         #[source]
-        source: crate::engine::EngineError,
+        source: crate::docker_api::EngineError,
     },
     /// An `ssh://` address: the ssh client, the login or the remote command
     /// failed before the daemon answered.
@@ -365,7 +365,7 @@ async fn open(
             Ok(boxed(docker::upgrade_to_grpc(stream, &shown).await?))
         }
         Address::DockerContainer { name, engine } => {
-            let engine = crate::engine::Engine::new(engine.clone());
+            let engine = crate::docker_api::Engine::new(engine.clone());
             let failed = |hint: &'static str| {
                 let addr = shown.clone();
                 move |source| ConnectError::Container { addr, hint, source }

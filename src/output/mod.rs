@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 mod files;
+mod load;
 mod parse;
 mod result;
 mod stream;
@@ -16,6 +17,7 @@ mod stream;
 pub use files::{check_destinations, write_atomically};
 pub use parse::parse_output;
 pub use result::{OutputResult, attribute};
+pub(crate) use load::LoadSink;
 pub(crate) use stream::ChannelSink;
 
 /// One exporter of a build.

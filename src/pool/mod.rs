@@ -55,7 +55,7 @@ use tokio::sync::OnceCell;
 
 use crate::client::{Client, ClientError, DaemonInfo};
 use crate::connect::{Address, ConnectError, ConnectOptions};
-use crate::engine::Engine;
+use crate::docker_api::Engine;
 
 /// One daemon of a pool, as configured.
 #[derive(Clone, Debug)]

@@ -36,8 +36,6 @@ mod token;
 pub(crate) mod transport;
 
 #[cfg(test)]
-mod fake;
-#[cfg(test)]
 mod wire_tests;
 
 pub use crate::connect::TlsCheck;

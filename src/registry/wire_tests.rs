@@ -5,7 +5,7 @@
 //! tokens, storage redirects).
 
 use crate::registry::RegistryError;
-use crate::registry::fake::FakeRegistry;
+use crate::testing::fake_registry::FakeRegistry;
 use crate::registry::reference::ManifestRef;
 
 #[tokio::test]

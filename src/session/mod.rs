@@ -12,8 +12,6 @@ pub mod auth;
 pub mod content;
 pub mod filesend;
 pub mod filesync;
-#[cfg(test)]
-mod hostile;
 pub mod secrets;
 pub mod sshforward;
 pub mod tunnel;
@@ -47,7 +45,7 @@ const ATTACH_TIMEOUT: Duration = Duration::from_secs(20);
 /// handful (uploads, content reads, a secret, an agent); each open call holds
 /// bounded buffers, so this bounds what a misbehaving daemon can make us hold.
 /// A Go client waits for a free slot rather than failing.
-const MAX_CONCURRENT_CALLS: u32 = 128;
+pub(crate) const MAX_CONCURRENT_CALLS: u32 = 128;
 /// The request headers of one call: the frontend sends each `.dockerignore`
 /// pattern as a header value, so hyper's 16 KiB default refuses a long
 /// ignore file; grpc-go's server (buildx's side) allows 16 MiB.

@@ -185,9 +185,9 @@ pub(super) fn sha256_hex(digest: &str) -> Result<&str, EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::export_scan::tests::{hex, manifest};
-    use crate::engine::fake::FakeEngine;
-    use crate::engine::tarstream::tests::archive;
+    use crate::docker_api::export_scan::tests::{hex, manifest};
+    use crate::testing::fake_engine::FakeEngine;
+    use crate::docker_api::tarstream::tests::archive;
 
     #[test]
     fn digests_are_checked_before_use() {

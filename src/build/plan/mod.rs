@@ -13,7 +13,7 @@ use super::context;
 use super::{AttestSupport, Build, BuildError, InvalidBuild, Network};
 use crate::cache::{self, CacheEntry, Scrubber};
 use crate::dockerfile::{RefreshOptions, Rewritten};
-use crate::engine::Engine;
+use crate::docker_api::Engine;
 use crate::output::{self, Daemon, Export};
 use crate::session::auth::{AuthScope, DockerConfig};
 use crate::session::filesync::LocalSource;

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{Engine, EngineError};
+use crate::docker_api::{Engine, EngineError};
 use crate::session::filesend::StreamSink;
 
 /// Chunks in flight between the exporter and the engine.

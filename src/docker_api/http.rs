@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
 use super::{Engine, EngineError};
-use crate::http1;
+use super::http1;
 
 /// Inspect and list answers; a list of thousands of images stays well below.
 pub(super) const JSON_BODY_LIMIT: usize = 64 << 20;

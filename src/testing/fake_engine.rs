@@ -5,7 +5,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio::task::JoinHandle;
 
-use super::Engine;
+use crate::docker_api::Engine;
 
 pub(crate) struct FakeEngine {
     pub engine: Engine,

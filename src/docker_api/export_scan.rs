@@ -96,11 +96,11 @@ impl<'a> ExportScan<'a> {
 pub(super) mod tests {
     use super::*;
 
-    pub(in crate::engine) fn hex(c: char) -> String {
+    pub(in crate::docker_api) fn hex(c: char) -> String {
         c.to_string().repeat(64)
     }
 
-    pub(in crate::engine) fn manifest(config: &str) -> String {
+    pub(in crate::docker_api) fn manifest(config: &str) -> String {
         format!(r#"{{"schemaVersion":2,"config":{{"digest":"sha256:{config}"}},"layers":[]}}"#)
     }
 

@@ -152,7 +152,7 @@ pub(super) fn split_tag(reference: &str) -> Result<(&str, &str), EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::fake::FakeEngine;
+    use crate::testing::fake_engine::FakeEngine;
 
     #[test]
     fn tags_split_after_the_last_path_segment() {

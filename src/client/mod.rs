@@ -17,7 +17,7 @@ use std::time::Duration;
 use tonic::transport::Channel;
 
 use crate::connect::{self, Address, ConnectError, ConnectOptions, MAX_MESSAGE_SIZE};
-use crate::engine::Engine;
+use crate::docker_api::Engine;
 use crate::output::Daemon;
 use crate::proto::containerd::services::content::v1::content_client::ContentClient;
 use crate::proto::moby::buildkit::v1::control_client::ControlClient;

@@ -6,9 +6,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::{Registry, RegistryOptions};
+use crate::registry::{Registry, RegistryOptions};
 
-pub(super) struct FakeRegistry {
+pub(crate) struct FakeRegistry {
     pub registry: Registry,
     /// `127.0.0.1:PORT`.
     pub addr: String,

@@ -13,7 +13,7 @@ use crate::build::plan::{BuildPlan, DockerfileSource};
 use crate::build::{BuildError, BuildResult, StepReport, UploadStats};
 use crate::cache::{self, CacheEntry, LocalCache, Scrubber};
 use crate::client::{BrokenConnection, Client, broken_connection, status_message};
-use crate::engine::LoadSink;
+use crate::output::LoadSink;
 use crate::output::Destination;
 use crate::progress::Summary;
 use crate::progress::event::{EventKind, EventSink};
@@ -157,7 +157,7 @@ impl BuildPlan {
                         .map(|n| n.split(',').map(str::to_string).collect())
                         .unwrap_or_default();
                     let engine = self.engine.clone().unwrap_or_else(|| {
-                        crate::engine::Engine::new(crate::connect::docker_socket_from_env())
+                        crate::docker_api::Engine::new(crate::connect::docker_socket_from_env())
                     });
                     let sink: Arc<dyn StreamSink> = Arc::new(LoadSink::new(engine, names));
                     ExportTarget::Stream(sink)

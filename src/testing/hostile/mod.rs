@@ -20,8 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::tunnel::TunnelIo;
-use super::{Session, SessionConfig};
+use crate::session::tunnel::TunnelIo;
+use crate::session::{Session, SessionConfig};
 use crate::proto::moby::buildkit::v1::control_client::ControlClient;
 use crate::proto::moby::buildkit::v1::control_server::{Control, ControlServer};
 use crate::proto::moby::buildkit::v1::*;

@@ -18,16 +18,11 @@
 mod exec;
 mod export_scan;
 mod http;
+mod http1;
 mod images;
 mod load;
 mod lookup;
-mod sink;
 mod tarstream;
-
-pub(crate) use sink::LoadSink;
-
-#[cfg(test)]
-mod fake;
 
 use std::path::{Path, PathBuf};
 
@@ -208,7 +203,7 @@ fn socket_from_docker_host(host: Option<&str>) -> Result<PathBuf, EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fake::FakeEngine;
+    use crate::testing::fake_engine::FakeEngine;
 
     #[test]
     fn docker_host_selects_the_socket() {

@@ -140,7 +140,7 @@ impl LoadLines {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::fake::FakeEngine;
+    use crate::testing::fake_engine::FakeEngine;
 
     fn fold(chunks: &[&str]) -> Result<Vec<String>, EngineError> {
         let mut lines = LoadLines::default();

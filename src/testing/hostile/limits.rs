@@ -140,7 +140,7 @@ async fn open_calls_are_capped() {
     let mut health = HealthClient::new(d.channel.clone());
     // Watch calls stay open until the daemon drops them.
     let mut open = Vec::new();
-    for _ in 0..super::super::MAX_CONCURRENT_CALLS {
+    for _ in 0..crate::session::MAX_CONCURRENT_CALLS {
         let watch = health
             .watch(HealthCheckRequest::default())
             .await
