@@ -268,7 +268,7 @@ mod targets {
     /// The Docker CLI config: what the session and `rbuild cache` look credentials up in.
     #[test]
     fn fuzz_docker_config() {
-        use crate::session::auth::DockerConfig;
+        use crate::credentials::DockerConfig;
         run("docker_config", |data| {
             let Ok(config) = DockerConfig::parse(data) else {
                 return;

@@ -56,6 +56,7 @@ pub mod build;
 pub(crate) mod cache;
 pub mod client;
 pub mod connect;
+pub mod credentials;
 pub mod dockerfile;
 pub mod duration;
 pub mod docker_api;

@@ -11,7 +11,7 @@ use super::{Build, NamedContext, attest};
 use crate::cache::{CacheBackend, CacheEntry};
 use crate::dockerfile::images::{images, registry_host};
 use crate::output::Export;
-use crate::session::auth::AuthScope;
+use crate::credentials::AuthScope;
 
 /// The scope for `build`, whose Dockerfile reads `dockerfile` (when it is local), with
 /// its resolved `exports` and cache entries.

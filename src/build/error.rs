@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::dockerfile::DockerfileError;
 use crate::session::SessionError;
-use crate::session::auth::AuthError;
+use crate::credentials::CredentialsError;
 use crate::session::secrets::SecretError;
 use crate::session::sshforward::SshError;
 use crate::spec::SpecError;
@@ -280,7 +280,7 @@ pub enum InvalidBuild {
     Ssh(#[from] SshError),
     /// The Docker config with registry credentials cannot be read.
     #[error(transparent)]
-    Auth(#[from] AuthError),
+    Auth(#[from] CredentialsError),
 }
 
 /// What to say when a daemon lacks a cache backend, and which daemons

@@ -48,7 +48,7 @@ pub use crate::cache::{
     GhaRuntime,
 };
 pub use crate::output::{Destination, OutputResult, write_atomically};
-pub use crate::session::auth::DockerConfig;
+pub use crate::credentials::DockerConfig;
 pub use crate::session::secrets::{SecretSource, SecretSpec};
 pub use crate::session::sshforward::SshSpec;
 pub use crate::session::upload::ContextArchive;

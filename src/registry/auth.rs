@@ -13,7 +13,7 @@ use std::fmt;
 use base64::Engine as _;
 use http::{HeaderMap, StatusCode, header};
 
-use crate::session::auth::Credentials;
+use crate::credentials::Credentials;
 
 /// The actions `rbuild cache ls|du` needs.
 pub(super) const READ: &[&str] = &["pull"];

@@ -16,7 +16,7 @@ use super::auth::{READ, Secret};
 use super::manifest::{MANIFEST_ACCEPT, Manifest};
 use super::reference::{Digest, ManifestRef, Repository, valid_tag};
 use super::transport::Transport;
-use crate::session::auth::{Credentials, DockerConfig};
+use crate::credentials::{Credentials, DockerConfig};
 
 /// Distribution refuses manifests over 4 MiB on push; allow some slack.
 const MANIFEST_LIMIT: usize = 8 << 20;

@@ -39,7 +39,7 @@ pub(crate) mod transport;
 mod wire_tests;
 
 pub use crate::connect::TlsCheck;
-pub use crate::session::auth::DockerConfig;
+pub use crate::credentials::DockerConfig;
 pub use client::{Registry, RegistryOptions};
 pub use inventory::{Inventory, TagEntry, TagKind, TagUsage, Usage};
 pub use prune::{Deletion, Failure, KeepReason, Kept, PruneOutcome, PrunePlan, PruneRule};

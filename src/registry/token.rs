@@ -17,7 +17,7 @@ use super::auth::{BearerChallenge, Challenge, Secret, scopes};
 use super::client::Registry;
 use super::http::Call;
 use super::reference::{Scheme, is_loopback};
-use crate::session::auth::{Credentials, DockerConfig};
+use crate::credentials::{Credentials, DockerConfig};
 
 /// Token answers are small JSON documents.
 const TOKEN_BODY_LIMIT: usize = 1 << 20;
@@ -47,7 +47,7 @@ impl Registry {
                     None => DockerConfig::load()
                         .map_err(|e| RegistryError::Credentials(e.to_string()))?,
                 };
-                // AuthError never holds a secret, so it can be shown.
+                // CredentialsError never holds a secret, so it can be shown.
                 let found = config
                     .credentials(host)
                     .await

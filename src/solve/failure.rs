@@ -180,7 +180,7 @@ pub(super) fn from_status(
     for host in plan.auth_scope.withheld() {
         message.push_str(&format!(
             " ({})",
-            crate::session::auth::withheld_message(&host)
+            crate::credentials::withheld_message(&host)
         ));
     }
     let mut location = details.location;

@@ -328,7 +328,7 @@ pub(crate) async fn run(
         plan.auth_scope
             .withheld()
             .iter()
-            .map(|host| crate::session::auth::withheld_message(host)),
+            .map(|host| crate::credentials::withheld_message(host)),
     );
     let mut outputs = crate::output::attribute(&plan.exports, &exporter_response, &per_exporter);
     let provenance =

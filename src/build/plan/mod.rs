@@ -15,7 +15,7 @@ use crate::cache::{self, CacheEntry, Scrubber};
 use crate::dockerfile::{RefreshOptions, Rewritten};
 use crate::docker_api::Engine;
 use crate::output::{self, Daemon, Export};
-use crate::session::auth::{AuthScope, DockerConfig};
+use crate::credentials::{AuthScope, DockerConfig};
 use crate::session::filesync::LocalSource;
 use crate::session::upload::ContextArchive;
 use crate::session::{secrets, sshforward};

@@ -128,7 +128,7 @@ async fn only_the_registries_the_build_names_get_credentials() {
     // One warning per refused host, however often it was asked for.
     let withheld = plan.auth_scope.withheld();
     assert_eq!(withheld, ["docker.io", "helper.example", "unused.example"]);
-    let message = crate::session::auth::withheld_message(&withheld[2]);
+    let message = crate::credentials::withheld_message(&withheld[2]);
     assert!(message.contains("unused.example") && !message.contains("secret"));
 }
 

@@ -13,11 +13,6 @@
 //! Secrets never reach logs or errors: [`Credentials`] redacts itself in
 //! `Debug`, and only hosts and "found or not" are traced.
 
-mod config;
-mod helper;
-mod scope;
-
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -28,8 +23,7 @@ use crate::proto::moby::filesync::v1::{
     GetTokenAuthorityRequest, GetTokenAuthorityResponse, VerifyTokenAuthorityRequest,
     VerifyTokenAuthorityResponse,
 };
-pub use config::DockerConfig;
-pub use scope::{AuthScope, withheld_message};
+use crate::credentials::{AuthScope, DockerConfig};
 
 /// The methods [`AuthService`] registers, for the session header.
 pub const METHODS: &[&str] = &[
@@ -38,67 +32,6 @@ pub const METHODS: &[&str] = &[
     "GetTokenAuthority",
     "VerifyTokenAuthority",
 ];
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// The config file exists but cannot be read: fix its permissions.
-    #[error("cannot read the Docker config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// The config file is malformed; the reason never quotes its contents.
-    #[error("the Docker config {path} is invalid: {reason}")]
-    Invalid { path: PathBuf, reason: String },
-    /// A credential helper failed (other than "credentials not found").
-    #[error("credential helper {helper} failed for {server}: {reason}")]
-    Helper {
-        helper: String,
-        server: String,
-        reason: String,
-    },
-}
-
-/// A username and secret for one registry. An empty username means the
-/// secret is an identity (refresh) token.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    username: String,
-    secret: String,
-}
-
-impl Credentials {
-    pub fn basic(username: String, password: String) -> Credentials {
-        Credentials {
-            username,
-            secret: password,
-        }
-    }
-
-    pub fn identity_token(token: String) -> Credentials {
-        Credentials {
-            username: String::new(),
-            secret: token,
-        }
-    }
-
-    pub fn username(&self) -> &str {
-        &self.username
-    }
-
-    pub fn secret(&self) -> &str {
-        &self.secret
-    }
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
 
 /// Serves `Auth` from a [`DockerConfig`] for the hosts of an [`AuthScope`].
 /// The default config answers every host anonymously.
@@ -136,11 +69,11 @@ impl Auth for AuthService {
         match self.config.credentials(&host).await {
             Ok(found) => {
                 tracing::debug!(host, found = found.is_some(), "registry credentials");
-                let (username, secret) = found.map(|c| (c.username, c.secret)).unwrap_or_default();
+                let (username, secret) = found.map(|c| (c.username().to_string(), c.secret().to_string())).unwrap_or_default();
                 Ok(Response::new(CredentialsResponse { username, secret }))
             }
             Err(e) => {
-                // AuthError never holds a secret, so it can be shown.
+                // CredentialsError never holds a secret, so it can be shown.
                 tracing::debug!(host, error = %e, "registry credentials");
                 Err(Status::unavailable(e.to_string()))
             }
@@ -228,17 +161,5 @@ mod tests {
         let req = Request::new(FetchTokenRequest::default());
         let status = anon.fetch_token(req).await.unwrap_err();
         assert_eq!(status.code(), tonic::Code::Unimplemented);
-    }
-
-    #[test]
-    fn credentials_redact_in_debug() {
-        let creds = Credentials::basic("alice".into(), "s3cr3t".into());
-        let shown = format!("{creds:?}");
-        assert!(
-            shown.contains("alice") && !shown.contains("s3cr3t"),
-            "{shown}"
-        );
-        let shown = format!("{:?}", Credentials::identity_token("t0k3n".into()));
-        assert!(!shown.contains("t0k3n"), "{shown}");
     }
 }

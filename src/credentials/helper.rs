@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::{AuthError, Credentials};
+use super::{CredentialsError, Credentials};
 
 /// The daemon allows about 60 s per auth call; a helper that needs more
 /// (a stuck keychain prompt) should fail in time to say so.
@@ -37,9 +37,9 @@ pub async fn get(
     name: &str,
     server: &str,
     search_path: Option<&OsString>,
-) -> Result<Option<Credentials>, AuthError> {
+) -> Result<Option<Credentials>, CredentialsError> {
     let program = format!("docker-credential-{name}");
-    let fail = |reason: String| AuthError::Helper {
+    let fail = |reason: String| CredentialsError::Helper {
         helper: program.clone(),
         server: server.to_string(),
         reason,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::{AuthError, Credentials, helper};
+use super::{CredentialsError, Credentials, helper};
 
 /// The key Docker Hub's credentials are stored under.
 pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
@@ -61,7 +61,7 @@ struct RawAuth {
 
 impl DockerConfig {
     /// Reads `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
-    pub fn load() -> Result<DockerConfig, AuthError> {
+    pub fn load() -> Result<DockerConfig, CredentialsError> {
         let dir = match std::env::var_os("DOCKER_CONFIG") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
             _ => match std::env::var_os("HOME") {
@@ -74,20 +74,20 @@ impl DockerConfig {
     }
 
     /// Reads one config file; a missing file is an empty config.
-    pub fn from_file(path: &Path) -> Result<DockerConfig, AuthError> {
+    pub fn from_file(path: &Path) -> Result<DockerConfig, CredentialsError> {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(DockerConfig::default());
             }
             Err(source) => {
-                return Err(AuthError::Read {
+                return Err(CredentialsError::Read {
                     path: path.to_path_buf(),
                     source,
                 });
             }
         };
-        let mut config = DockerConfig::parse(&bytes).map_err(|reason| AuthError::Invalid {
+        let mut config = DockerConfig::parse(&bytes).map_err(|reason| CredentialsError::Invalid {
             path: path.to_path_buf(),
             reason,
         })?;
@@ -155,7 +155,7 @@ impl DockerConfig {
     /// What to send for `host`: the helper's answer if one is configured
     /// (falling back to `auths` when it has none), else the `auths` entry.
     /// Ok(None) = anonymous.
-    pub async fn credentials(&self, host: &str) -> Result<Option<Credentials>, AuthError> {
+    pub async fn credentials(&self, host: &str) -> Result<Option<Credentials>, CredentialsError> {
         if let Some(name) = self.helper_for(host) {
             let server = helper_server(host);
             if let Some(creds) = helper::get(name, &server, self.helper_path.as_ref()).await? {
