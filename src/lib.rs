@@ -70,7 +70,6 @@ pub mod registry;
 pub(crate) mod session;
 pub(crate) mod solve;
 pub(crate) mod spec;
-pub mod status;
 #[cfg(test)]
 mod testing;
 pub mod upstream;

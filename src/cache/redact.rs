@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use super::CacheEntry;
 use crate::spec::SpecError;
-use crate::status::StatusUpdate;
+use crate::progress::status::StatusUpdate;
 
 /// Attributes that hold a credential, in any backend (BuildKit's gha, s3
 /// and azblob; buildx hides the same set in its traces).
@@ -234,7 +234,7 @@ mod tests {
             "failed: key <redacted> for <redacted> (abc)"
         );
         let mut update = StatusUpdate::default();
-        update.vertices.push(crate::status::VertexUpdate {
+        update.vertices.push(crate::progress::status::VertexUpdate {
             name: "x SECRETVALUE".into(),
             error: Some("bad SECRETVALUE".into()),
             ..Default::default()

@@ -14,7 +14,7 @@ use crate::dockerfile::progress_marks;
 use crate::pool::Placement;
 use crate::progress::event::{Event, EventKind, EventSink, StepMarker};
 use crate::solve::{self, SharedLocals};
-use crate::status::{StatusUpdate, Warning};
+use crate::progress::status::{StatusUpdate, Warning};
 
 /// How a build is run: where its progress goes and what cancels it.
 #[derive(Clone, Debug, Default)]

@@ -20,7 +20,7 @@ use tokio::sync::Barrier;
 
 use super::platforms::{self, Share};
 use super::publish::{Targets, merged};
-use super::{Placed, Placement, Pool, PoolError, RouteKey, Skipped};
+use super::{Placed, Placement, Pool, PoolError, RouteKey};
 use crate::build::{Build, BuildError, BuildResult, Output};
 use crate::client::{BuildOptions, Client, Slot};
 
@@ -56,7 +56,7 @@ impl Pool {
                     };
                     healthy.push((i, has));
                 }
-                Err(reason) => skipped.push(Skipped::of(node, reason)),
+                Err(reason) => skipped.push(super::passed_over(node, reason)),
             }
         }
         if healthy.is_empty() {
@@ -145,7 +145,7 @@ impl Pool {
                 }
                 Err(reason) => {
                     let node = &self.nodes[share.node];
-                    let skipped = vec![Skipped::of(node, reason)];
+                    let skipped = vec![super::passed_over(node, reason)];
                     let key = shares[0].1.key.to_string();
                     let e = PoolError::NoNode { key, skipped };
                     return Err(failed(BuildError::NoNode(Box::new(e))));

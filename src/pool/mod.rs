@@ -47,6 +47,7 @@ mod route;
 
 pub use builds::Placed;
 pub use info::{Health, NodeStatus};
+pub use crate::progress::placement::{Placement, Skipped};
 pub use route::{KeySource, RouteKey, route_key};
 
 use std::path::PathBuf;
@@ -114,42 +115,13 @@ pub(crate) fn shown(name: &str, address: &str) -> String {
     }
 }
 
-/// A node that was passed over for a build, and why.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Skipped {
-    /// The node's name.
-    pub node: String,
-    /// Its address.
-    pub address: String,
-    /// What went wrong: no answer in time, a failed health check.
-    pub reason: String,
-}
-
-impl Skipped {
-    fn of(node: &Node, reason: &str) -> Skipped {
-        Skipped {
-            node: node.name.clone(),
-            address: node.address.to_string(),
-            reason: reason.to_string(),
-        }
+/// `node` passed over for `reason`.
+fn passed_over(node: &Node, reason: &str) -> Skipped {
+    Skipped {
+        node: node.name.clone(),
+        address: node.address.to_string(),
+        reason: reason.to_string(),
     }
-}
-
-/// Where a build went.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Placement {
-    /// The node that built.
-    pub node: String,
-    /// Its address.
-    pub address: String,
-    /// What the build was routed by.
-    pub key: RouteKey,
-    /// Nodes before it in the key's order that did not take the build.
-    pub skipped: Vec<Skipped>,
-    /// The platforms it built, when a multi-platform build was split over
-    /// several nodes; empty otherwise (it built them all).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub platforms: Vec<String>,
 }
 
 /// Why a pool cannot be made or cannot place a build.
@@ -301,7 +273,7 @@ impl Pool {
                 }
                 Err(reason) => {
                     tracing::debug!(node = %node.name, %reason, "node skipped");
-                    skipped.push(Skipped::of(node, reason));
+                    skipped.push(passed_over(node, reason));
                 }
             }
         }

@@ -12,54 +12,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::build::{Build, CacheBackend};
-
-/// What a build is routed by, and where that came from.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct RouteKey {
-    /// The key as hashed (credentials never appear in it).
-    pub value: String,
-    /// Why this is the key.
-    pub source: KeySource,
-}
-
-/// Where a [`RouteKey`] came from, in the order they are tried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KeySource {
-    /// Given by the caller ([`Build::route_key`]).
-    Given,
-    /// The build's registry cache ref: builds that share a cache share a node.
-    CacheRef,
-    /// The git remote of the repository the context directory is in, and
-    /// the context's path inside it: the same on every checkout.
-    Git,
-    /// A remote context's URL.
-    Remote,
-    /// The context directory's absolute path.
-    Path,
-    /// Nothing better: an archive or a Dockerfile alone.
-    Unnamed,
-}
-
-impl KeySource {
-    /// Words for progress and reports.
-    pub fn describe(self) -> &'static str {
-        match self {
-            KeySource::Given => "given",
-            KeySource::CacheRef => "the registry cache ref",
-            KeySource::Git => "the git remote and path",
-            KeySource::Remote => "the remote context",
-            KeySource::Path => "the context path",
-            KeySource::Unnamed => "no context name",
-        }
-    }
-}
-
-impl std::fmt::Display for RouteKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.value, self.source.describe())
-    }
-}
+pub use crate::progress::placement::{KeySource, RouteKey};
 
 /// The key `build` is routed by: the one it was given, else its registry
 /// cache ref, else the git remote and path of its context, else the

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::status::StatusUpdate;
+use crate::progress::status::StatusUpdate;
 
 /// One event of one build. Builds started together (`Client::build_all`)
 /// share one channel; `build` tells them apart.
@@ -32,12 +32,12 @@ pub enum EventKind {
         marker: Option<StepMarker>,
     },
     /// News from the daemon: steps (vertices) that started, completed, came
-    /// from cache or failed ([`VertexUpdate`](crate::status::VertexUpdate)),
+    /// from cache or failed ([`VertexUpdate`](crate::progress::status::VertexUpdate)),
     /// sub-task progress such as context upload and layer pushes
-    /// ([`StatusItem`](crate::status::StatusItem)), log output and warnings.
+    /// ([`StatusItem`](crate::progress::status::StatusItem)), log output and warnings.
     Status(StatusUpdate),
     /// A pool placed the build on one of its nodes; right after `Started`.
-    Placed(crate::pool::Placement),
+    Placed(super::placement::Placement),
     /// The build ended, successfully or not; always its last event.
     Finished,
 }

@@ -6,13 +6,15 @@
 //! end. It never decides where output goes or whether it is a terminal: the
 //! caller resolves `auto` and passes the writer (normally stderr).
 
-mod display;
+mod renderer;
 pub mod event;
+pub mod placement;
 mod group;
 mod plain;
 mod rawjson;
 mod report;
 pub(crate) mod state;
+pub mod status;
 mod tty;
 pub mod units;
 mod vertex;
@@ -26,11 +28,12 @@ mod replay;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-pub use display::{Display, render};
+pub use renderer::{Renderer, render};
 pub use event::{Event, EventKind, StepMarker};
 
+#[cfg(test)]
 use crate::proto::moby::buildkit::v1::StatusResponse;
-use crate::status::StatusUpdate;
+use crate::progress::status::StatusUpdate;
 
 /// How progress is shown. `auto` is the caller's to resolve: `Tty` if stderr
 /// is a terminal, else `Plain`.
@@ -81,7 +84,7 @@ pub struct FailedVertex {
     pub logs: Vec<String>,
 }
 
-enum Renderer {
+enum View {
     Tty(tty::Tty),
     Plain(plain::Plain),
     RawJson(rawjson::RawJson),
@@ -91,7 +94,7 @@ enum Renderer {
 /// Folds status messages and renders them in one [`Mode`].
 pub struct Progress {
     state: state::State,
-    renderer: Renderer,
+    view: View,
     finished: Option<Summary>,
 }
 
@@ -104,36 +107,37 @@ impl Progress {
 
     /// As [`Progress::new`], with the tty header's clock injected (tests).
     pub fn with_clock(mode: Mode, out: Box<dyn Write + Send>, clock: Clock) -> Self {
-        let renderer = match mode {
-            Mode::Tty => Renderer::Tty(tty::Tty::new(out, clock)),
-            Mode::Plain => Renderer::Plain(plain::Plain::new(out)),
-            Mode::RawJson => Renderer::RawJson(rawjson::RawJson::new(out)),
-            Mode::Quiet => Renderer::Quiet,
+        let view = match mode {
+            Mode::Tty => View::Tty(tty::Tty::new(out, clock)),
+            Mode::Plain => View::Plain(plain::Plain::new(out)),
+            Mode::RawJson => View::RawJson(rawjson::RawJson::new(out)),
+            Mode::Quiet => View::Quiet,
         };
         Progress {
             state: state::State::default(),
-            renderer,
+            view,
             finished: None,
         }
     }
 
     /// Feeds one `Control.Status` message.
-    pub fn update(&mut self, resp: &StatusResponse) -> io::Result<()> {
-        self.apply(&StatusUpdate::from(resp))
+    #[cfg(test)]
+    pub(crate) fn update(&mut self, resp: &StatusResponse) -> io::Result<()> {
+        self.apply(&StatusUpdate::from_proto(resp))
     }
 
     /// Feeds events that did not come from the daemon's stream, e.g. steps
     /// the client itself reports (BuildKit's Go client shows `[auth]` ones).
     pub fn apply(&mut self, update: &StatusUpdate) -> io::Result<()> {
         let applied = self.state.apply(update);
-        match &mut self.renderer {
-            Renderer::Tty(t) => t.update(&self.state),
-            Renderer::Plain(p) => {
+        match &mut self.view {
+            View::Tty(t) => t.update(&self.state),
+            View::Plain(p) => {
                 p.update(&self.state, applied);
                 Ok(())
             }
-            Renderer::RawJson(j) => j.update(update),
-            Renderer::Quiet => Ok(()),
+            View::RawJson(j) => j.update(update),
+            View::Quiet => Ok(()),
         }
     }
 
@@ -142,9 +146,9 @@ impl Progress {
     /// prints only here and in [`Progress::finish`], and counts ticks as its
     /// clock). A no-op in the other modes.
     pub fn tick(&mut self) -> io::Result<()> {
-        match &mut self.renderer {
-            Renderer::Tty(t) => t.tick(&self.state),
-            Renderer::Plain(p) => p.tick(&self.state),
+        match &mut self.view {
+            View::Tty(t) => t.tick(&self.state),
+            View::Plain(p) => p.tick(&self.state),
             _ => Ok(()),
         }
     }
@@ -157,10 +161,10 @@ impl Progress {
             return Ok(s.clone());
         }
         let applied = self.state.finish();
-        match &mut self.renderer {
-            Renderer::Tty(t) => t.finish(&self.state)?,
-            Renderer::Plain(p) => p.finish(&self.state, applied)?,
-            Renderer::RawJson(_) | Renderer::Quiet => {}
+        match &mut self.view {
+            View::Tty(t) => t.finish(&self.state)?,
+            View::Plain(p) => p.finish(&self.state, applied)?,
+            View::RawJson(_) | View::Quiet => {}
         }
         let summary = self.state.summary();
         self.finished = Some(summary.clone());
@@ -171,13 +175,13 @@ impl Progress {
     /// builds it): plain output prints it at once as `#0 LINE`, as buildx
     /// prints its builder; the tty display prints it after its last frame.
     pub fn note(&mut self, line: &str) -> io::Result<()> {
-        match &mut self.renderer {
-            Renderer::Tty(t) => {
+        match &mut self.view {
+            View::Tty(t) => {
                 t.note(line);
                 Ok(())
             }
-            Renderer::Plain(p) => p.note(line),
-            Renderer::RawJson(_) | Renderer::Quiet => Ok(()),
+            View::Plain(p) => p.note(line),
+            View::RawJson(_) | View::Quiet => Ok(()),
         }
     }
 
@@ -212,7 +216,7 @@ impl Progress {
 
 /// What progress says about a build's placement: the nodes skipped, then
 /// the node that builds.
-pub fn placement_lines(p: &crate::pool::Placement) -> Vec<String> {
+pub fn placement_lines(p: &placement::Placement) -> Vec<String> {
     use crate::pool::shown;
     let mut lines: Vec<String> = p
         .skipped

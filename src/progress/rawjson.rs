@@ -5,7 +5,7 @@
 //! as base64, times as RFC 3339 with nanoseconds.
 //!
 //! Deviation: a warning's `sourceInfo.definition` (the LLB of the source) is
-//! not carried by [`crate::status`] and so not written.
+//! not carried by [`crate::progress::status`] and so not written.
 
 use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
-use crate::status::{
+use crate::progress::status::{
     LogChunk, ProgressGroup, SourceRange, StatusItem, StatusUpdate, VertexUpdate, Warning,
 };
 
@@ -154,7 +154,7 @@ fn warning(w: &Warning) -> Json {
 }
 
 fn range(r: &SourceRange) -> Json {
-    let pos = |p: crate::status::Position| {
+    let pos = |p: crate::progress::status::Position| {
         Obj::default()
             .opt("line", (p.line != 0).then_some(p.line))
             .opt("character", (p.character != 0).then_some(p.character))

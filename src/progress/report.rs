@@ -77,7 +77,7 @@ mod tests {
     use super::super::fixture::*;
     use super::*;
     use crate::proto::pb;
-    use crate::status::StatusUpdate;
+    use crate::progress::status::StatusUpdate;
 
     #[test]
     fn warnings_list_adds_missing_line_numbers() {
@@ -96,7 +96,7 @@ mod tests {
             .warning(warn("", "JSONArgsRecommended: use JSON (line 3)"))
             .warning(ranged)
             .build();
-        state.apply(&StatusUpdate::from(&resp));
+        state.apply(&StatusUpdate::from_proto(&resp));
         assert_eq!(
             warnings(&state, false),
             "\n 2 warnings found:\n \

@@ -300,7 +300,7 @@ fn tty_sized(cols: usize, lines: usize) -> (Progress, Sink, Arc<AtomicU64>) {
     let m = millis.clone();
     let clock: Clock = Box::new(move || base + Duration::from_millis(m.load(Ordering::SeqCst)));
     let mut p = Progress::with_clock(Mode::Tty, Box::new(sink.clone()), clock);
-    if let Renderer::Tty(t) = &mut p.renderer {
+    if let View::Tty(t) = &mut p.view {
         t.size = Some((cols, lines));
         t.color = false;
     }

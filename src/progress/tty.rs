@@ -23,7 +23,7 @@ use super::width::{pad, truncate};
 use super::{Clock, report, units};
 
 pub(crate) use super::group::Group;
-use crate::status::is_canceled;
+use crate::progress::status::is_canceled;
 
 /// Frames are drawn at most this often on updates (progressui: 100ms);
 /// `tick` redraws regardless so running timers advance.

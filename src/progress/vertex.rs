@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
-use crate::status::StatusItem;
+use crate::progress::status::StatusItem;
 
 /// Lines kept per step for the failure report and the tty tail.
 pub(crate) const RECENT_LINES: usize = 10;
@@ -127,7 +127,7 @@ impl VertexState {
     pub fn failed(&self) -> bool {
         self.error
             .as_deref()
-            .is_some_and(|e| !crate::status::is_canceled(e))
+            .is_some_and(|e| !crate::progress::status::is_canceled(e))
     }
 
     /// Splits a chunk into lines; a trailing fragment waits for its newline.

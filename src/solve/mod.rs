@@ -434,7 +434,7 @@ async fn forward_status(
     loop {
         match stream.message().await {
             Ok(Some(msg)) => {
-                let mut update = crate::status::StatusUpdate::from(&msg);
+                let mut update = crate::progress::status::StatusUpdate::from_proto(&msg);
                 scrubber.update(&mut update);
                 state.apply(&update);
                 events.send(EventKind::Status(update)).await;

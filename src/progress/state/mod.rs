@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use super::vertex::{Interval, LogLine, VertexState, merge_intervals};
 use super::{FailedVertex, Summary};
-use crate::status::{LogChunk, StatusItem, StatusUpdate, VertexUpdate, Warning};
+use crate::progress::status::{LogChunk, StatusItem, StatusUpdate, VertexUpdate, Warning};
 
 /// Turns a step name into an annotation for its name line.
 pub(crate) type Marker = Box<dyn Fn(&str) -> Option<String> + Send>;

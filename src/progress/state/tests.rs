@@ -1,9 +1,9 @@
 use super::super::fixture::*;
 use super::*;
-use crate::status::StatusUpdate;
+use crate::progress::status::StatusUpdate;
 
 fn apply(state: &mut State, resp: crate::proto::moby::buildkit::v1::StatusResponse) -> Applied {
-    state.apply(&StatusUpdate::from(&resp))
+    state.apply(&StatusUpdate::from_proto(&resp))
 }
 
 #[test]

@@ -18,7 +18,7 @@ use super::{Mode, Progress, Summary, tty};
 type SharedOut = Arc<Mutex<Box<dyn Write + Send>>>;
 
 /// Renders builds' [`Event`]s into one writer.
-pub struct Display {
+pub struct Renderer {
     mode: Mode,
     out: SharedOut,
     /// Set once a second build starts: from then on lines carry prefixes.
@@ -37,11 +37,11 @@ struct Slot {
 /// which any program can make, and sizes a table here.
 const MAX_BUILDS: usize = 4096;
 
-impl Display {
+impl Renderer {
     /// A display in `mode` writing to `out` (normally stderr; stdout for
     /// rawjson).
-    pub fn new(mode: Mode, out: Box<dyn Write + Send>) -> Display {
-        Display {
+    pub fn new(mode: Mode, out: Box<dyn Write + Send>) -> Renderer {
+        Renderer {
             mode,
             out: Arc::new(Mutex::new(out)),
             multi: Arc::new(AtomicBool::new(false)),
@@ -209,7 +209,7 @@ pub async fn render(
     out: Box<dyn Write + Send>,
     mut rx: mpsc::Receiver<Event>,
 ) -> io::Result<Vec<Option<Summary>>> {
-    let mut display = Display::new(mode, out);
+    let mut display = Renderer::new(mode, out);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {

@@ -178,19 +178,19 @@ pub fn is_canceled(error: &str) -> bool {
     error.ends_with("context canceled")
 }
 
-impl From<&api::StatusResponse> for StatusUpdate {
-    fn from(resp: &api::StatusResponse) -> Self {
+impl StatusUpdate {
+    pub(crate) fn from_proto(resp: &api::StatusResponse) -> Self {
         StatusUpdate {
-            vertices: resp.vertexes.iter().map(VertexUpdate::from).collect(),
-            statuses: resp.statuses.iter().map(StatusItem::from).collect(),
-            logs: resp.logs.iter().map(LogChunk::from).collect(),
-            warnings: resp.warnings.iter().map(Warning::from).collect(),
+            vertices: resp.vertexes.iter().map(VertexUpdate::from_proto).collect(),
+            statuses: resp.statuses.iter().map(StatusItem::from_proto).collect(),
+            logs: resp.logs.iter().map(LogChunk::from_proto).collect(),
+            warnings: resp.warnings.iter().map(Warning::from_proto).collect(),
         }
     }
 }
 
-impl From<&api::Vertex> for VertexUpdate {
-    fn from(v: &api::Vertex) -> Self {
+impl VertexUpdate {
+    pub(crate) fn from_proto(v: &api::Vertex) -> Self {
         VertexUpdate {
             digest: v.digest.clone(),
             inputs: v.inputs.clone(),
@@ -199,13 +199,13 @@ impl From<&api::Vertex> for VertexUpdate {
             started: time(v.started.as_ref()),
             completed: time(v.completed.as_ref()),
             error: non_empty(&v.error),
-            progress_group: v.progress_group.as_ref().map(ProgressGroup::from),
+            progress_group: v.progress_group.as_ref().map(ProgressGroup::from_proto),
         }
     }
 }
 
-impl From<&pb::ProgressGroup> for ProgressGroup {
-    fn from(g: &pb::ProgressGroup) -> Self {
+impl ProgressGroup {
+    pub(crate) fn from_proto(g: &pb::ProgressGroup) -> Self {
         ProgressGroup {
             id: g.id.clone(),
             name: g.name.clone(),
@@ -214,8 +214,8 @@ impl From<&pb::ProgressGroup> for ProgressGroup {
     }
 }
 
-impl From<&api::VertexStatus> for StatusItem {
-    fn from(s: &api::VertexStatus) -> Self {
+impl StatusItem {
+    pub(crate) fn from_proto(s: &api::VertexStatus) -> Self {
         StatusItem {
             id: s.id.clone(),
             vertex: s.vertex.clone(),
@@ -229,8 +229,8 @@ impl From<&api::VertexStatus> for StatusItem {
     }
 }
 
-impl From<&api::VertexLog> for LogChunk {
-    fn from(l: &api::VertexLog) -> Self {
+impl LogChunk {
+    pub(crate) fn from_proto(l: &api::VertexLog) -> Self {
         LogChunk {
             vertex: l.vertex.clone(),
             stream: match l.stream {
@@ -244,8 +244,8 @@ impl From<&api::VertexLog> for LogChunk {
     }
 }
 
-impl From<&api::VertexWarning> for Warning {
-    fn from(w: &api::VertexWarning) -> Self {
+impl Warning {
+    pub(crate) fn from_proto(w: &api::VertexWarning) -> Self {
         Warning {
             vertex: w.vertex.clone(),
             level: w.level,
@@ -261,22 +261,22 @@ impl From<&api::VertexWarning> for Warning {
                 language: non_empty(&i.language),
                 data: i.data.clone(),
             }),
-            ranges: w.ranges.iter().map(SourceRange::from).collect(),
+            ranges: w.ranges.iter().map(SourceRange::from_proto).collect(),
         }
     }
 }
 
-impl From<&pb::Range> for SourceRange {
-    fn from(r: &pb::Range) -> Self {
+impl SourceRange {
+    pub(crate) fn from_proto(r: &pb::Range) -> Self {
         SourceRange {
-            start: r.start.as_ref().map(Position::from).unwrap_or_default(),
-            end: r.end.as_ref().map(Position::from).unwrap_or_default(),
+            start: r.start.as_ref().map(Position::from_proto).unwrap_or_default(),
+            end: r.end.as_ref().map(Position::from_proto).unwrap_or_default(),
         }
     }
 }
 
-impl From<&pb::Position> for Position {
-    fn from(p: &pb::Position) -> Self {
+impl Position {
+    pub(crate) fn from_proto(p: &pb::Position) -> Self {
         Position {
             line: u32::try_from(p.line).unwrap_or(0),
             character: u32::try_from(p.character).unwrap_or(0),

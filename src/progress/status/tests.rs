@@ -27,7 +27,7 @@ fn vertex_fields_and_empty_error() {
         }],
         ..Default::default()
     };
-    let u = StatusUpdate::from(&resp);
+    let u = StatusUpdate::from_proto(&resp);
     let v = &u.vertices[0];
     assert_eq!(v.digest, "sha256:a");
     assert_eq!(v.inputs, ["sha256:b"]);
@@ -68,7 +68,7 @@ fn hostile_numbers_and_timestamps_do_not_panic() {
         }],
         ..Default::default()
     };
-    let u = StatusUpdate::from(&resp);
+    let u = StatusUpdate::from_proto(&resp);
     let s = &u.statuses[0];
     assert_eq!((s.current, s.total), (0, None));
     assert_eq!(s.timestamp, None);
@@ -109,7 +109,7 @@ fn log_streams_and_status_totals() {
         ],
         ..Default::default()
     };
-    let u = StatusUpdate::from(&resp);
+    let u = StatusUpdate::from_proto(&resp);
     assert_eq!(
         (u.statuses[0].current, u.statuses[0].total),
         (1_000, Some(2_000))
@@ -141,7 +141,7 @@ fn warning_source_and_url() {
         }],
         ..Default::default()
     };
-    let w = &StatusUpdate::from(&resp).warnings[0];
+    let w = &StatusUpdate::from_proto(&resp).warnings[0];
     assert_eq!(w.detail, ["why"]);
     assert_eq!(w.url.as_deref(), Some("https://example.invalid/rule"));
     let src = w.source.as_ref().expect("source info was sent");
