@@ -57,9 +57,10 @@ pub(crate) mod cache;
 pub mod client;
 pub mod connect;
 pub mod credentials;
+pub(crate) mod daemon;
+pub mod docker_api;
 pub mod dockerfile;
 pub mod duration;
-pub mod docker_api;
 #[cfg(test)]
 mod fuzz;
 pub(crate) mod output;

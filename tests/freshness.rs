@@ -10,8 +10,8 @@ mod support;
 use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rbuild::dockerfile::{Rewritten, prepare};
 use rbuild::docker_api::Engine;
+use rbuild::dockerfile::{Rewritten, prepare};
 use support::steps::assert_cached;
 use support::{Stack, context, rbuild, stack, stderr, unique};
 

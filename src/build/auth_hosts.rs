@@ -9,9 +9,9 @@
 
 use super::{Build, NamedContext, attest};
 use crate::cache::{CacheBackend, CacheEntry};
+use crate::credentials::AuthScope;
 use crate::dockerfile::images::{images, registry_host};
 use crate::output::Export;
-use crate::credentials::AuthScope;
 
 /// The scope for `build`, whose Dockerfile reads `dockerfile` (when it is local), with
 /// its resolved `exports` and cache entries.

@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
+use crate::credentials::CredentialsError;
 use crate::dockerfile::DockerfileError;
 use crate::session::SessionError;
-use crate::credentials::CredentialsError;
 use crate::session::secrets::SecretError;
 use crate::session::sshforward::SshError;
 use crate::spec::SpecError;

@@ -47,8 +47,8 @@ pub use crate::cache::{
     AwsCredentials, CacheBackend, CacheDirection, CacheEntry, CacheEnv, CacheFailure, CacheStatus,
     GhaRuntime,
 };
-pub use crate::output::{Destination, OutputResult, write_atomically};
 pub use crate::credentials::DockerConfig;
+pub use crate::output::{Destination, OutputResult, write_atomically};
 pub use crate::session::secrets::{SecretSource, SecretSpec};
 pub use crate::session::sshforward::SshSpec;
 pub use crate::session::upload::ContextArchive;
@@ -416,7 +416,7 @@ impl Build {
     pub fn validate(&self) -> Result<(), BuildError> {
         plan::prepare(
             self,
-            crate::output::Daemon::Buildkitd,
+            crate::daemon::DaemonKind::Buildkitd,
             None,
             AttestSupport::Yes,
             &crate::upstream::Resolved::default(),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{AttestSupport, Build, BuildError};
-use crate::output::Daemon;
+use crate::daemon::DaemonKind;
 
 /// One exporter or cache entry of the request: its type and attributes.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -43,9 +43,9 @@ impl Build {
     /// keyed by its upstream is planned with its fallback window.
     pub fn preview(&self, engine: bool) -> Result<RequestPreview, BuildError> {
         let daemon = if engine {
-            Daemon::Engine
+            DaemonKind::Engine
         } else {
-            Daemon::Buildkitd
+            DaemonKind::Buildkitd
         };
         let none = crate::upstream::Resolved::default();
         let mut plan = super::plan::prepare(self, daemon, None, AttestSupport::Yes, &none)?;

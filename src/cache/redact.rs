@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::CacheEntry;
-use crate::spec::SpecError;
 use crate::progress::status::StatusUpdate;
+use crate::spec::SpecError;
 
 /// Attributes that hold a credential, in any backend (BuildKit's gha, s3
 /// and azblob; buildx hides the same set in its traces).

@@ -21,7 +21,7 @@ impl Client {
 
     async fn ask_attestation_support(&self) -> Support {
         if let Address::Docker(_) = self.address() {
-            let Some(engine) = self.load_engine() else {
+            let Some(engine) = self.daemon.load_engine() else {
                 return Support::Yes;
             };
             return match engine.uses_containerd_store().await {
@@ -52,7 +52,8 @@ impl Client {
                 }) =>
             {
                 Support::No(
-                    "this is a Docker Engine's BuildKit reached without its docker socket,                      which cannot export attestations: connect with docker://SOCKET"
+                    "this is a Docker Engine's BuildKit reached without its docker socket, \
+                     which cannot export attestations: connect with docker://SOCKET"
                         .into(),
                 )
             }

@@ -13,8 +13,8 @@ use crate::build::{Build, BuildError, BuildResult};
 use crate::dockerfile::progress_marks;
 use crate::pool::Placement;
 use crate::progress::event::{Event, EventKind, EventSink, StepMarker};
-use crate::solve::{self, SharedLocals};
 use crate::progress::status::{StatusUpdate, Warning};
+use crate::solve::{self, SharedLocals};
 
 /// How a build is run: where its progress goes and what cancels it.
 #[derive(Clone, Debug, Default)]
@@ -149,7 +149,7 @@ impl Client {
         builds: &[Build],
         options: &BuildOptions,
     ) -> Vec<Result<BuildResult, BuildError>> {
-        let graph = deps::graph(builds, self.daemon());
+        let graph = deps::graph(builds, self.daemon.kind());
         let mut plans: Vec<Result<BuildPlan, BuildError>> = Vec::with_capacity(builds.len());
         for (b, invalid) in graph.builds.iter().zip(graph.invalid) {
             plans.push(match invalid {
@@ -162,7 +162,7 @@ impl Client {
             .collect();
         let valid: Vec<&BuildPlan> = plans.iter().filter_map(|p| p.as_ref().ok()).collect();
         let shared = if valid.len() > 1 {
-            match SharedLocals::open(self, &valid).await {
+            match SharedLocals::open(&self.daemon, &valid).await {
                 Ok(s) => Some(s),
                 Err(e) => {
                     // Nothing of this share is announced; the others go on.
@@ -280,7 +280,11 @@ impl Client {
     /// Removes the temporary tags dependencies were stored under; a tag
     /// that cannot be removed is left (it only costs a name).
     async fn remove_tmp_tags(&self, tags: &[Option<String>]) {
-        let Some(engine) = self.own_engine().or_else(|| self.load_engine()) else {
+        let Some(engine) = self
+            .daemon
+            .own_engine()
+            .or_else(|| self.daemon.load_engine())
+        else {
             return;
         };
         for tag in tags.iter().flatten() {
@@ -294,7 +298,13 @@ impl Client {
     async fn plan(&self, build: &Build) -> Result<BuildPlan, BuildError> {
         let support = self.attestation_support().await;
         let resolved = plan::look_upstream(build).await;
-        plan::prepare(build, self.daemon(), self.load_engine(), support, &resolved)
+        plan::prepare(
+            build,
+            self.daemon.kind(),
+            self.daemon.load_engine(),
+            support,
+            &resolved,
+        )
     }
 }
 
@@ -307,7 +317,7 @@ async fn run_one(
     cancel: CancellationToken,
     view: Option<solve::LocalsView>,
 ) -> Result<BuildResult, BuildError> {
-    let result = solve::run(client, plan, events, cancel, view).await;
+    let result = solve::run(client.daemon(), plan, events, cancel, view).await;
     events.send(EventKind::Finished).await;
     result
 }

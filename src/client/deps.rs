@@ -11,7 +11,7 @@
 use tokio::sync::watch;
 
 use crate::build::{Build, BuildError, BuildResult, ImageArchive, ImageOutput, Output};
-use crate::output::Daemon;
+use crate::daemon::DaemonKind;
 
 /// What a build publishes for its dependents: its image ref, or why there
 /// is none.
@@ -27,7 +27,7 @@ pub(super) struct Graph {
     pub invalid: Vec<Option<BuildError>>,
 }
 
-pub(super) fn graph(builds: &[Build], daemon: Daemon) -> Graph {
+pub(super) fn graph(builds: &[Build], daemon: DaemonKind) -> Graph {
     let n = builds.len();
     let mut invalid: Vec<Option<BuildError>> = (0..n).map(|_| None).collect();
     for (i, b) in builds.iter().enumerate() {
@@ -55,7 +55,7 @@ pub(super) fn graph(builds: &[Build], daemon: Daemon) -> Graph {
         let needed = builds
             .iter()
             .any(|b| b.context_builds.values().any(|&d| d == j));
-        if needed && daemon != Daemon::Buildkitd && !stays_named_in_engine(&builds[j]) {
+        if needed && daemon != DaemonKind::Buildkitd && !stays_named_in_engine(&builds[j]) {
             // An output of its own: as a tag it would name (and push) the
             // build's other image outputs too.
             let tag = format!("rbuild-deps/{id}:{j}");
@@ -157,7 +157,7 @@ mod tests {
     fn dependencies_get_a_tag_and_cycles_are_refused() {
         let a = Build::new("/a");
         let b = Build::new("/b").named_context_from("base", 0);
-        let g = graph(&[a.clone(), b.clone()], Daemon::Engine);
+        let g = graph(&[a.clone(), b.clone()], DaemonKind::Engine);
         assert!(g.invalid.iter().all(Option::is_none));
         assert!(
             g.tmp_tags[0]
@@ -170,16 +170,16 @@ mod tests {
         let tagged = Build::new("/a").tag("r/a:1");
         let g2 = graph(
             &[tagged, Build::new("/b").named_context_from("base", 0)],
-            Daemon::Engine,
+            DaemonKind::Engine,
         );
         assert!(g2.tmp_tags[0].is_none());
         // A standalone buildkitd keeps no local images: no tag.
-        assert!(graph(&[a, b], Daemon::Buildkitd).tmp_tags[0].is_none());
+        assert!(graph(&[a, b], DaemonKind::Buildkitd).tmp_tags[0].is_none());
 
         let x = Build::new("/x").named_context_from("y", 1);
         let y = Build::new("/y").named_context_from("x", 0);
         let far = Build::new("/z").named_context_from("q", 7);
-        let g = graph(&[x, y, far], Daemon::Engine);
+        let g = graph(&[x, y, far], DaemonKind::Engine);
         let why = |i: usize| {
             g.invalid[i]
                 .as_ref()

@@ -1,352 +1,79 @@
-//! A connected BuildKit daemon.
-//!
-//! [`Client`] owns the Control stub; builds and queries go through it so a Rust
-//! program can script builds without knowing about transports: see
-//! [`Client::build`] and [`Client::build_all`].
+//! The library's front door: a [`Client`] connected to one daemon runs typed
+//! builds ([`Client::build`], [`Client::build_all`]) and answers what the
+//! daemon is ([`Client::info`]), so a Rust program scripts builds without
+//! knowing about transports, sessions or the Solve request.
 
 mod attest;
 mod builds;
 mod deps;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+
+pub use crate::daemon::{ClientError, DaemonInfo, Version, Worker};
 pub use builds::BuildOptions;
 pub(crate) use builds::Slot;
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use tonic::transport::Channel;
-
-use crate::connect::{self, Address, ConnectError, ConnectOptions, MAX_MESSAGE_SIZE};
+use crate::build::AttestSupport;
+use crate::connect::{Address, ConnectError, ConnectOptions};
+use crate::daemon::Daemon;
 use crate::docker_api::Engine;
-use crate::output::Daemon;
-use crate::proto::containerd::services::content::v1::content_client::ContentClient;
-use crate::proto::moby::buildkit::v1::control_client::ControlClient;
-use crate::proto::moby::buildkit::v1::{InfoRequest, ListWorkersRequest};
-use crate::proto::pb::Platform;
 
-/// Why a call to the daemon failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// Opening the connection failed (see [`ConnectError`]).
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    /// A quick query got no answer within [`ConnectOptions::timeout`]: the listener
-    /// accepted but did not speak BuildKit's API, or the daemon is hung.
-    #[error(
-        "BuildKit at {addr} did not answer {call} within {secs}s (is this a BuildKit endpoint?)"
-    )]
-    Timeout {
-        /// The daemon's address, as [`Address`] displays it.
-        addr: String,
-        /// The RPC that timed out (`Info`, `ListWorkers`).
-        call: &'static str,
-        /// The timeout that ran out, in whole seconds.
-        secs: u64,
-    },
-    /// The daemon answered a call with a gRPC error.
-    #[error("BuildKit at {addr} failed {call}: {message}")]
-    Rpc {
-        /// The daemon's address, as [`Address`] displays it.
-        addr: String,
-        /// The RPC that failed (`Info`, `ListWorkers`).
-        call: &'static str,
-        /// The daemon's message as one line (the code when it sent none).
-        message: String,
-    },
-}
-
-/// A connection to one daemon's Control API.
+/// A connection to one daemon, and what was learnt about it once.
 #[derive(Clone, Debug)]
 pub struct Client {
-    addr: Address,
-    channel: Channel,
-    control: ControlClient<Channel>,
-    /// Bound for quick queries (Info, ListWorkers): a listener that accepts
-    /// but never answers must not hang the caller.
-    query_timeout: Duration,
-    keepalive: Option<Duration>,
-    /// The engine `Output::load()` streams into when the daemon is not it.
-    load_engine: Option<Engine>,
+    daemon: Daemon,
     /// Whether the daemon can store attestations, asked once.
-    attestations: std::sync::Arc<tokio::sync::OnceCell<crate::build::AttestSupport>>,
-}
-
-/// What `rbuild info` shows.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct DaemonInfo {
-    /// `None` when the daemon predates the Info call (BuildKit < 0.11).
-    pub version: Option<Version>,
-    /// Every worker the daemon reported, in its order.
-    pub workers: Vec<Worker>,
-}
-
-/// The BuildKit release the daemon reports through the Info call.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Version {
-    /// The Go module path of the daemon's build, e.g. `github.com/moby/buildkit`.
-    pub package: String,
-    /// The release tag, e.g. `v0.16.0`.
-    pub version: String,
-    /// The commit the daemon was built from.
-    pub revision: String,
-}
-
-/// One of the daemon's workers (the OCI or containerd backend that runs steps).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Worker {
-    /// The worker's ID as the daemon reports it.
-    pub id: String,
-    /// `os/arch[/variant]`, as users write `--platform`.
-    pub platforms: Vec<String>,
-    /// The worker's labels (`org.mobyproject.buildkit.worker.*`: executor,
-    /// snapshotter, hostname, ...), sorted by key.
-    pub labels: BTreeMap<String, String>,
+    attestations: Arc<OnceCell<AttestSupport>>,
 }
 
 impl Client {
     /// Connects eagerly: an unreachable address fails here.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`] when the address cannot be reached, does not speak
+    /// HTTP/2, or refuses the TLS or SSH handshake; it says which.
     pub async fn connect(addr: Address, opts: &ConnectOptions) -> Result<Self, ConnectError> {
-        let channel = connect::channel(&addr, opts).await?;
-        let control = ControlClient::new(channel.clone())
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE);
-        let load_engine = match &addr {
-            Address::Docker(socket) => Some(Engine::new(socket.clone())),
-            // --load goes to the engine that runs the builder container.
-            Address::DockerContainer { engine, .. } => Some(Engine::new(engine.clone())),
-            // A remote host's engine is not the local one: --load streams
-            // into DOCKER_HOST's, as from a standalone buildkitd.
-            Address::Unix(_) | Address::Tcp { .. } | Address::Ssh { .. } => None,
-        };
-        Ok(Self {
-            addr,
-            channel,
-            control,
-            query_timeout: opts.timeout,
-            keepalive: opts.keepalive,
-            load_engine,
-            attestations: Default::default(),
+        Ok(Client {
+            daemon: Daemon::connect(addr, opts).await?,
+            attestations: Arc::default(),
         })
     }
 
     /// The address this client is connected to.
     pub fn address(&self) -> &Address {
-        &self.addr
+        self.daemon.address()
     }
 
     /// Loads images into `engine` instead of the one the address implies
     /// (a Docker Engine address: that engine; otherwise `DOCKER_HOST`).
-    pub fn with_load_engine(mut self, engine: Engine) -> Client {
-        self.load_engine = Some(engine);
-        self
-    }
-
-    /// Which kind of daemon this is: a Docker Engine keeps built images in
-    /// its own store, a standalone buildkitd in its own.
-    pub(crate) fn daemon(&self) -> Daemon {
-        match &self.addr {
-            Address::Docker(socket)
-                if self
-                    .load_engine
-                    .as_ref()
-                    .is_some_and(|e| e.socket() != socket.as_path()) =>
-            {
-                Daemon::OtherEngine
-            }
-            Address::Docker(_) => Daemon::Engine,
-            _ => Daemon::Buildkitd,
+    pub fn with_load_engine(self, engine: Engine) -> Client {
+        Client {
+            daemon: self.daemon.with_load_engine(engine),
+            ..self
         }
-    }
-
-    /// The engine this daemon is, for an engine address.
-    pub(crate) fn own_engine(&self) -> Option<Engine> {
-        match &self.addr {
-            Address::Docker(socket) => Some(Engine::new(socket.clone())),
-            _ => None,
-        }
-    }
-
-    /// The engine loads go to; `None`: the engine `DOCKER_HOST` names.
-    pub(crate) fn load_engine(&self) -> Option<Engine> {
-        self.load_engine.clone()
-    }
-
-    /// The bound for quick queries (the connect timeout).
-    pub(crate) fn query_timeout(&self) -> Duration {
-        self.query_timeout
     }
 
     /// The HTTP/2 ping interval this connection was opened with.
     pub fn keepalive(&self) -> Option<Duration> {
-        self.keepalive
-    }
-
-    /// A handle on the generated Control stub (cheap to clone; it shares the
-    /// connection).
-    pub(crate) fn control(&self) -> ControlClient<Channel> {
-        self.control.clone()
-    }
-
-    /// A stub for the daemon's read-only content store (the blobs of its
-    /// build records and exported images), over the same connection.
-    pub(crate) fn content(&self) -> ContentClient<Channel> {
-        ContentClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_SIZE)
+        self.daemon.keepalive()
     }
 
     /// The daemon's version and workers.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Timeout`] when the daemon does not answer within the
+    /// connect timeout, [`ClientError::Rpc`] when it answers with an error.
     pub async fn info(&self) -> Result<DaemonInfo, ClientError> {
-        let mut control = self.control();
-        let version = match self.quick("Info", control.info(InfoRequest {})).await? {
-            Ok(resp) => resp.into_inner().buildkit_version.map(|v| Version {
-                package: v.package,
-                version: v.version,
-                revision: v.revision,
-            }),
-            // Older daemons lack Info but are otherwise fine.
-            Err(status) if status.code() == tonic::Code::Unimplemented => None,
-            Err(status) => return Err(self.rpc_error("Info", &status)),
-        };
-        let workers = self
-            .quick(
-                "ListWorkers",
-                control.list_workers(ListWorkersRequest { filter: vec![] }),
-            )
-            .await?
-            .map_err(|status| self.rpc_error("ListWorkers", &status))?
-            .into_inner()
-            .record
-            .into_iter()
-            .map(|w| Worker {
-                id: w.id,
-                platforms: dedup(w.platforms.iter().map(platform_string)),
-                labels: w.labels.into_iter().collect(),
-            })
-            .collect();
-        Ok(DaemonInfo { version, workers })
+        self.daemon.info().await
     }
 
-    /// Runs a quick query under the query timeout.
-    async fn quick<T>(
-        &self,
-        call: &'static str,
-        fut: impl std::future::Future<Output = Result<T, tonic::Status>>,
-    ) -> Result<Result<T, tonic::Status>, ClientError> {
-        tokio::time::timeout(self.query_timeout, fut)
-            .await
-            .map_err(|_| ClientError::Timeout {
-                addr: self.addr.to_string(),
-                call,
-                secs: self.query_timeout.as_secs(),
-            })
-    }
-
-    pub(crate) fn rpc_error(&self, call: &'static str, status: &tonic::Status) -> ClientError {
-        ClientError::Rpc {
-            addr: self.addr.to_string(),
-            call,
-            message: status_message(status),
-        }
-    }
-}
-
-/// A gRPC status as one readable line: the daemon's message, or the code
-/// when the message is empty.
-pub(crate) fn status_message(status: &tonic::Status) -> String {
-    let msg = status.message().trim();
-    let msg = if msg.is_empty() {
-        format!("{:?}", status.code())
-    } else {
-        msg.to_string()
-    };
-    // A status made on this side from a transport error says only
-    // "transport error"; the cause is in its source.
-    match std::error::Error::source(status) {
-        Some(source) => {
-            let chain = crate::error_chain(source);
-            if chain.starts_with(&msg) {
-                chain
-            } else {
-                format!("{msg}: {chain}")
-            }
-        }
-        None => msg,
-    }
-}
-
-/// How a call died when the connection under it broke, as opposed to the
-/// daemon answering with an error.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum BrokenConnection {
-    /// An HTTP/2 keepalive ping went unanswered: the daemon hung or the
-    /// network to it is gone.
-    KeepaliveTimeout,
-    /// The connection failed otherwise (reset, closed, protocol error); the
-    /// text is the transport's error chain.
-    Failed(String),
-}
-
-/// `Some` when `status` was made on this side from a transport error rather
-/// than sent by the daemon. tonic keeps the transport error as the source.
-pub(crate) fn broken_connection(status: &tonic::Status) -> Option<BrokenConnection> {
-    use std::error::Error;
-    let source = status.source()?;
-    let chain = crate::error_chain(source);
-    let mut cause: Option<&dyn Error> = Some(source);
-    while let Some(e) = cause {
-        if let Some(h) = e.downcast_ref::<hyper::Error>()
-            && h.is_timeout()
-        {
-            return Some(BrokenConnection::KeepaliveTimeout);
-        }
-        cause = e.source();
-    }
-    // hyper reports its ping timeout as an opaque h2 error on some paths.
-    if chain.contains("keep-alive timed out") {
-        return Some(BrokenConnection::KeepaliveTimeout);
-    }
-    Some(BrokenConnection::Failed(chain))
-}
-
-/// Keeps the first of equal strings, in order: the engine lists its native
-/// platform twice (once with the OS version it was built for).
-fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for item in items {
-        if !out.contains(&item) {
-            out.push(item);
-        }
-    }
-    out
-}
-
-/// `os/arch[/variant]`.
-pub(crate) fn platform_string(p: &Platform) -> String {
-    let mut s = format!("{}/{}", p.os, p.architecture);
-    if !p.variant.is_empty() {
-        s.push('/');
-        s.push_str(&p.variant);
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn platforms_read_like_the_flag() {
-        let p = Platform {
-            architecture: "arm".into(),
-            os: "linux".into(),
-            variant: "v7".into(),
-            ..Default::default()
-        };
-        assert_eq!(platform_string(&p), "linux/arm/v7");
-        let p = Platform {
-            architecture: "amd64".into(),
-            os: "linux".into(),
-            ..Default::default()
-        };
-        assert_eq!(platform_string(&p), "linux/amd64");
+    /// The connection under this client.
+    pub(crate) fn daemon(&self) -> &Daemon {
+        &self.daemon
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::{CredentialsError, Credentials, helper};
+use super::{Credentials, CredentialsError, helper};
 
 /// The key Docker Hub's credentials are stored under.
 pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
@@ -87,10 +87,11 @@ impl DockerConfig {
                 });
             }
         };
-        let mut config = DockerConfig::parse(&bytes).map_err(|reason| CredentialsError::Invalid {
-            path: path.to_path_buf(),
-            reason,
-        })?;
+        let mut config =
+            DockerConfig::parse(&bytes).map_err(|reason| CredentialsError::Invalid {
+                path: path.to_path_buf(),
+                reason,
+            })?;
         config.source = Some(path.to_path_buf());
         Ok(config)
     }

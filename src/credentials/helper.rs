@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::{CredentialsError, Credentials};
+use super::{Credentials, CredentialsError};
 
 /// The daemon allows about 60 s per auth call; a helper that needs more
 /// (a stuck keychain prompt) should fail in time to say so.

@@ -94,7 +94,6 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,8 +11,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
-use super::{Engine, EngineError};
 use super::http1;
+use super::{Engine, EngineError};
 
 /// Inspect and list answers; a list of thousands of images stays well below.
 pub(super) const JSON_BODY_LIMIT: usize = 64 << 20;

@@ -186,8 +186,8 @@ pub(super) fn sha256_hex(digest: &str) -> Result<&str, EngineError> {
 mod tests {
     use super::*;
     use crate::docker_api::export_scan::tests::{hex, manifest};
-    use crate::testing::fake_engine::FakeEngine;
     use crate::docker_api::tarstream::tests::archive;
+    use crate::testing::fake_engine::FakeEngine;
 
     #[test]
     fn digests_are_checked_before_use() {

@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::daemon::DaemonKind;
+
 mod files;
 mod load;
 mod parse;
@@ -15,9 +17,9 @@ mod result;
 mod stream;
 
 pub use files::{check_destinations, write_atomically};
+pub(crate) use load::LoadSink;
 pub use parse::parse_output;
 pub use result::{OutputResult, attribute};
-pub(crate) use load::LoadSink;
 pub(crate) use stream::ChannelSink;
 
 /// One exporter of a build.
@@ -59,18 +61,6 @@ impl PartialEq for Channel {
 
 impl Eq for Channel {}
 
-/// Who runs the build: a Docker Engine keeps built images in its own store
-/// through the `moby` exporter, where a standalone buildkitd uses `image`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Daemon {
-    Engine,
-    /// An engine other than the one `--load` goes to (a pool node that is
-    /// not the local engine): images stay in its store as on `Engine`, and
-    /// `--load` streams a tarball into the local engine as from buildkitd.
-    OtherEngine,
-    Buildkitd,
-}
-
 const FLAG: &str = "output";
 
 /// Resolves typed outputs into the exporters of one solve; every mistake is
@@ -78,12 +68,12 @@ const FLAG: &str = "output";
 pub(crate) fn resolve(
     outputs: &[crate::build::Output],
     tags: &[String],
-    daemon: Daemon,
+    daemon: DaemonKind,
 ) -> Result<Vec<Export>, crate::build::InvalidBuild> {
     use crate::build::{InvalidBuild, Output};
     let cache_only = outputs.iter().any(|o| matches!(o, Output::CacheOnly));
     let mut exports: Vec<Export> = outputs.iter().filter_map(|o| o.to_export(tags)).collect();
-    if exports.is_empty() && !cache_only && (!tags.is_empty() || daemon != Daemon::Buildkitd) {
+    if exports.is_empty() && !cache_only && (!tags.is_empty() || daemon != DaemonKind::Buildkitd) {
         // buildx's docker driver keeps the image in the engine by default.
         let mut attrs = BTreeMap::new();
         if !tags.is_empty() {
@@ -113,14 +103,14 @@ pub(crate) fn resolve(
 /// On a Docker Engine the engine itself is the image store: `image` becomes
 /// `moby` (stored in the engine, pushed when asked) and `--load` needs no
 /// tarball at all, so both collapse into one `moby` exporter.
-fn on_daemon(exports: Vec<Export>, daemon: Daemon) -> Vec<Export> {
-    if daemon == Daemon::Buildkitd {
+fn on_daemon(exports: Vec<Export>, daemon: DaemonKind) -> Vec<Export> {
+    if daemon == DaemonKind::Buildkitd {
         return exports;
     }
     let mut out: Vec<Export> = Vec::new();
     for mut e in exports {
         let into_engine =
-            e.kind == "image" || (e.dest == Destination::Load && daemon == Daemon::Engine);
+            e.kind == "image" || (e.dest == Destination::Load && daemon == DaemonKind::Engine);
         if !into_engine {
             out.push(e);
             continue;
@@ -169,7 +159,7 @@ mod tests {
         Flags(list, tags.iter().map(|s| s.to_string()).collect())
     }
 
-    fn resolve(f: &Flags, daemon: Daemon) -> Result<Vec<Export>, crate::build::InvalidBuild> {
+    fn resolve(f: &Flags, daemon: DaemonKind) -> Result<Vec<Export>, crate::build::InvalidBuild> {
         super::resolve(&f.0, &f.1, daemon)
     }
 
@@ -178,7 +168,7 @@ mod tests {
         // -t r/app:1 --push --load -o type=tar,dest=app.tar
         let e = resolve(
             &flags(&["type=tar,dest=app.tar"], &["r/app:1"], true, true),
-            Daemon::Engine,
+            DaemonKind::Engine,
         )
         .unwrap();
         assert_eq!(e.len(), 2, "{e:?}");
@@ -191,7 +181,7 @@ mod tests {
 
     #[test]
     fn load_on_buildkitd_streams_a_docker_tarball() {
-        let e = resolve(&flags(&[], &["a:1"], true, true), Daemon::Buildkitd).unwrap();
+        let e = resolve(&flags(&[], &["a:1"], true, true), DaemonKind::Buildkitd).unwrap();
         assert_eq!(e.len(), 2);
         assert_eq!(
             (e[0].kind.as_str(), &e[0].dest),
@@ -241,11 +231,11 @@ mod tests {
         }
         let err = resolve(
             &flags(&["-", "type=tar,dest=-"], &[], false, false),
-            Daemon::Engine,
+            DaemonKind::Engine,
         )
         .unwrap_err();
         assert!(err.to_string().contains("stdout"));
-        let err = resolve(&flags(&[], &[], true, false), Daemon::Buildkitd).unwrap_err();
+        let err = resolve(&flags(&[], &[], true, false), DaemonKind::Buildkitd).unwrap_err();
         assert!(err.to_string().contains("image name"));
     }
 
@@ -274,7 +264,7 @@ mod tests {
                 true,
                 false,
             ),
-            Daemon::Engine,
+            DaemonKind::Engine,
         )
         .unwrap();
         // oci (0), tar (1), moby (2): the merged map is the moby image's.

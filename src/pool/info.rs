@@ -87,7 +87,7 @@ impl Pool {
 /// How many builds the daemon's history lists as active, under the query
 /// timeout.
 async fn running_builds(client: &Client) -> Option<usize> {
-    let mut control = client.control();
+    let mut control = client.daemon().control();
     let listen = async {
         let mut events = control
             .listen_build_history(BuildHistoryRequest {
@@ -106,7 +106,7 @@ async fn running_builds(client: &Client) -> Option<usize> {
         }
         Some(refs.len())
     };
-    tokio::time::timeout(client.query_timeout(), listen)
+    tokio::time::timeout(client.daemon().query_timeout(), listen)
         .await
         .ok()
         .flatten()

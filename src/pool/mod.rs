@@ -45,9 +45,9 @@ mod platforms;
 mod publish;
 mod route;
 
+pub use crate::progress::placement::{Placement, Skipped};
 pub use builds::Placed;
 pub use info::{Health, NodeStatus};
-pub use crate::progress::placement::{Placement, Skipped};
 pub use route::{KeySource, RouteKey, route_key};
 
 use std::path::PathBuf;

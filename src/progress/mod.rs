@@ -6,12 +6,12 @@
 //! end. It never decides where output goes or whether it is a terminal: the
 //! caller resolves `auto` and passes the writer (normally stderr).
 
-mod renderer;
 pub mod event;
-pub mod placement;
 mod group;
+pub mod placement;
 mod plain;
 mod rawjson;
+mod renderer;
 mod report;
 pub(crate) mod state;
 pub mod status;
@@ -28,12 +28,12 @@ mod replay;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-pub use renderer::{Renderer, render};
 pub use event::{Event, EventKind, StepMarker};
+pub use renderer::{Renderer, render};
 
+use crate::progress::status::StatusUpdate;
 #[cfg(test)]
 use crate::proto::moby::buildkit::v1::StatusResponse;
-use crate::progress::status::StatusUpdate;
 
 /// How progress is shown. `auto` is the caller's to resolve: `Tty` if stderr
 /// is a terminal, else `Plain`.

@@ -77,4 +77,3 @@ impl std::fmt::Display for RouteKey {
         write!(f, "{} ({})", self.value, self.source.describe())
     }
 }
-

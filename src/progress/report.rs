@@ -76,8 +76,8 @@ pub(crate) fn warnings(state: &State, color: bool) -> String {
 mod tests {
     use super::super::fixture::*;
     use super::*;
-    use crate::proto::pb;
     use crate::progress::status::StatusUpdate;
+    use crate::proto::pb;
 
     #[test]
     fn warnings_list_adds_missing_line_numbers() {

@@ -5,8 +5,8 @@
 //! tokens, storage redirects).
 
 use crate::registry::RegistryError;
-use crate::testing::fake_registry::FakeRegistry;
 use crate::registry::reference::ManifestRef;
+use crate::testing::fake_registry::FakeRegistry;
 
 #[tokio::test]
 async fn tags_follow_link_pages() {

@@ -17,13 +17,13 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use crate::credentials::{AuthScope, DockerConfig};
 use crate::proto::moby::filesync::v1::auth_server::{Auth, AuthServer};
 use crate::proto::moby::filesync::v1::{
     CredentialsRequest, CredentialsResponse, FetchTokenRequest, FetchTokenResponse,
     GetTokenAuthorityRequest, GetTokenAuthorityResponse, VerifyTokenAuthorityRequest,
     VerifyTokenAuthorityResponse,
 };
-use crate::credentials::{AuthScope, DockerConfig};
 
 /// The methods [`AuthService`] registers, for the session header.
 pub const METHODS: &[&str] = &[
@@ -69,7 +69,9 @@ impl Auth for AuthService {
         match self.config.credentials(&host).await {
             Ok(found) => {
                 tracing::debug!(host, found = found.is_some(), "registry credentials");
-                let (username, secret) = found.map(|c| (c.username().to_string(), c.secret().to_string())).unwrap_or_default();
+                let (username, secret) = found
+                    .map(|c| (c.username().to_string(), c.secret().to_string()))
+                    .unwrap_or_default();
                 Ok(Response::new(CredentialsResponse { username, secret }))
             }
             Err(e) => {

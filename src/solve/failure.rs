@@ -8,7 +8,7 @@ use prost::Message;
 use crate::build::plan::BuildPlan;
 use crate::build::{BuildError, SourceLocation, StepFailure};
 use crate::cache::CacheFailure;
-use crate::client::status_message;
+use crate::daemon::status_message;
 use crate::progress::Summary;
 use crate::progress::state::State;
 use crate::proto::errdefs;

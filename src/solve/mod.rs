@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::build::plan::{BuildPlan, DockerfileSource};
 use crate::build::{BuildError, BuildResult, StepReport, UploadStats};
 use crate::cache::{self, CacheEntry, LocalCache, Scrubber};
-use crate::client::{BrokenConnection, Client, broken_connection, status_message};
-use crate::output::LoadSink;
+use crate::daemon::{BrokenConnection, Daemon, broken_connection, status_message};
 use crate::output::Destination;
+use crate::output::LoadSink;
 use crate::progress::Summary;
 use crate::progress::event::{EventKind, EventSink};
 use crate::progress::state::State;
@@ -181,7 +181,7 @@ pub(crate) fn preview_request(plan: &BuildPlan) -> SolveRequest {
 }
 
 pub(crate) async fn run(
-    client: &Client,
+    client: &Daemon,
     plan: &BuildPlan,
     events: &EventSink,
     cancel: CancellationToken,
@@ -392,7 +392,7 @@ async fn drain(mut task: StatusTask) -> (Summary, State) {
 /// The daemon's own error, or what happened to the connection when the
 /// call died on this side.
 fn solve_failure(
-    client: &Client,
+    client: &Daemon,
     plan: &BuildPlan,
     status: &tonic::Status,
     (summary, state): (&Summary, &State),
@@ -417,7 +417,7 @@ fn solve_failure(
 /// Folds the Status stream and passes each update on as an event, with
 /// the build's cache credentials taken out.
 async fn forward_status(
-    client: Client,
+    client: Daemon,
     build_ref: String,
     events: EventSink,
     scrubber: Scrubber,

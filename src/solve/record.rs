@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use tonic::transport::Channel;
 
 use crate::build::MetadataProvenance;
-use crate::client::Client;
+use crate::daemon::Daemon;
 use crate::proto::containerd::services::content::v1::ReadContentRequest;
 use crate::proto::containerd::services::content::v1::content_client::ContentClient;
 use crate::proto::moby::buildkit::v1::{BuildHistoryRequest, BuildResultInfo};
@@ -39,7 +39,7 @@ pub(crate) enum RecordError {
 /// buildx writes them: keyed by platform for a multi-platform build, by ""
 /// otherwise. Empty when the build attached none.
 pub(crate) async fn provenance(
-    client: &Client,
+    client: &Daemon,
     build_ref: &str,
 ) -> Result<BTreeMap<String, Value>, RecordError> {
     let mut control = client.control();
@@ -108,7 +108,7 @@ fn provenance_blob(result: &BuildResultInfo) -> Option<String> {
 /// The image manifests an exported index lists, without its attestation
 /// manifests: `(platform, digest)`, platform as `os/arch[/variant]`.
 pub(crate) async fn image_manifests(
-    client: &Client,
+    client: &Daemon,
     index_digest: &str,
 ) -> Result<Vec<(String, String)>, RecordError> {
     let blob = read_blob(&mut client.content(), index_digest).await?;
@@ -296,7 +296,7 @@ fn strip_nulls(map: Map<String, Value>) -> Map<String, Value> {
 /// manifests of each exported index. Read only when the build attached
 /// provenance: a build without it keeps its one-call cost.
 pub(crate) async fn read_record(
-    client: &Client,
+    client: &Daemon,
     plan: &crate::build::plan::BuildPlan,
     build_ref: &str,
     outputs: &mut [crate::output::OutputResult],

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::build::plan::BuildPlan;
-use crate::client::Client;
+use crate::daemon::Daemon;
 use crate::session::filesync::{LocalSource, TransferStats};
 use crate::session::{CONTEXT_SOURCE, Session, SessionConfig, SessionError};
 
@@ -69,7 +69,7 @@ fn assign(plans: &[&BuildPlan]) -> (Vec<SourceSet>, Vec<BTreeMap<String, usize>>
 impl SharedLocals {
     /// Opens one session per group of shared sources.
     pub(crate) async fn open(
-        client: &Client,
+        client: &Daemon,
         plans: &[&BuildPlan],
     ) -> Result<SharedLocals, SessionError> {
         let (groups, assignment) = assign(plans);
@@ -153,7 +153,7 @@ mod tests {
         let plan = |d: &std::path::Path| {
             crate::build::plan::prepare(
                 &crate::Build::new(d),
-                crate::output::Daemon::Buildkitd,
+                crate::daemon::DaemonKind::Buildkitd,
                 None,
                 crate::build::AttestSupport::Yes,
                 &crate::upstream::Resolved::default(),

@@ -12,10 +12,11 @@ use bytes::Bytes;
 use super::context;
 use super::{AttestSupport, Build, BuildError, InvalidBuild, Network};
 use crate::cache::{self, CacheEntry, Scrubber};
-use crate::dockerfile::{RefreshOptions, Rewritten};
-use crate::docker_api::Engine;
-use crate::output::{self, Daemon, Export};
 use crate::credentials::{AuthScope, DockerConfig};
+use crate::daemon::DaemonKind;
+use crate::docker_api::Engine;
+use crate::dockerfile::{RefreshOptions, Rewritten};
+use crate::output::{self, Export};
 use crate::session::filesync::LocalSource;
 use crate::session::upload::ContextArchive;
 use crate::session::{secrets, sshforward};
@@ -76,7 +77,7 @@ pub(crate) struct BuildPlan {
 /// its upstreams are now ([`look_upstream`]).
 pub(crate) fn prepare(
     build: &Build,
-    daemon: Daemon,
+    daemon: DaemonKind,
     engine: Option<Engine>,
     attest_support: AttestSupport,
     resolved: &Resolved,

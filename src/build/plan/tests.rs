@@ -17,7 +17,7 @@ fn cache_entries_are_completed_from_the_callers_env() {
     // Nothing is read from the process: without an env the entry is out.
     let plan = prepare(
         &build,
-        Daemon::Engine,
+        DaemonKind::Engine,
         None,
         AttestSupport::Yes,
         &Resolved::default(),
@@ -35,7 +35,7 @@ fn cache_entries_are_completed_from_the_callers_env() {
     };
     let plan = prepare(
         &build.cache_env(env),
-        Daemon::Engine,
+        DaemonKind::Engine,
         None,
         AttestSupport::Yes,
         &Resolved::default(),
@@ -51,7 +51,7 @@ fn mistakes_are_found_before_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let err = prepare(
         &Build::new("/nonexistent/ctx"),
-        Daemon::Engine,
+        DaemonKind::Engine,
         None,
         AttestSupport::Yes,
         &Resolved::default(),
@@ -63,7 +63,7 @@ fn mistakes_are_found_before_the_daemon() {
     );
     let err = prepare(
         &Build::new(dir.path()),
-        Daemon::Engine,
+        DaemonKind::Engine,
         None,
         AttestSupport::Yes,
         &Resolved::default(),
@@ -74,7 +74,7 @@ fn mistakes_are_found_before_the_daemon() {
     let reserved = Build::new(dir.path()).named_context("context", dir.path());
     let err = prepare(
         &reserved,
-        Daemon::Engine,
+        DaemonKind::Engine,
         None,
         AttestSupport::Yes,
         &Resolved::default(),
@@ -84,7 +84,7 @@ fn mistakes_are_found_before_the_daemon() {
     let push = Build::new(dir.path()).output(super::super::Output::registry());
     let err = prepare(
         &push,
-        Daemon::Buildkitd,
+        DaemonKind::Buildkitd,
         None,
         AttestSupport::Yes,
         &Resolved::default(),

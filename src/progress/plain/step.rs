@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use super::Moment;
+use crate::progress::status::{StatusItem, is_canceled};
 use crate::progress::units;
 use crate::progress::vertex::{LogLine, VertexState};
-use crate::progress::status::{StatusItem, is_canceled};
 
 /// A running sub-task is first shown once it has run this long; most finish
 /// sooner and get only their `done` line.

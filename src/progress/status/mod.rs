@@ -269,7 +269,11 @@ impl Warning {
 impl SourceRange {
     pub(crate) fn from_proto(r: &pb::Range) -> Self {
         SourceRange {
-            start: r.start.as_ref().map(Position::from_proto).unwrap_or_default(),
+            start: r
+                .start
+                .as_ref()
+                .map(Position::from_proto)
+                .unwrap_or_default(),
             end: r.end.as_ref().map(Position::from_proto).unwrap_or_default(),
         }
     }

@@ -10,7 +10,7 @@ use tonic::transport::Channel;
 use super::FakeDaemon;
 use crate::build::plan::{self, BuildPlan};
 use crate::build::{AttestSupport, Build, DockerConfig};
-use crate::output::Daemon;
+use crate::daemon::DaemonKind;
 use crate::proto::moby::filesync::v1::CredentialsRequest;
 use crate::proto::moby::filesync::v1::auth_client::AuthClient;
 use crate::session::SessionConfig;
@@ -57,7 +57,7 @@ impl Logins {
         let build = build.registry_auth(self.config());
         plan::prepare(
             &build,
-            Daemon::Buildkitd,
+            DaemonKind::Buildkitd,
             None,
             AttestSupport::No("test".into()),
             &crate::upstream::Resolved::default(),

@@ -16,7 +16,7 @@ use tonic::{Code, Request, Status};
 use super::FakeDaemon;
 use crate::build::plan::{self, BuildPlan};
 use crate::build::{AttestSupport, Build, DockerConfig};
-use crate::output::Daemon;
+use crate::daemon::DaemonKind;
 use crate::proto::fsutil::types::Packet;
 use crate::proto::fsutil::types::packet::PacketType;
 use crate::proto::moby::filesync::v1::file_sync_client::FileSyncClient;
@@ -171,7 +171,7 @@ impl Layout {
         let build = build.registry_auth(DockerConfig::default());
         plan::prepare(
             &build,
-            Daemon::Buildkitd,
+            DaemonKind::Buildkitd,
             None,
             AttestSupport::No("test".into()),
             &crate::upstream::Resolved::default(),

@@ -20,11 +20,11 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::session::tunnel::TunnelIo;
-use crate::session::{Session, SessionConfig};
 use crate::proto::moby::buildkit::v1::control_client::ControlClient;
 use crate::proto::moby::buildkit::v1::control_server::{Control, ControlServer};
 use crate::proto::moby::buildkit::v1::*;
+use crate::session::tunnel::TunnelIo;
+use crate::session::{Session, SessionConfig};
 
 /// The daemon's end of one attached session.
 pub(crate) struct Attached {
