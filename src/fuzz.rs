@@ -217,10 +217,13 @@ pub(crate) fn lines(data: &[u8]) -> Vec<String> {
 /// Targets whose entry points the crate root reaches; the others sit beside their code.
 mod targets {
     use super::{lines, run};
-    use crate::build::{
-        Annotation, AttestKind, Attestation, CacheEntry, ExtraHost, NamedContext, Output,
-        SecretSpec, SshSpec, Ulimit, parse_size,
+    use crate::buildspec::{
+        Annotation, AttestKind, Attestation, ExtraHost, NamedContext, Ulimit, parse_size,
     };
+    use crate::cache::CacheEntry;
+    use crate::output::Output;
+    use crate::session::secrets::SecretSpec;
+    use crate::session::sshforward::SshSpec;
 
     /// buildx's CSV specs: one per line, each tried as every kind of flag value.
     #[test]

@@ -52,8 +52,8 @@
 #![warn(missing_docs)]
 
 pub mod bake;
-pub mod build;
-pub(crate) mod cache;
+pub mod buildspec;
+pub mod cache;
 pub mod client;
 pub mod connect;
 pub mod credentials;
@@ -63,24 +63,26 @@ pub mod dockerfile;
 pub mod duration;
 #[cfg(test)]
 mod fuzz;
-pub(crate) mod output;
+pub mod outcome;
+pub mod output;
 pub mod pool;
 pub mod progress;
 pub mod proto;
 pub mod registry;
-pub(crate) mod session;
+pub mod request;
+pub mod session;
 pub(crate) mod solve;
 pub(crate) mod spec;
 #[cfg(test)]
 mod testing;
 pub mod upstream;
 
-pub use build::{
-    Build, BuildError, BuildResult, CacheEntry, CacheEnv, Dockerfile, Entitlement, Network, Output,
-    StepFailure,
-};
+pub use buildspec::{Build, Dockerfile, Entitlement, Network};
+pub use cache::{CacheEntry, CacheEnv};
 pub use client::{BuildOptions, Client, ClientError, DaemonInfo, Worker};
 pub use connect::{Address, ConnectError, ConnectOptions};
+pub use outcome::{BuildError, BuildResult, StepFailure};
+pub use output::Output;
 pub use spec::SpecError;
 pub use tokio_util::sync::CancellationToken;
 

@@ -4,8 +4,11 @@
 use std::path::Path;
 
 use super::{BakeError, Target};
-use crate::build::{Build, Dockerfile, Entitlement, Network, Output, SecretSpec, SshSpec};
+use crate::buildspec::{Build, Dockerfile, Entitlement, Network};
 use crate::cache::CacheEntry;
+use crate::output::Output;
+use crate::session::secrets::SecretSpec;
+use crate::session::sshforward::SshSpec;
 
 pub(super) fn to_build(
     name: &str,
@@ -41,13 +44,13 @@ pub(super) fn to_build(
         } else {
             // The same forms as `--build-context`; local paths are the
             // target's context's relatives, as its other paths are.
-            let source = match value.parse::<crate::build::NamedContext>() {
-                Ok(crate::build::NamedContext::Dir(dir)) => {
-                    crate::build::NamedContext::Dir(context.join(dir))
+            let source = match value.parse::<crate::buildspec::NamedContext>() {
+                Ok(crate::buildspec::NamedContext::Dir(dir)) => {
+                    crate::buildspec::NamedContext::Dir(context.join(dir))
                 }
-                Ok(crate::build::NamedContext::OciLayout(mut layout)) => {
+                Ok(crate::buildspec::NamedContext::OciLayout(mut layout)) => {
                     layout.dir = context.join(&layout.dir);
-                    crate::build::NamedContext::OciLayout(layout)
+                    crate::buildspec::NamedContext::OciLayout(layout)
                 }
                 Ok(other) => other,
                 Err(e) => {
@@ -88,22 +91,22 @@ pub(super) fn to_build(
         b = b.no_cache_stage(stage);
     }
     if let Some(size) = &t.shm_size {
-        b = b.shm_size(crate::build::parse_size(size).map_err(|e| bad(e.to_string()))?);
+        b = b.shm_size(crate::buildspec::parse_size(size).map_err(|e| bad(e.to_string()))?);
     }
     for u in &t.ulimits {
         b = b.ulimit(
             u.parse()
-                .map_err(|e: crate::build::InvalidBuild| bad(e.to_string()))?,
+                .map_err(|e: crate::buildspec::InvalidBuild| bad(e.to_string()))?,
         );
     }
     for a in &t.annotations {
         b = b.annotation(
             a.parse()
-                .map_err(|e: crate::build::InvalidBuild| bad(e.to_string()))?,
+                .map_err(|e: crate::buildspec::InvalidBuild| bad(e.to_string()))?,
         );
     }
     for a in &t.attest {
-        b = b.attest(crate::build::Attestation::parse(a).map_err(|e| bad(e.to_string()))?);
+        b = b.attest(crate::buildspec::Attestation::parse(a).map_err(|e| bad(e.to_string()))?);
     }
     b = b.network(match t.network.as_deref() {
         None | Some("default") => Network::Default,

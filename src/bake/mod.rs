@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 pub use target::Target;
 
-use crate::build::Build;
+use crate::buildspec::Build;
 
 /// The functions bake files may call.
 pub const SUPPORTED_FUNCTIONS: &[&str] = funcs::SUPPORTED;

@@ -158,7 +158,7 @@ fn targets_become_typed_builds() {
 
 #[test]
 fn contexts_take_every_build_context_form() {
-    use crate::build::NamedContext;
+    use crate::buildspec::NamedContext;
     let contexts = [
         ("lib", "shared/lib"),
         ("base", "docker-image://alpine:3"),

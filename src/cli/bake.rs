@@ -145,7 +145,7 @@ pub async fn run(global: &GlobalArgs, args: BakeArgs) -> anyhow::Result<u8> {
     }
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let with_defaults = super::plan::default_attestations()?;
-    let cache_env = rbuild::build::CacheEnv::from_env();
+    let cache_env = rbuild::cache::CacheEnv::from_env();
     let mut builds: Vec<rbuild::Build> = Definition::builds(&chosen, &cwd)?
         .into_iter()
         .map(|b| {
@@ -296,7 +296,7 @@ async fn execute(
     }
     if let Some(path) = &args.metadata_file {
         let text = serde_json::to_string_pretty(&serde_json::Value::Object(metadata))?;
-        rbuild::build::write_atomically(path, text.as_bytes())
+        rbuild::output::write_atomically(path, text.as_bytes())
             .with_context(|| format!("cannot write --metadata-file {}", path.display()))?;
     }
     Ok(if canceled {
@@ -311,7 +311,7 @@ async fn execute(
 /// A target's error as the user should read it: as the build command's,
 /// except where the fix is in the bake file rather than a flag.
 fn target_error(e: BuildError) -> anyhow::Error {
-    use rbuild::build::InvalidBuild;
+    use rbuild::buildspec::InvalidBuild;
     match e {
         BuildError::Invalid(InvalidBuild::PushWithoutName) => {
             anyhow::anyhow!("pushing needs an image name: give the target tags")

@@ -73,7 +73,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
             started.elapsed(),
             &placement,
         );
-        rbuild::build::write_atomically(path, report.to_string().as_bytes())
+        rbuild::output::write_atomically(path, report.to_string().as_bytes())
             .with_context(|| format!("cannot write --report {}", path.display()))?;
     }
 
@@ -125,7 +125,7 @@ fn dockerfile_shown(args: &BuildArgs) -> std::path::PathBuf {
 /// A library error as the user should read it: where the cause is one of
 /// their flags, the flag is named.
 pub(super) fn user_error(e: BuildError) -> anyhow::Error {
-    use rbuild::build::InvalidBuild;
+    use rbuild::buildspec::InvalidBuild;
     match e {
         BuildError::Invalid(InvalidBuild::Spec(e)) => flags::spec_error(e),
         // Their messages start with the field the flag is named after.
@@ -198,14 +198,14 @@ fn write_results(args: &BuildArgs, outcome: &BuildResult) -> anyhow::Result<()> 
         let text = serde_json::to_string_pretty(
             &outcome.metadata_json_with(super::plan::metadata_provenance()),
         )?;
-        rbuild::build::write_atomically(path, text.as_bytes())
+        rbuild::output::write_atomically(path, text.as_bytes())
             .with_context(|| format!("cannot write --metadata-file {}", path.display()))?;
     }
     if let Some(path) = &args.iidfile {
         let id = outcome
             .image_id()
             .context("--iidfile: the build produced no image (add -t or an image output)")?;
-        rbuild::build::write_atomically(path, id.as_bytes())
+        rbuild::output::write_atomically(path, id.as_bytes())
             .with_context(|| format!("cannot write --iidfile {}", path.display()))?;
     }
     Ok(())

@@ -85,7 +85,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
     check_upstreams::write(&mut out, &rows)?;
     if let Some(path) = &args.report {
         let json = check_upstreams::json(&name, &rows);
-        rbuild::build::write_atomically(path, json.to_string().as_bytes())
+        rbuild::output::write_atomically(path, json.to_string().as_bytes())
             .with_context(|| format!("cannot write --report {}", path.display()))?;
     }
     Ok(0)

@@ -2,7 +2,7 @@
 //! values or an error that quotes the bad value and shows the right form.
 
 use anyhow::bail;
-use rbuild::build::NamedContext;
+use rbuild::buildspec::NamedContext;
 
 /// `--build-arg KEY=VALUE` or `KEY` (value from the environment; skipped
 /// when unset, as docker does).

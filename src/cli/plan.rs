@@ -5,9 +5,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use rbuild::build::{
-    AttestKind, Attestation, CacheEnv, ContextInput, ExtraHost, Freshness, SecretSpec, SshSpec,
-};
+use rbuild::buildspec::{AttestKind, Attestation, ContextInput, ExtraHost, Freshness};
+use rbuild::cache::CacheEnv;
+use rbuild::session::SecretSpec;
+use rbuild::session::SshSpec;
 use rbuild::{Build, CacheEntry, Dockerfile, Output};
 
 use super::build_args::{BuildArgs, Network};
@@ -59,11 +60,11 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
     }
     if let Some(size) = &args.shm_size {
         let bytes =
-            rbuild::build::parse_size(size).map_err(|e| anyhow::anyhow!("--shm-size {e}"))?;
+            rbuild::buildspec::parse_size(size).map_err(|e| anyhow::anyhow!("--shm-size {e}"))?;
         build = build.shm_size(bytes);
     }
     for u in &args.ulimits {
-        let limit: rbuild::build::Ulimit =
+        let limit: rbuild::buildspec::Ulimit =
             u.parse().map_err(|e| anyhow::anyhow!("--ulimit {e}"))?;
         build = build.ulimit(limit);
     }
@@ -71,7 +72,7 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
         build = build.cgroup_parent(parent);
     }
     for a in &args.annotations {
-        let annotation: rbuild::build::Annotation =
+        let annotation: rbuild::buildspec::Annotation =
             a.parse().map_err(|e| anyhow::anyhow!("--annotation {e}"))?;
         build = build.annotation(annotation);
     }
@@ -249,8 +250,8 @@ pub(crate) fn default_attestations() -> anyhow::Result<bool> {
 
 /// buildx's `BUILDX_METADATA_PROVENANCE`: `min` (the default), `max`, or
 /// `disabled`/a false boolean; anything else means the default, as in buildx.
-pub(crate) fn metadata_provenance() -> rbuild::build::MetadataProvenance {
-    use rbuild::build::MetadataProvenance as M;
+pub(crate) fn metadata_provenance() -> rbuild::outcome::MetadataProvenance {
+    use rbuild::outcome::MetadataProvenance as M;
     match std::env::var("BUILDX_METADATA_PROVENANCE").as_deref() {
         Ok("max") => M::Max,
         Ok("disabled" | "0" | "f" | "F" | "false" | "FALSE" | "False") => M::Off,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rbuild::build::{CacheDirection, CacheStatus};
+use rbuild::cache::{CacheDirection, CacheStatus};
 use rbuild::dockerfile::{Refresh, RefreshedStep};
 use rbuild::pool::Placement;
 use rbuild::progress::Summary;
@@ -84,7 +84,7 @@ pub fn combined(
 }
 
 fn describe(entries: &[CacheEntry]) -> String {
-    use rbuild::build::CacheBackend;
+    use rbuild::cache::CacheBackend;
     let names: Vec<String> = entries
         .iter()
         .map(|e| match &e.kind {

@@ -1,7 +1,7 @@
 //! Whether the connected daemon can store attestations, which decides
 //! buildx's default provenance and whether an explicit `--attest` can work.
 
-use crate::build::AttestSupport as Support;
+use crate::buildspec::AttestSupport as Support;
 use crate::connect::Address;
 
 use super::Client;

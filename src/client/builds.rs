@@ -8,12 +8,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::Client;
 use super::deps;
-use crate::build::plan::{self, BuildPlan};
-use crate::build::{Build, BuildError, BuildResult};
+use crate::buildspec::Build;
 use crate::dockerfile::progress_marks;
-use crate::pool::Placement;
+use crate::outcome::{BuildError, BuildResult};
 use crate::progress::event::{Event, EventKind, EventSink, StepMarker};
+use crate::progress::placement::Placement;
 use crate::progress::status::{StatusUpdate, Warning};
+use crate::request::{self as plan, BuildPlan};
 use crate::solve::{self, SharedLocals};
 
 /// How a build is run: where its progress goes and what cancels it.

@@ -10,8 +10,10 @@
 
 use tokio::sync::watch;
 
-use crate::build::{Build, BuildError, BuildResult, ImageArchive, ImageOutput, Output};
+use crate::buildspec::Build;
 use crate::daemon::DaemonKind;
+use crate::outcome::{BuildError, BuildResult};
+use crate::output::{ImageArchive, ImageOutput, Output};
 
 /// What a build publishes for its dependents: its image ref, or why there
 /// is none.

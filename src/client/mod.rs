@@ -16,7 +16,7 @@ pub use crate::daemon::{ClientError, DaemonInfo, Version, Worker};
 pub use builds::BuildOptions;
 pub(crate) use builds::Slot;
 
-use crate::build::AttestSupport;
+use crate::buildspec::AttestSupport;
 use crate::connect::{Address, ConnectError, ConnectOptions};
 use crate::daemon::Daemon;
 use crate::docker_api::Engine;

@@ -15,21 +15,26 @@ mod load;
 mod parse;
 mod result;
 mod stream;
+mod typed;
 
-pub use files::{check_destinations, write_atomically};
+pub(crate) use files::check_destinations;
+pub use files::write_atomically;
 pub(crate) use load::LoadSink;
-pub use parse::parse_output;
-pub use result::{OutputResult, attribute};
+pub(crate) use parse::parse_output;
+pub use result::OutputResult;
+pub(crate) use result::attribute;
 pub(crate) use stream::ChannelSink;
+pub use typed::{FileDest, ImageArchive, ImageOutput, Output};
 
-/// One exporter of a build.
+/// One exporter of a build, as the Solve request names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Export {
+pub(crate) struct Export {
     /// The daemon's exporter type (`image`, `moby`, `tar`, `local`, ...).
-    pub kind: String,
-    pub attrs: BTreeMap<String, String>,
+    pub(crate) kind: String,
+    /// Its attributes, as sent.
+    pub(crate) attrs: BTreeMap<String, String>,
     /// Where the exporter's files go on this machine, if it sends any.
-    pub dest: Destination,
+    pub(crate) dest: Destination,
 }
 
 /// Where an exporter's result ends up on the client side.
@@ -61,16 +66,27 @@ impl PartialEq for Channel {
 
 impl Eq for Channel {}
 
+/// Outputs that cannot go together, found before the daemon is contacted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum OutputError {
+    /// An image output pushes but nothing names the image.
+    #[error("pushing needs an image name: tag the build or give the output a name")]
+    PushWithoutName,
+    /// More than one output writes to standard output.
+    #[error("only one output can go to stdout")]
+    TwoStdouts,
+}
+
 const FLAG: &str = "output";
 
 /// Resolves typed outputs into the exporters of one solve; every mistake is
 /// reported here, before the daemon is contacted.
 pub(crate) fn resolve(
-    outputs: &[crate::build::Output],
+    outputs: &[crate::output::Output],
     tags: &[String],
     daemon: DaemonKind,
-) -> Result<Vec<Export>, crate::build::InvalidBuild> {
-    use crate::build::{InvalidBuild, Output};
+) -> Result<Vec<Export>, OutputError> {
+    use crate::output::Output;
     let cache_only = outputs.iter().any(|o| matches!(o, Output::CacheOnly));
     let mut exports: Vec<Export> = outputs.iter().filter_map(|o| o.to_export(tags)).collect();
     if exports.is_empty() && !cache_only && (!tags.is_empty() || daemon != DaemonKind::Buildkitd) {
@@ -86,7 +102,7 @@ pub(crate) fn resolve(
             && e.attrs.get("push").is_some_and(|p| p == "true")
             && !e.attrs.contains_key("name")
         {
-            return Err(InvalidBuild::PushWithoutName);
+            return Err(OutputError::PushWithoutName);
         }
     }
     if exports
@@ -95,7 +111,7 @@ pub(crate) fn resolve(
         .count()
         > 1
     {
-        return Err(InvalidBuild::TwoStdouts);
+        return Err(OutputError::TwoStdouts);
     }
     Ok(on_daemon(exports, daemon))
 }
@@ -143,7 +159,7 @@ pub(crate) fn image_export(attrs: BTreeMap<String, String>) -> Export {
 mod tests {
     use super::*;
 
-    use crate::build::Output;
+    use crate::output::Output;
 
     /// The CLI's order: `-o` values, then `--push`, then `--load`.
     struct Flags(Vec<Output>, Vec<String>);
@@ -159,7 +175,7 @@ mod tests {
         Flags(list, tags.iter().map(|s| s.to_string()).collect())
     }
 
-    fn resolve(f: &Flags, daemon: DaemonKind) -> Result<Vec<Export>, crate::build::InvalidBuild> {
+    fn resolve(f: &Flags, daemon: DaemonKind) -> Result<Vec<Export>, OutputError> {
         super::resolve(&f.0, &f.1, daemon)
     }
 

@@ -21,8 +21,10 @@ use tokio::sync::Barrier;
 use super::platforms::{self, Share};
 use super::publish::{Targets, merged};
 use super::{Placed, Placement, Pool, PoolError, RouteKey};
-use crate::build::{Build, BuildError, BuildResult, Output};
+use crate::buildspec::Build;
 use crate::client::{BuildOptions, Client, Slot};
+use crate::outcome::{BuildError, BuildResult};
+use crate::output::Output;
 
 /// One platform's build: its node, and where it pushes.
 pub(super) struct Part {

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use futures::future::join_all;
 
 use super::{Placement, Pool, PoolError, route};
-use crate::build::{Build, BuildError, BuildResult};
+use crate::buildspec::Build;
 use crate::client::{BuildOptions, Client, Slot};
+use crate::outcome::{BuildError, BuildResult};
 
 /// One build's outcome in a pool: where it ran, and how it went.
 #[derive(Debug)]

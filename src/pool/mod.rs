@@ -45,6 +45,8 @@ mod platforms;
 mod publish;
 mod route;
 
+pub use crate::outcome::PoolError;
+pub(crate) use crate::progress::placement::shown;
 pub use crate::progress::placement::{Placement, Skipped};
 pub use builds::Placed;
 pub use info::{Health, NodeStatus};
@@ -107,14 +109,6 @@ impl Node {
     }
 }
 
-pub(crate) fn shown(name: &str, address: &str) -> String {
-    if name == address {
-        address.to_string()
-    } else {
-        format!("{name:?} ({address})")
-    }
-}
-
 /// `node` passed over for `reason`.
 fn passed_over(node: &Node, reason: &str) -> Skipped {
     Skipped {
@@ -122,40 +116,6 @@ fn passed_over(node: &Node, reason: &str) -> Skipped {
         address: node.address.to_string(),
         reason: reason.to_string(),
     }
-}
-
-/// Why a pool cannot be made or cannot place a build.
-#[derive(Debug, thiserror::Error)]
-pub enum PoolError {
-    /// A pool needs at least one node.
-    #[error("the pool has no nodes")]
-    Empty,
-    /// Two nodes with one name would hash alike.
-    #[error("two nodes are named {0:?}; node names must be unique")]
-    DuplicateName(String),
-    /// The pool's only node cannot be reached (the error a lone daemon gives).
-    #[error(transparent)]
-    Unreachable(#[from] ConnectError),
-    /// The same failure as another build of the call, which carries the
-    /// typed error.
-    #[error("{0}")]
-    Repeated(String),
-    /// Every node was tried and none took the build.
-    #[error("no node of the pool can take the build (route key {key}): {}", skipped_list(.skipped))]
-    NoNode {
-        /// The routing key, as shown.
-        key: String,
-        /// Every node and why it was skipped.
-        skipped: Vec<Skipped>,
-    },
-}
-
-fn skipped_list(skipped: &[Skipped]) -> String {
-    skipped
-        .iter()
-        .map(|s| format!("{}: {}", shown(&s.node, &s.address), s.reason))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// A connected, healthy node and what its health check returned.

@@ -11,7 +11,9 @@ use base64::Engine as _;
 use bytes::Bytes;
 
 use super::across::Part;
-use crate::build::{Build, BuildError, BuildResult, InvalidBuild, Output};
+use crate::buildspec::{Build, InvalidBuild};
+use crate::outcome::{BuildError, BuildResult};
+use crate::output::Output;
 use crate::output::{Destination, OutputResult};
 use crate::registry::{self, Registry, RegistryOptions, Repository};
 

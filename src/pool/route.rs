@@ -11,7 +11,8 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::build::{Build, CacheBackend};
+use crate::buildspec::Build;
+use crate::cache::CacheBackend;
 pub use crate::progress::placement::{KeySource, RouteKey};
 
 /// The key `build` is routed by: the one it was given, else its registry

@@ -77,3 +77,12 @@ impl std::fmt::Display for RouteKey {
         write!(f, "{} ({})", self.value, self.source.describe())
     }
 }
+
+/// `"name" (address)`, or the address alone when it is the name.
+pub(crate) fn shown(name: &str, address: &str) -> String {
+    if name == address {
+        address.to_string()
+    } else {
+        format!("{name:?} ({address})")
+    }
+}

@@ -7,15 +7,24 @@
 //! [`upload`]). The header that
 //! tells the daemon which methods exist is derived from what was registered
 //! (upstream: session/session.go, `allowedMethods`).
+//!
+//! A program sees only what it hands a build for the session to serve
+//! ([`SecretSpec`], [`SshSpec`], [`ContextArchive`]) and the errors about
+//! them; the services themselves are the daemon's to call, never a program's.
 
-pub mod auth;
-pub mod content;
-pub mod filesend;
-pub mod filesync;
-pub mod secrets;
-pub mod sshforward;
-pub mod tunnel;
-pub mod upload;
+pub(crate) mod auth;
+pub(crate) mod content;
+pub(crate) mod filesend;
+pub(crate) mod filesync;
+pub(crate) mod secrets;
+pub(crate) mod sshforward;
+pub(crate) mod tunnel;
+pub(crate) mod upload;
+
+pub use filesync::TransferStats;
+pub use secrets::{SecretError, SecretSource, SecretSpec};
+pub use sshforward::{SshError, SshSpec};
+pub use upload::ContextArchive;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,7 +40,7 @@ use crate::connect::MAX_MESSAGE_SIZE;
 use crate::proto::containerd::services::content::v1::content_server::ContentServer;
 use crate::proto::moby::buildkit::v1::control_client::ControlClient;
 use crate::proto::moby::filesync::v1::file_sync_server::FileSyncServer;
-use filesync::{FileSyncService, LocalSource, TransferStats};
+use filesync::{FileSyncService, LocalSource};
 use tunnel::TunnelIo;
 
 /// The local source name of the main build context, as the Dockerfile
@@ -51,12 +60,17 @@ pub(crate) const MAX_CONCURRENT_CALLS: u32 = 128;
 /// ignore file; grpc-go's server (buildx's side) allows 16 MiB.
 const MAX_HEADER_LIST: u32 = 1 << 20;
 
+/// Why the session a build needs could not be opened.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
+    /// The daemon answered `Control.Session` with an error (its message).
     #[error("the daemon refused the session: {0}")]
     Refused(String),
+    /// The daemon accepted the call but never attached: it is wedged.
     #[error("the daemon did not attach to the session within {0:?}")]
     AttachTimeout(Duration),
+    /// The tunnel closed before the daemon attached (the transport's words).
     #[error("the session ended before the daemon attached: {0}")]
     Ended(String),
 }

@@ -33,22 +33,45 @@ pub const MAX_SECRET_SIZE: usize = 500 * 1024;
 
 const FLAG: &str = "secret";
 
+/// Why a secret cannot be used; no variant holds the secret's value.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SecretError {
+    /// The spec itself is malformed.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// Its file cannot be read.
     #[error("secret {id:?}: cannot read {}: {source}", path.display())]
     Read {
+        /// The secret's id.
         id: String,
+        /// The file.
         path: PathBuf,
+        /// The cause.
         source: std::io::Error,
     },
+    /// Its environment variable is not set.
     #[error("secret {id:?}: environment variable {var} is not set")]
-    EnvUnset { id: String, var: String },
+    EnvUnset {
+        /// The secret's id.
+        id: String,
+        /// The variable.
+        var: String,
+    },
+    /// Its value is over the size BuildKit accepts.
     #[error("secret {id:?}: {from} is larger than the {} KiB limit", MAX_SECRET_SIZE / 1024)]
-    TooBig { id: String, from: String },
+    TooBig {
+        /// The secret's id.
+        id: String,
+        /// Where the value came from (`file PATH`, `$VAR`).
+        from: String,
+    },
+    /// Two secrets have one id.
     #[error("secret {id:?} is given twice")]
-    Duplicate { id: String },
+    Duplicate {
+        /// The id.
+        id: String,
+    },
 }
 
 /// Where a secret's value comes from.

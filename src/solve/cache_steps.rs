@@ -10,10 +10,10 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::build::plan::BuildPlan;
 use crate::cache::{CacheBackend, CacheDirection, CacheEntry, CacheFailure};
 use crate::progress::FailedVertex;
 use crate::progress::state::State;
+use crate::request::BuildPlan;
 
 /// The name BuildKit gives every cache import vertex, before the cache id.
 const IMPORT_PREFIX: &str = "importing cache manifest from ";
@@ -91,7 +91,7 @@ pub(super) fn warnings(
             match (super::failure::missing_cache_backend(&vertex.error), cache) {
                 (Some(backend), _) => format!(
                     "cache import type={backend} skipped: {}",
-                    crate::build::missing_cache_backend(backend)
+                    crate::outcome::missing_cache_backend(backend)
                 ),
                 (None, Some(cache)) => cache.warning(),
                 (None, None) => format!(

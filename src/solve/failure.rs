@@ -5,14 +5,14 @@
 
 use prost::Message;
 
-use crate::build::plan::BuildPlan;
-use crate::build::{BuildError, SourceLocation, StepFailure};
 use crate::cache::CacheFailure;
 use crate::daemon::status_message;
+use crate::outcome::{BuildError, SourceLocation, StepFailure};
 use crate::progress::Summary;
 use crate::progress::state::State;
 use crate::proto::errdefs;
 use crate::proto::google::rpc;
+use crate::request::BuildPlan;
 
 /// What the status details say about the failure.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -9,18 +9,16 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::build::plan::{BuildPlan, DockerfileSource};
-use crate::build::{BuildError, BuildResult, StepReport, UploadStats};
-use crate::cache::{self, CacheEntry, LocalCache, Scrubber};
+use crate::cache::{CacheEntry, LocalCache, Scrubber};
 use crate::daemon::{BrokenConnection, Daemon, broken_connection, status_message};
+use crate::outcome::{BuildError, BuildResult, StepReport, UploadStats};
 use crate::output::Destination;
 use crate::output::LoadSink;
 use crate::progress::Summary;
 use crate::progress::event::{EventKind, EventSink};
 use crate::progress::state::State;
-use crate::proto::moby::buildkit::v1::{
-    CacheOptions, CacheOptionsEntry, Exporter, SolveRequest, StatusRequest,
-};
+use crate::proto::moby::buildkit::v1::StatusRequest;
+use crate::request::{BuildPlan, DOCKERFILE_LOCAL, DockerfileSource, INLINE_DOCKERFILE};
 use crate::session::filesend::{ExportTarget, FileSendService, StreamSink};
 use crate::session::filesync::LocalSource;
 use crate::session::upload::UploadService;
@@ -37,11 +35,6 @@ pub(crate) use shared::{LocalsView, SharedLocals};
 /// last messages (the Go client waits the same).
 const STATUS_DRAIN: Duration = Duration::from_secs(5);
 
-/// The name the frontend uses for the Dockerfile's local source.
-pub(crate) const DOCKERFILE_LOCAL: &str = "dockerfile";
-/// The file name served for an in-memory Dockerfile.
-const INLINE_DOCKERFILE: &str = "Dockerfile";
-
 impl BuildPlan {
     /// The local sources the frontend reads, by the names it asks for.
     pub(crate) fn sources(&self) -> HashMap<String, LocalSource> {
@@ -52,7 +45,7 @@ impl BuildPlan {
         let dockerfile = match &self.dockerfile {
             DockerfileSource::File { dir, filename } => Some(LocalSource::Dir(
                 dir.clone(),
-                crate::build::confine::dockerfile_scope(filename),
+                crate::request::confine::dockerfile_scope(filename),
             )),
             DockerfileSource::Inline(data) => Some(LocalSource::Files(BTreeMap::from([(
                 INLINE_DOCKERFILE.to_string(),
@@ -68,73 +61,6 @@ impl BuildPlan {
             sources.insert(name.clone(), source.clone());
         }
         sources
-    }
-
-    /// The request sent to `Control.Solve`; `locals` names the session that
-    /// serves each local source when it is not the build's own.
-    fn solve_request(
-        &self,
-        build_ref: &str,
-        session_id: &str,
-        locals: &BTreeMap<String, String>,
-    ) -> SolveRequest {
-        let mut attrs: HashMap<String, String> = self.frontend_attrs.clone().into_iter().collect();
-        let filename = match &self.dockerfile {
-            DockerfileSource::File { filename, .. } => filename.clone(),
-            DockerfileSource::Inline(_) => INLINE_DOCKERFILE.to_string(),
-            DockerfileSource::Remote { filename } => filename.clone(),
-        };
-        attrs.insert("filename".into(), filename);
-        // dockerui takes a git or HTTP context from this option.
-        if let Some(url) = &self.remote_context {
-            attrs.insert("context".into(), url.clone());
-        }
-        for name in self.named_contexts.keys() {
-            attrs.insert(format!("context:{name}"), format!("local:{name}"));
-        }
-        // The Dockerfile frontend reads each local from the session named
-        // here (dockerui's `local-sessionid:` option), as buildx does for
-        // builds that share a directory.
-        for (name, session) in locals {
-            attrs.insert(format!("local-sessionid:{name}"), session.clone());
-        }
-        let entry = |c: &cache::CacheEntry| CacheOptionsEntry {
-            r#type: c.kind.as_str().to_string(),
-            attrs: c.attrs.clone().into_iter().collect(),
-        };
-        if !self.cache_imports.is_empty() {
-            // The Dockerfile frontend reads its cache imports from this
-            // attribute; the Go client mirrors Cache.Imports into it too.
-            attrs.insert(
-                "cache-imports".into(),
-                cache::imports_attr(&self.cache_imports),
-            );
-        }
-        let exporters: Vec<Exporter> = self
-            .exports
-            .iter()
-            .map(|e| Exporter {
-                r#type: e.kind.clone(),
-                attrs: e.attrs.clone().into_iter().collect(),
-            })
-            .collect();
-        let first = exporters.first().cloned().unwrap_or_default();
-        SolveRequest {
-            r#ref: build_ref.to_string(),
-            session: session_id.to_string(),
-            frontend: "dockerfile.v0".into(),
-            frontend_attrs: attrs,
-            cache: Some(CacheOptions {
-                exports: self.cache_exports.iter().map(entry).collect(),
-                imports: self.cache_imports.iter().map(entry).collect(),
-            }),
-            entitlements: self.entitlements.clone(),
-            // Daemons before v0.13 read only the single deprecated exporter.
-            exporter_deprecated: first.r#type,
-            exporter_attrs_deprecated: first.attrs,
-            exporters,
-            ..Default::default()
-        }
     }
 
     /// Where each exporter's result goes on this machine, by exporter id;
@@ -172,14 +98,6 @@ impl BuildPlan {
 /// Runs one build. Events go to `events`; `cancel` stops the build on the
 /// daemon. With `shared`, the local sources are served by that session
 /// (shared with other builds) instead of the build's own.
-/// The request `plan` would send, with placeholder ids: for
-/// [`Build::preview`](crate::Build::preview).
-pub(crate) fn preview_request(plan: &BuildPlan) -> SolveRequest {
-    let mut request = plan.solve_request("", "", &BTreeMap::new());
-    request.r#ref.clear();
-    request
-}
-
 pub(crate) async fn run(
     client: &Daemon,
     plan: &BuildPlan,

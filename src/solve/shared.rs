@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::build::plan::BuildPlan;
 use crate::daemon::Daemon;
+use crate::request::BuildPlan;
 use crate::session::filesync::{LocalSource, TransferStats};
 use crate::session::{CONTEXT_SOURCE, Session, SessionConfig, SessionError};
 
@@ -151,11 +151,11 @@ mod tests {
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         std::fs::write(other.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let plan = |d: &std::path::Path| {
-            crate::build::plan::prepare(
+            crate::request::prepare(
                 &crate::Build::new(d),
                 crate::daemon::DaemonKind::Buildkitd,
                 None,
-                crate::build::AttestSupport::Yes,
+                crate::buildspec::AttestSupport::Yes,
                 &crate::upstream::Resolved::default(),
             )
             .unwrap()

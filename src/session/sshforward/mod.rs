@@ -45,32 +45,63 @@ const ID_KEY: &str = "buildkit.ssh.id";
 /// 1 MiB HTTP/2 frames.
 const CHUNK: usize = 32 * 1024;
 
+/// Why an SSH agent or key cannot be forwarded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SshError {
+    /// The spec is malformed.
     #[error("ssh {input:?}: {reason}")]
-    Spec { input: String, reason: String },
-    #[error("ssh {id}: SSH_AUTH_SOCK is not set; start an agent or give {id}=SOCKET")]
-    NoAuthSock { id: String },
-    #[error("ssh {id}: {}: {source}", path.display())]
-    Socket {
-        id: String,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("ssh {id}: key file {}: {reason}", path.display())]
-    Key {
-        id: String,
-        path: PathBuf,
+    Spec {
+        /// The spec as given.
+        input: String,
+        /// What is wrong, and the right form.
         reason: String,
     },
+    /// The agent was asked for but `SSH_AUTH_SOCK` is not set.
+    #[error("ssh {id}: SSH_AUTH_SOCK is not set; start an agent or give {id}=SOCKET")]
+    NoAuthSock {
+        /// The id.
+        id: String,
+    },
+    /// The agent socket cannot be used.
+    #[error("ssh {id}: {}: {source}", path.display())]
+    Socket {
+        /// The id.
+        id: String,
+        /// The socket.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A key file cannot be used (unreadable, encrypted, an unsupported
+    /// kind).
+    #[error("ssh {id}: key file {}: {reason}", path.display())]
+    Key {
+        /// The id.
+        id: String,
+        /// The key file.
+        path: PathBuf,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// A socket was listed among key files.
     #[error(
         "ssh {id}: {} is an agent socket; a socket must be given alone, \
          several paths are key files",
         path.display()
     )]
-    SocketAmongKeys { id: String, path: PathBuf },
+    SocketAmongKeys {
+        /// The id.
+        id: String,
+        /// The socket.
+        path: PathBuf,
+    },
+    /// Two agents have one id.
     #[error("ssh {id} is given twice")]
-    Duplicate { id: String },
+    Duplicate {
+        /// The id.
+        id: String,
+    },
 }
 
 /// One `--ssh` flag: `ID` (the agent at `SSH_AUTH_SOCK`), `ID=SOCKET` or

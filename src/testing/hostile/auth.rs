@@ -8,11 +8,12 @@ use base64::Engine as _;
 use tonic::transport::Channel;
 
 use super::FakeDaemon;
-use crate::build::plan::{self, BuildPlan};
-use crate::build::{AttestSupport, Build, DockerConfig};
+use crate::buildspec::{AttestSupport, Build};
+use crate::credentials::DockerConfig;
 use crate::daemon::DaemonKind;
 use crate::proto::moby::filesync::v1::CredentialsRequest;
 use crate::proto::moby::filesync::v1::auth_client::AuthClient;
+use crate::request::{self as plan, BuildPlan};
 use crate::session::SessionConfig;
 use crate::session::auth::AuthService;
 

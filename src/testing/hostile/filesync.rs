@@ -14,12 +14,13 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 use super::FakeDaemon;
-use crate::build::plan::{self, BuildPlan};
-use crate::build::{AttestSupport, Build, DockerConfig};
+use crate::buildspec::{AttestSupport, Build};
+use crate::credentials::DockerConfig;
 use crate::daemon::DaemonKind;
 use crate::proto::fsutil::types::Packet;
 use crate::proto::fsutil::types::packet::PacketType;
 use crate::proto::moby::filesync::v1::file_sync_client::FileSyncClient;
+use crate::request::{self as plan, BuildPlan};
 use crate::session::SessionConfig;
 use crate::session::filesync::stat::mode;
 

@@ -1,4 +1,4 @@
-//! A [`Build`] resolved for one daemon: local files checked and read, the
+//! The request a build sends. A [`Build`] resolved for one daemon: local files checked and read, the
 //! freshness rewrite applied, and the Dockerfile frontend's attributes,
 //! exporters and cache entries spelled out. Every user mistake is found
 //! here, before the daemon is contacted.
@@ -9,13 +9,14 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use super::context;
-use super::{AttestSupport, Build, BuildError, InvalidBuild, Network};
+use crate::buildspec::context;
+use crate::buildspec::{AttestSupport, Build, InvalidBuild, Network};
 use crate::cache::{self, CacheEntry, Scrubber};
 use crate::credentials::{AuthScope, DockerConfig};
 use crate::daemon::DaemonKind;
 use crate::docker_api::Engine;
 use crate::dockerfile::{RefreshOptions, Rewritten};
+use crate::outcome::BuildError;
 use crate::output::{self, Export};
 use crate::session::filesync::LocalSource;
 use crate::session::upload::ContextArchive;
@@ -88,7 +89,7 @@ pub(crate) fn prepare(
     // Decided on the Dockerfile the frontend will read, rewritten or not.
     let context = match main.local {
         Some(LocalSource::Dir(dir, _)) => {
-            let scope = super::confine::context_scope(&dir, &dockerfile)?;
+            let scope = confine::context_scope(&dir, &dockerfile)?;
             Some(LocalSource::Dir(dir, scope))
         }
         other => other,
@@ -125,14 +126,17 @@ pub(crate) fn prepare(
     if let Some(parent) = &build.cgroup_parent {
         attrs.insert("cgroup-parent".to_string(), parent.clone());
     }
-    attrs.extend(super::attest::frontend_attrs(build, &attest_support)?);
+    attrs.extend(crate::buildspec::attest::frontend_attrs(
+        build,
+        &attest_support,
+    )?);
     if build.pull {
         attrs.insert("image-resolve-mode".to_string(), "pull".to_string());
     }
     let mut entitlements: Vec<String> = build
         .entitlements
         .iter()
-        .map(super::Entitlement::wire)
+        .map(crate::buildspec::Entitlement::wire)
         .collect();
     match build.network {
         Network::Default => {}
@@ -141,7 +145,7 @@ pub(crate) fn prepare(
         }
         Network::Host => {
             attrs.insert("force-network-mode".to_string(), "host".to_string());
-            let host = super::Entitlement::NetworkHost.wire();
+            let host = crate::buildspec::Entitlement::NetworkHost.wire();
             if !entitlements.contains(&host) {
                 entitlements.push(host);
             }
@@ -155,7 +159,7 @@ pub(crate) fn prepare(
     attrs.extend(named.attrs);
     let mut named_contexts = BTreeMap::new();
     for (name, dir) in named.dirs {
-        let scope = super::confine::named_scope(&name, &dir)?;
+        let scope = confine::named_scope(&name, &dir)?;
         named_contexts.insert(name, LocalSource::Dir(dir, scope));
     }
     if !build.contexts.is_empty() || !build.context_builds.is_empty() {
@@ -168,7 +172,8 @@ pub(crate) fn prepare(
         );
     }
 
-    let mut exports = output::resolve(&build.outputs, &build.tags, daemon)?;
+    let mut exports =
+        output::resolve(&build.outputs, &build.tags, daemon).map_err(InvalidBuild::from)?;
     for e in exports
         .iter_mut()
         .filter(|e| matches!(e.kind.as_str(), "image" | "moby" | "oci" | "docker"))
@@ -187,7 +192,7 @@ pub(crate) fn prepare(
     let scrubber = Scrubber::of(cache_imports.iter().chain(&cache_exports));
     let secrets = secrets::load(&build.secrets).map_err(InvalidBuild::from)?;
     let ssh = sshforward::load(&build.ssh).map_err(InvalidBuild::from)?;
-    let auth_scope = super::auth_hosts::scope(
+    let auth_scope = auth_hosts::scope(
         build,
         dockerfile_text.as_deref(),
         &exports,
@@ -333,11 +338,16 @@ pub(crate) async fn look_upstream(build: &Build) -> Resolved {
     crate::upstream::resolve(sources, crate::upstream::DEFAULT_TIMEOUT).await
 }
 
+mod auth_hosts;
+pub(crate) mod confine;
 mod main_context;
+mod preview;
+mod solve_request;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use main_context::existing_dir;
 use main_context::main_context;
 #[cfg(test)]
 use main_context::shared_key;
+pub use preview::{RequestPreview, TypedEntry};
+pub(crate) use solve_request::{DOCKERFILE_LOCAL, INLINE_DOCKERFILE, preview_request};

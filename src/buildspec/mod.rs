@@ -24,18 +24,12 @@
 //! ```
 
 mod archive;
-mod attest;
-mod auth_hosts;
-pub(crate) mod confine;
-mod context;
+pub(crate) mod attest;
+pub(crate) mod context;
 mod entitlement;
-mod error;
 mod hosts;
+mod invalid;
 mod limits;
-mod output;
-pub(crate) mod plan;
-mod preview;
-mod result;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,27 +37,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use crate::cache::{
-    AwsCredentials, CacheBackend, CacheDirection, CacheEntry, CacheEnv, CacheFailure, CacheStatus,
-    GhaRuntime,
-};
-pub use crate::credentials::DockerConfig;
-pub use crate::output::{Destination, OutputResult, write_atomically};
-pub use crate::session::secrets::{SecretSource, SecretSpec};
-pub use crate::session::sshforward::SshSpec;
-pub use crate::session::upload::ContextArchive;
+use crate::cache::{CacheEntry, CacheEnv};
+use crate::credentials::DockerConfig;
+use crate::output::Output;
+use crate::session::{SecretSpec, SshSpec};
+
 pub(crate) use attest::AttestSupport;
 pub use attest::{AttestKind, Attestation, ProvenanceMode};
 pub(crate) use context::ContextSource;
 pub use context::{ContextInput, NamedContext, OciLayoutRef};
 pub use entitlement::Entitlement;
-pub(crate) use error::missing_cache_backend;
-pub use error::{BuildError, InvalidBuild, SourceLocation, StepFailure};
 pub use hosts::{ExtraHost, HostAddr};
+pub use invalid::InvalidBuild;
 pub use limits::{Annotation, Ulimit, parse_size};
-pub use output::{FileDest, ImageArchive, ImageOutput, Output};
-pub use preview::{RequestPreview, TypedEntry};
-pub use result::{BuildResult, MetadataProvenance, StepReport, UploadStats};
 
 /// Where the Dockerfile comes from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -408,19 +394,5 @@ impl Build {
         from.extend(self.cache_from.iter().cloned());
         to.extend(self.cache_to.iter().cloned());
         (from, to)
-    }
-
-    /// Checks everything that can be checked without a daemon: the context
-    /// and Dockerfile exist, outputs can be written, cache specs, secrets
-    /// and SSH keys are readable. `Client::build` runs the same checks.
-    pub fn validate(&self) -> Result<(), BuildError> {
-        plan::prepare(
-            self,
-            crate::daemon::DaemonKind::Buildkitd,
-            None,
-            AttestSupport::Yes,
-            &crate::upstream::Resolved::default(),
-        )
-        .map(|_| ())
     }
 }

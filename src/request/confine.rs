@@ -9,8 +9,8 @@
 
 use std::path::Path;
 
-use super::InvalidBuild;
-use super::plan::DockerfileSource;
+use super::DockerfileSource;
+use crate::buildspec::InvalidBuild;
 use crate::session::filesync::Scope;
 use crate::session::filesync::ignorefile::{self, DOCKERIGNORE};
 

@@ -16,7 +16,7 @@ use crate::session::filesync::TransferStats;
 /// A successful build.
 #[derive(Clone, Debug)]
 pub struct BuildResult {
-    /// The build's name ([`Build::name`](super::Build::name)), if any.
+    /// The build's name ([`Build::name`](crate::Build::name)), if any.
     pub name: Option<String>,
     /// The build's ref, as the daemon's history shows it.
     pub build_ref: String,
@@ -195,7 +195,7 @@ impl BuildResult {
     pub fn metadata_json_with(&self, provenance: MetadataProvenance) -> serde_json::Value {
         let mut json = metadata_map(&self.exporter_response);
         for (platform, predicate) in &self.provenance {
-            let Some(value) = crate::solve::record::for_metadata(predicate, provenance) else {
+            let Some(value) = super::provenance::for_metadata(predicate, provenance) else {
                 continue;
             };
             let key = if platform.is_empty() {

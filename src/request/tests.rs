@@ -81,7 +81,7 @@ fn mistakes_are_found_before_the_daemon() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("reserved"), "{err}");
-    let push = Build::new(dir.path()).output(super::super::Output::registry());
+    let push = Build::new(dir.path()).output(crate::output::Output::registry());
     let err = prepare(
         &push,
         DaemonKind::Buildkitd,

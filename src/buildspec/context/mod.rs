@@ -88,7 +88,7 @@ pub(crate) fn resolve(build: &Build) -> Result<ResolvedContexts, InvalidBuild> {
         let key = format!("context:{name}");
         match source {
             NamedContext::Dir(dir) => {
-                let path = super::plan::existing_dir(dir, "does not exist").map_err(|reason| {
+                let path = existing_dir(dir, "does not exist").map_err(|reason| {
                     InvalidBuild::NamedContext {
                         name: name.clone(),
                         path: dir.clone(),
@@ -124,7 +124,7 @@ fn oci_store(name: &str, layout: &OciLayoutRef) -> Result<(String, String), Inva
         dir: layout.dir.clone(),
         reason,
     };
-    super::plan::existing_dir(&layout.dir, "does not exist").map_err(invalid)?;
+    existing_dir(&layout.dir, "does not exist").map_err(invalid)?;
     let digest =
         content::image_digest(&layout.dir, layout.digest.as_deref(), layout.tag.as_deref())
             .map_err(|e| invalid(e.to_string()))?;
@@ -253,6 +253,16 @@ impl Build {
     pub fn depends_on(&self) -> Vec<usize> {
         self.context_builds.values().copied().collect()
     }
+}
+
+/// The canonical directory, or why `path` is not one (`missing` when there
+/// is nothing at all).
+pub(crate) fn existing_dir(path: &Path, missing: &str) -> Result<PathBuf, String> {
+    let meta = std::fs::metadata(path).map_err(|_| missing.to_string())?;
+    if !meta.is_dir() {
+        return Err("is not a directory".to_string());
+    }
+    std::fs::canonicalize(path).map_err(|e| format!("cannot be resolved: {e}"))
 }
 
 #[cfg(test)]

@@ -3,11 +3,12 @@
 //! from stdin through the upload service), and the Dockerfile with it.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::DockerfileSource;
-use crate::build::context::ContextSource;
-use crate::build::{Build, Dockerfile, InvalidBuild};
+use crate::buildspec::context::ContextSource;
+use crate::buildspec::context::existing_dir;
+use crate::buildspec::{Build, Dockerfile, InvalidBuild};
 use crate::session::filesync::{LocalSource, Scope};
 use crate::session::upload::{self, ContextArchive};
 
@@ -94,16 +95,6 @@ fn remote_dockerfile(dockerfile: &Dockerfile) -> Result<DockerfileSource, Invali
             filename: "Dockerfile".into(),
         }),
     }
-}
-
-/// The canonical directory, or why `path` is not one (`missing` when there
-/// is nothing at all).
-pub(crate) fn existing_dir(path: &Path, missing: &str) -> Result<PathBuf, String> {
-    let meta = std::fs::metadata(path).map_err(|_| missing.to_string())?;
-    if !meta.is_dir() {
-        return Err("is not a directory".to_string());
-    }
-    std::fs::canonicalize(path).map_err(|e| format!("cannot be resolved: {e}"))
 }
 
 fn dockerfile_source(

@@ -7,7 +7,7 @@
 //! A Dockerfile the daemon reads from a remote context is not seen here: the hosts its
 //! images come from must be added by the caller.
 
-use super::{Build, NamedContext, attest};
+use crate::buildspec::{Build, NamedContext, attest};
 use crate::cache::{CacheBackend, CacheEntry};
 use crate::credentials::AuthScope;
 use crate::dockerfile::images::{images, registry_host};
@@ -72,7 +72,7 @@ pub(crate) fn scope<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::Attestation;
+    use crate::buildspec::Attestation;
     use std::collections::BTreeMap;
 
     fn push(names: &str) -> Export {

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{AttestSupport, Build, BuildError};
+use crate::buildspec::{AttestSupport, Build};
 use crate::daemon::DaemonKind;
+use crate::outcome::BuildError;
 
 /// One exporter or cache entry of the request: its type and attributes.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -36,6 +37,20 @@ pub struct RequestPreview {
 }
 
 impl Build {
+    /// Checks everything that can be checked without a daemon: the context
+    /// and Dockerfile exist, outputs can be written, cache specs, secrets
+    /// and SSH keys are readable. `Client::build` runs the same checks.
+    pub fn validate(&self) -> Result<(), BuildError> {
+        super::prepare(
+            self,
+            DaemonKind::Buildkitd,
+            None,
+            AttestSupport::Yes,
+            &crate::upstream::Resolved::default(),
+        )
+        .map(|_| ())
+    }
+
     /// The request this build would send to a Docker Engine's BuildKit
     /// (`engine`) or to a standalone buildkitd, checked as
     /// [`Build::validate`] checks it. Attestations are shown as on a daemon
@@ -48,10 +63,10 @@ impl Build {
             DaemonKind::Buildkitd
         };
         let none = crate::upstream::Resolved::default();
-        let mut plan = super::plan::prepare(self, daemon, None, AttestSupport::Yes, &none)?;
+        let mut plan = super::prepare(self, daemon, None, AttestSupport::Yes, &none)?;
         plan.cache_imports = plan.cache_imports.iter().map(|c| c.redacted()).collect();
         plan.cache_exports = plan.cache_exports.iter().map(|c| c.redacted()).collect();
-        let request = crate::solve::preview_request(&plan);
+        let request = super::preview_request(&plan);
         let entry = |kind: String, attrs: std::collections::HashMap<String, String>| TypedEntry {
             kind,
             attrs: attrs.into_iter().collect(),

@@ -1,4 +1,4 @@
-//! Typed build outputs: what a [`Build`](super::Build) produces and where it
+//! Typed build outputs: what a [`Build`](crate::Build) produces and where it
 //! lands. Each [`Output`] becomes one exporter of the same solve; the daemon
 //! kind (a Docker Engine's BuildKit or a standalone buildkitd) decides the
 //! exporter names, so callers never spell them.
