@@ -51,6 +51,7 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "bake")]
 pub mod bake;
 pub mod buildspec;
 pub mod cache;
@@ -61,14 +62,17 @@ pub(crate) mod daemon;
 pub mod docker_api;
 pub mod dockerfile;
 pub mod duration;
+mod error_chain;
 #[cfg(test)]
 mod fuzz;
 pub mod outcome;
 pub mod output;
+#[cfg(feature = "pool")]
 pub mod pool;
 pub mod progress;
 pub mod proto;
 pub mod registry;
+pub mod report;
 pub mod request;
 pub mod session;
 pub(crate) mod solve;
@@ -81,22 +85,8 @@ pub use buildspec::{Build, Dockerfile, Entitlement, Network};
 pub use cache::{CacheEntry, CacheEnv};
 pub use client::{BuildOptions, Client, ClientError, DaemonInfo, Worker};
 pub use connect::{Address, ConnectError, ConnectOptions};
+pub use error_chain::error_chain;
 pub use outcome::{BuildError, BuildResult, StepFailure};
 pub use output::Output;
 pub use spec::SpecError;
 pub use tokio_util::sync::CancellationToken;
-
-/// An error and its causes on one line, leaving out a cause whose text the
-/// outer message already quotes (transport errors often repeat theirs).
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cause {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cause = e.source();
-    }
-    parts.join(": ")
-}

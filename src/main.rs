@@ -17,7 +17,14 @@ fn main() -> ExitCode {
         }
         Some(cli::plugin::Invocation::Run { args, addr }) => {
             let mut cli = cli::Cli::parse_args(args);
-            if cli.global.addr.is_empty() {
+            // The Docker context's engine, unless the user named a daemon
+            // some other way (a flag, or the environment the library reads).
+            let named = |var| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+            if cli.global.addr.is_empty()
+                && cli.global.builder.is_none()
+                && !named("BUILDKIT_HOST")
+                && !named("BUILDX_BUILDER")
+            {
                 cli.global.addr = addr.and_then(|a| a.parse().ok()).into_iter().collect();
             }
             cli

@@ -66,14 +66,14 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
     let summary = report::combined(summaries.into_iter().flatten());
     tracing::debug!(?summary, "build finished");
     if let Some(path) = &args.report {
-        let report = report::json(
+        let report = rbuild::report::BuildReport::new(
             &summary,
             result.as_ref().ok(),
             &build,
             started.elapsed(),
             &placement,
         );
-        rbuild::output::write_atomically(path, report.to_string().as_bytes())
+        rbuild::output::write_atomically(path, serde_json::to_string(&report)?.as_bytes())
             .with_context(|| format!("cannot write --report {}", path.display()))?;
     }
 

@@ -9,12 +9,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::check_upstreams::{self, LastReport};
+use super::check_upstreams;
 use super::flags;
 use super::plan::{DockerfileInput, locate_dockerfile};
 use anyhow::{Context, bail};
 use clap::Args;
 use rbuild::dockerfile::{self, DetectedStep, PolicySource, Refresh, RefreshOptions};
+use rbuild::report::LastKeys;
 
 /// Longest step text shown in the table; the line number finds the rest.
 const STEP_WIDTH: usize = 56;
@@ -62,7 +63,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
             .collect();
     let steps = dockerfile::analyze_with(&text, &build_args).with_context(|| name.clone())?;
     let last = match &args.last_report {
-        Some(path) => Some(LastReport::read(path)?),
+        Some(path) => Some(LastKeys::read(path).context("--last-report")?),
         None => None,
     };
     let (every, upstream) = (args.refresh_every, args.refresh_upstream);

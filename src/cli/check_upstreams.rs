@@ -5,11 +5,10 @@
 //! one, check says what the key depends on.
 
 use std::io::Write;
-use std::path::Path;
 
-use anyhow::Context;
 use rbuild::dockerfile::{self, DetectedStep, Refresh, RefreshOptions, RefreshedStep};
-use serde_json::{Value, json};
+use rbuild::report::{CheckReport, CheckStep, LastKeys, UpstreamReport};
+use serde_json::Value;
 
 use super::check::{policy_text, shorten};
 
@@ -28,60 +27,12 @@ pub struct Row {
     next: String,
 }
 
-/// The keys a previous build used, by step.
-pub struct LastReport {
-    /// (line, step as the report shows it, key).
-    steps: Vec<(usize, String, String)>,
-}
-
-impl LastReport {
-    /// Reads a build's `--report` (its `freshness` list) or a check's (its
-    /// `steps`).
-    pub fn read(path: &Path) -> anyhow::Result<LastReport> {
-        let data = std::fs::read(path)
-            .with_context(|| format!("cannot read --last-report {}", path.display()))?;
-        let json: Value = serde_json::from_slice(&data).with_context(|| {
-            format!(
-                "--last-report {}: not a JSON report of rbuild build --report",
-                path.display()
-            )
-        })?;
-        let list = json
-            .get("freshness")
-            .or_else(|| json.get("steps"))
-            .and_then(Value::as_array);
-        let steps = list
-            .into_iter()
-            .flatten()
-            .filter_map(|s| {
-                Some((
-                    s.get("line")?.as_u64()? as usize,
-                    s.get("step")?.as_str()?.to_string(),
-                    s.get("key")?.as_str()?.to_string(),
-                ))
-            })
-            .collect();
-        Ok(LastReport { steps })
-    }
-
-    /// The key the step had: same text and line, else same text (lines
-    /// above it may have moved).
-    fn key(&self, line: usize, step: &str) -> Option<&str> {
-        let same = |(l, s, _): &&(usize, String, String)| *l == line && s == step;
-        self.steps
-            .iter()
-            .find(same)
-            .or_else(|| self.steps.iter().find(|(_, s, _)| s == step))
-            .map(|(_, _, k)| k.as_str())
-    }
-}
-
 /// A row for each fetching step (and each `ADD` of a URL).
 pub fn rows(
     steps: &[DetectedStep],
     options: &RefreshOptions,
     refreshed: &[RefreshedStep],
-    last: Option<&LastReport>,
+    last: Option<&LastKeys>,
 ) -> Vec<Row> {
     steps
         .iter()
@@ -178,34 +129,29 @@ fn short(id: &rbuild::upstream::Identity) -> String {
     }
 }
 
-/// What check showed, as JSON (`--report`).
-pub fn json(dockerfile: &str, rows: &[Row]) -> Value {
-    let steps: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            let upstreams: Vec<Value> = r
-                .upstreams
-                .iter()
-                .map(|u| {
-                    json!({
-                        "upstream": u.upstream,
-                        "identity": u.identity.as_ref().map(|i| i.key_text()),
-                        "problem": u.problem,
-                    })
-                })
-                .collect();
-            json!({
-                "line": r.line,
-                "step": r.step,
-                "policy": r.policy,
-                "fetches": r.fetches,
-                "upstreams": upstreams,
-                "key": r.key,
-                "next_build": r.next,
+/// What check showed, as the library's report (`--report`).
+pub fn report(dockerfile: &str, rows: &[Row]) -> CheckReport {
+    CheckReport::new(
+        dockerfile.to_string(),
+        rows.iter()
+            .map(|r| {
+                CheckStep::new(
+                    r.line,
+                    r.step.clone(),
+                    r.policy.clone(),
+                    r.fetches.clone(),
+                    r.upstreams.iter().map(UpstreamReport::of).collect(),
+                    r.key.clone(),
+                    r.next.clone(),
+                )
             })
-        })
-        .collect();
-    json!({ "dockerfile": dockerfile, "steps": steps })
+            .collect(),
+    )
+}
+
+/// [`report`] as JSON.
+pub fn json(dockerfile: &str, rows: &[Row]) -> Value {
+    serde_json::to_value(report(dockerfile, rows)).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -217,7 +163,7 @@ mod tests {
     const TEXT: &str = "FROM a\nRUN git clone https://h/r /r\nRUN apt-get update\n\
                         RUN curl -o /f https://u:tok@h/f\nADD https://h/a.tgz /a\n";
 
-    fn check(resolved: Resolved, last: Option<&LastReport>) -> (String, Value) {
+    fn check(resolved: Resolved, last: Option<&LastKeys>) -> (String, Value) {
         let steps = dockerfile::analyze(TEXT).unwrap();
         let options = RefreshOptions {
             upstream: true,
@@ -289,7 +235,7 @@ mod tests {
         let report = serde_json::json!({"freshness": json["steps"].clone()});
         let path = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(path.path(), report.to_string()).unwrap();
-        let last = LastReport::read(path.path()).unwrap();
+        let last = LastKeys::read(path.path()).unwrap();
         let (same, _) = check(resolved('a'), Some(&last));
         assert!(
             same.lines()

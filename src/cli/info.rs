@@ -7,7 +7,7 @@ use rbuild::DaemonInfo;
 use rbuild::pool::{Health, NodeStatus, Pool};
 
 use super::GlobalArgs;
-use super::nodes::Nodes;
+use rbuild::pool::Nodes;
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {

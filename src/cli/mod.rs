@@ -12,7 +12,6 @@ mod flags;
 mod github;
 mod info;
 mod legacy;
-mod nodes;
 mod plan;
 pub mod plugin;
 mod report;
@@ -23,6 +22,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use rbuild::connect::TlsConfig;
+use rbuild::pool::{Nodes, SelectError, Selection};
 use rbuild::{Address, ConnectOptions};
 
 /// A native BuildKit client: build Dockerfiles with a shared registry layer cache.
@@ -73,27 +73,17 @@ pub struct GlobalArgs {
     /// Default: the Docker Engine socket when it exists, else
     /// unix:///run/buildkit/buildkitd.sock. Repeat it (or separate addresses
     /// with commas in BUILDKIT_HOST) for a pool: each build goes to one node,
-    /// chosen by its route key.
-    #[arg(
-        long,
-        global = true,
-        env = "BUILDKIT_HOST",
-        value_name = "ADDR",
-        value_delimiter = ','
-    )]
+    /// chosen by its route key. A flag wins over BUILDX_BUILDER and
+    /// BUILDKIT_HOST.
+    #[arg(long, global = true, value_name = "ADDR", value_delimiter = ',')]
     pub addr: Vec<Address>,
 
     /// A builder by name: one of the builders file (RBUILD_BUILDERS, else
     /// ~/.config/rbuild/builders.hcl), else of the Docker config's buildx
     /// store (its remote, docker-container or docker nodes). Several nodes
-    /// are a pool.
-    #[arg(
-        long,
-        global = true,
-        env = "BUILDX_BUILDER",
-        value_name = "NAME",
-        conflicts_with = "addr"
-    )]
+    /// are a pool. Env: BUILDX_BUILDER, which wins over BUILDKIT_HOST; the
+    /// flag wins over both.
+    #[arg(long, global = true, value_name = "NAME", conflicts_with = "addr")]
     pub builder: Option<String>,
 
     /// Seconds to wait for the daemon to answer a new connection.
@@ -179,8 +169,8 @@ impl GlobalArgs {
     /// The one daemon and how to connect, for commands that talk to one.
     pub fn endpoint(&self) -> anyhow::Result<(Address, ConnectOptions)> {
         match self.nodes()? {
-            nodes::Nodes::One(addr, opts) => Ok((addr, *opts)),
-            nodes::Nodes::Pool(nodes) => anyhow::bail!(
+            Nodes::One(addr, opts) => Ok((addr, *opts)),
+            Nodes::Pool(nodes) => anyhow::bail!(
                 "this command talks to one daemon, but {} are given ({}); give one --addr",
                 nodes.len(),
                 nodes
@@ -189,12 +179,27 @@ impl GlobalArgs {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            _ => anyhow::bail!("this kind of builder is not supported here"),
         }
     }
 
     /// The daemon or the pool the flags name.
-    pub fn nodes(&self) -> anyhow::Result<nodes::Nodes> {
-        nodes::resolve(self)
+    pub fn nodes(&self) -> anyhow::Result<Nodes> {
+        let selection = self
+            .addr
+            .iter()
+            .fold(Selection::new(self.connect_options()), |s, a| {
+                s.addr(a.clone())
+            });
+        let selection = match &self.builder {
+            Some(name) => selection.builder(name),
+            None => selection,
+        };
+        selection.resolve().map_err(|e| match e {
+            SelectError::Env(_) => anyhow::Error::new(e),
+            e if self.builder.is_some() => anyhow::anyhow!("--builder: {e}"),
+            e => anyhow::Error::new(e),
+        })
     }
 
     pub fn connect_options(&self) -> ConnectOptions {
@@ -299,10 +304,11 @@ pub(crate) async fn connect(global: &GlobalArgs) -> anyhow::Result<rbuild::Clien
 /// failure reads as it always did.
 pub(crate) async fn pool(global: &GlobalArgs) -> anyhow::Result<rbuild::pool::Pool> {
     match global.nodes()? {
-        nodes::Nodes::One(addr, opts) => Ok(rbuild::pool::Pool::of_client(
+        Nodes::One(addr, opts) => Ok(rbuild::pool::Pool::of_client(
             connect_to(addr, &opts).await?,
         )),
-        nodes::Nodes::Pool(nodes) => Ok(rbuild::pool::Pool::new(nodes)?),
+        Nodes::Pool(nodes) => Ok(rbuild::pool::Pool::new(nodes)?),
+        _ => anyhow::bail!("this kind of builder is not supported"),
     }
 }
 

@@ -54,6 +54,7 @@ impl BuildOptions {
     }
 
     /// These options for part of a pool caller's list.
+    #[cfg(feature = "pool")]
     pub(crate) fn with_slots(
         &self,
         slots: Vec<Slot>,

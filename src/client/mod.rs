@@ -14,6 +14,7 @@ use tokio::sync::OnceCell;
 
 pub use crate::daemon::{ClientError, DaemonInfo, Version, Worker};
 pub use builds::BuildOptions;
+#[cfg(feature = "pool")]
 pub(crate) use builds::Slot;
 
 use crate::buildspec::AttestSupport;

@@ -289,7 +289,7 @@ pub(crate) async fn channel(
                 }
                 _ => ConnectError::Handshake {
                     addr: shown,
-                    detail: crate::error_chain(&e),
+                    detail: crate::error_chain::error_chain(&e),
                 },
             }),
         ),

@@ -177,6 +177,7 @@ impl Daemon {
     }
 
     /// The bound for quick queries (the connect timeout).
+    #[cfg(feature = "pool")]
     pub(crate) fn query_timeout(&self) -> Duration {
         self.query_timeout
     }
@@ -267,7 +268,7 @@ pub(crate) fn status_message(status: &tonic::Status) -> String {
     // "transport error"; the cause is in its source.
     match std::error::Error::source(status) {
         Some(source) => {
-            let chain = crate::error_chain(source);
+            let chain = crate::error_chain::error_chain(source);
             if chain.starts_with(&msg) {
                 chain
             } else {
@@ -295,7 +296,7 @@ pub(crate) enum BrokenConnection {
 pub(crate) fn broken_connection(status: &tonic::Status) -> Option<BrokenConnection> {
     use std::error::Error;
     let source = status.source()?;
-    let chain = crate::error_chain(source);
+    let chain = crate::error_chain::error_chain(source);
     let mut cause: Option<&dyn Error> = Some(source);
     while let Some(e) = cause {
         if let Some(h) = e.downcast_ref::<hyper::Error>()

@@ -8,4 +8,6 @@ mod result;
 
 pub(crate) use error::missing_cache_backend;
 pub use error::{BuildError, PoolError, SourceLocation, StepFailure};
-pub use result::{BuildResult, MetadataProvenance, StepReport, UploadStats};
+pub use result::{
+    BuildResult, CacheFailureReport, CacheReport, MetadataProvenance, StepReport, UploadStats,
+};

@@ -161,30 +161,33 @@ impl BuildResult {
     /// The cache's outcome as reports show it: `import` and `export` are
     /// `none`, `succeeded` or `failed`; `failures` lists each failed entry
     /// (direction, type, target, error).
-    pub fn cache_json(&self) -> serde_json::Value {
-        let failures: Vec<serde_json::Value> = self
-            .cache_failures
-            .iter()
-            .map(|f| {
-                serde_json::json!({
-                    "direction": f.direction.as_str(),
-                    "type": f.entry.kind.as_str(),
-                    "target": f.entry.target(),
-                    "error": f.error,
+    pub fn cache_report(&self) -> CacheReport {
+        CacheReport {
+            import: self
+                .cache_status(CacheDirection::Import)
+                .as_str()
+                .to_string(),
+            export: self
+                .cache_status(CacheDirection::Export)
+                .as_str()
+                .to_string(),
+            failures: self
+                .cache_failures
+                .iter()
+                .map(|f| CacheFailureReport {
+                    direction: f.direction.as_str().to_string(),
+                    kind: f.entry.kind.as_str().to_string(),
+                    target: f.entry.target(),
+                    error: f.error.clone(),
                 })
-            })
-            .collect();
-        serde_json::json!({
-            "import": self.cache_status(CacheDirection::Import).as_str(),
-            "export": self.cache_status(CacheDirection::Export).as_str(),
-            "failures": failures,
-        })
+                .collect(),
+        }
     }
 
     /// The result as buildx writes `--metadata-file`: the daemon's keys (the
     /// descriptor decoded into JSON), plus `rbuild.outputs` with each
     /// output's own entry (type, dest, digest, name) and, for a build with
-    /// a cache, `rbuild.cache` ([`BuildResult::cache_json`]).
+    /// a cache, `rbuild.cache` ([`BuildResult::cache_report`]).
     pub fn metadata_json(&self) -> serde_json::Value {
         self.metadata_json_with(MetadataProvenance::default())
     }
@@ -207,7 +210,10 @@ impl BuildResult {
         }
         json.insert("rbuild.outputs".into(), outputs_json(&self.outputs));
         if !self.cache_from.is_empty() || !self.cache_to.is_empty() {
-            json.insert("rbuild.cache".into(), self.cache_json());
+            json.insert(
+                "rbuild.cache".into(),
+                serde_json::to_value(self.cache_report()).unwrap_or_default(),
+            );
         }
         serde_json::Value::Object(json)
     }
@@ -309,6 +315,34 @@ fn outputs_json(outputs: &[OutputResult]) -> serde_json::Value {
 fn decode_json_b64(v: &str) -> Option<serde_json::Value> {
     let raw = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
     serde_json::from_slice(&raw).ok()
+}
+
+/// What happened to a build's caches, as reports and the metadata file's
+/// `rbuild.cache` show it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct CacheReport {
+    /// `none`, `succeeded` or `failed`.
+    pub import: String,
+    /// `none`, `succeeded` or `failed`.
+    pub export: String,
+    /// Each entry that failed.
+    pub failures: Vec<CacheFailureReport>,
+}
+
+/// One cache entry that failed without failing the build.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct CacheFailureReport {
+    /// `import` or `export`.
+    pub direction: String,
+    /// The backend.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where it was going or coming from.
+    pub target: String,
+    /// The daemon's reason.
+    pub error: String,
 }
 
 #[cfg(test)]

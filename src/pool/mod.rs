@@ -44,6 +44,7 @@ mod info;
 mod platforms;
 mod publish;
 mod route;
+mod select;
 
 pub use crate::outcome::PoolError;
 pub(crate) use crate::progress::placement::shown;
@@ -51,6 +52,7 @@ pub use crate::progress::placement::{Placement, Skipped};
 pub use builds::Placed;
 pub use info::{Health, NodeStatus};
 pub use route::{KeySource, RouteKey, route_key};
+pub use select::{DEFAULT_BUILDER, Nodes, SelectError, Selection};
 
 use std::path::PathBuf;
 

@@ -217,7 +217,7 @@ impl Progress {
 /// What progress says about a build's placement: the nodes skipped, then
 /// the node that builds.
 pub fn placement_lines(p: &placement::Placement) -> Vec<String> {
-    use crate::pool::shown;
+    use placement::shown;
     let mut lines: Vec<String> = p
         .skipped
         .iter()

@@ -3,7 +3,7 @@
 //! lives below both.
 
 /// A node that was passed over for a build, and why.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Skipped {
     /// The node's name.
     pub node: String,
@@ -14,7 +14,7 @@ pub struct Skipped {
 }
 
 /// Where a build went.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Placement {
     /// The node that built.
     pub node: String,
@@ -31,7 +31,7 @@ pub struct Placement {
 }
 
 /// What a build is routed by, and where that came from.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RouteKey {
     /// The key as hashed (credentials never appear in it).
     pub value: String,
@@ -40,7 +40,7 @@ pub struct RouteKey {
 }
 
 /// Where a [`RouteKey`] came from, in the order they are tried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeySource {
     /// Given by the caller ([`Build::route_key`]).

@@ -27,8 +27,10 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::proto::moby::sshforward::v1::ssh_server::{Ssh, SshServer};
 use crate::proto::moby::sshforward::v1::{BytesMessage, CheckAgentRequest, CheckAgentResponse};
 
+#[cfg(feature = "ssh-agent")]
 mod keyring;
-pub use keyring::Keyring;
+#[cfg(feature = "ssh-agent")]
+pub(crate) use keyring::Keyring;
 
 /// The method names to list in the session header (`/moby.sshforward.v1.SSH/<m>`).
 pub const METHODS: &[&str] = &["CheckAgent", "ForwardAgent"];
@@ -151,6 +153,7 @@ impl SshSpec {
 #[derive(Clone, Debug)]
 enum Agent {
     Socket(PathBuf),
+    #[cfg(feature = "ssh-agent")]
     Keys(Arc<Keyring>),
 }
 
@@ -191,7 +194,7 @@ fn load_with(specs: &[SshSpec], auth_sock: Option<OsString>) -> Result<SshAgents
                         });
                     }
                 }
-                Agent::Keys(Arc::new(Keyring::load(&s.id, paths)?))
+                key_agent(&s.id, paths)?
             }
         };
         if agents.insert(s.id.clone(), agent).is_some() {
@@ -294,52 +297,13 @@ impl Ssh for SshService {
                 let (reader, writer) = conn.into_split();
                 tokio::spawn(proxy(request.into_inner(), reader, writer, tx));
             }
+            #[cfg(feature = "ssh-agent")]
             Agent::Keys(keyring) => {
                 tracing::debug!(id = %id, "serving ssh agent from key files");
-                tokio::spawn(serve_keys(keyring.clone(), request.into_inner(), tx));
+                tokio::spawn(keyring::serve(keyring.clone(), request.into_inner(), tx));
             }
         }
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
-/// Answers agent requests from `keyring` until the daemon half-closes.
-async fn serve_keys(
-    keyring: Arc<Keyring>,
-    mut inbound: Streaming<BytesMessage>,
-    tx: mpsc::Sender<Result<BytesMessage, Status>>,
-) {
-    let mut framer = keyring::Framer::default();
-    loop {
-        let msg = tokio::select! {
-            msg = inbound.message() => msg,
-            () = tx.closed() => return,
-        };
-        match msg {
-            Ok(Some(msg)) => framer.push(&msg.data),
-            Ok(None) => return,
-            Err(status) => {
-                tracing::debug!(error = %status, "ssh forward stream failed");
-                return;
-            }
-        }
-        loop {
-            let request = match framer.next_message() {
-                Ok(Some(request)) => request,
-                Ok(None) => break,
-                Err(len) => {
-                    tracing::debug!(len, "ssh agent request too long; closing");
-                    return;
-                }
-            };
-            let reply = keyring::frame(&keyring.answer(&request));
-            for chunk in reply.chunks(CHUNK) {
-                let data = Bytes::copy_from_slice(chunk);
-                if tx.send(Ok(BytesMessage { data })).await.is_err() {
-                    return;
-                }
-            }
-        }
     }
 }
 
@@ -400,6 +364,24 @@ async fn from_agent(mut reader: OwnedReadHalf, tx: mpsc::Sender<Result<BytesMess
             return;
         }
     }
+}
+
+/// The in-process agent for private key files.
+#[cfg(feature = "ssh-agent")]
+fn key_agent(id: &str, paths: &[PathBuf]) -> Result<Agent, SshError> {
+    Ok(Agent::Keys(Arc::new(Keyring::load(id, paths)?)))
+}
+
+/// Without the `ssh-agent` feature only agent sockets can be forwarded.
+#[cfg(not(feature = "ssh-agent"))]
+fn key_agent(id: &str, paths: &[PathBuf]) -> Result<Agent, SshError> {
+    Err(SshError::Key {
+        id: id.to_string(),
+        path: paths.first().cloned().unwrap_or_default(),
+        reason: "this build of rbuild has no in-process agent for key files (the ssh-agent \
+                 feature is off): give an agent socket instead"
+            .to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -14,7 +14,14 @@ use ssh_key::private::KeypairData;
 use ssh_key::{HashAlg, PrivateKey};
 
 use self::rsa::RsaSigner;
-use super::SshError;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tonic::{Status, Streaming};
+
+use super::{CHUNK, SshError};
+use crate::proto::moby::sshforward::v1::BytesMessage;
 
 mod rsa;
 
@@ -252,6 +259,46 @@ pub fn frame(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + body.len());
     put_string(&mut out, body);
     out
+}
+
+/// Answers agent requests from `keyring` until the daemon half-closes.
+pub(super) async fn serve(
+    keyring: Arc<Keyring>,
+    mut inbound: Streaming<BytesMessage>,
+    tx: mpsc::Sender<Result<BytesMessage, Status>>,
+) {
+    let mut framer = Framer::default();
+    loop {
+        let msg = tokio::select! {
+            msg = inbound.message() => msg,
+            () = tx.closed() => return,
+        };
+        match msg {
+            Ok(Some(msg)) => framer.push(&msg.data),
+            Ok(None) => return,
+            Err(status) => {
+                tracing::debug!(error = %status, "ssh forward stream failed");
+                return;
+            }
+        }
+        loop {
+            let request = match framer.next_message() {
+                Ok(Some(request)) => request,
+                Ok(None) => break,
+                Err(len) => {
+                    tracing::debug!(len, "ssh agent request too long; closing");
+                    return;
+                }
+            };
+            let reply = frame(&keyring.answer(&request));
+            for chunk in reply.chunks(CHUNK) {
+                let data = Bytes::copy_from_slice(chunk);
+                if tx.send(Ok(BytesMessage { data })).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
