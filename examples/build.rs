@@ -42,7 +42,9 @@ async fn run(context: &str, image: &str) -> Result<(), Box<dyn std::error::Error
     let pushed = &result.outputs[0];
     println!(
         "pushed {image} {} ({} steps, {} cached)",
-        pushed.digest().unwrap_or("(no digest)"),
+        pushed
+            .digest()
+            .map_or_else(|| "(no digest)".to_string(), |d| d.to_string()),
         result.steps.total,
         result.steps.cached
     );

@@ -42,7 +42,7 @@ async fn run(context: &str, image: &str, out: &Path) -> Result<bool, Box<dyn std
     };
     let client = Client::connect(addr, &ConnectOptions::default()).await?;
     let target = |name: &str| {
-        let build = Build::new(context).name(name).target(name);
+        let build = Build::new(context).named(name).target(name);
         match std::env::var("RBUILD_EXAMPLE_BASE") {
             Ok(base) => build.build_arg("BASE", base),
             Err(_) => build,
@@ -64,13 +64,13 @@ async fn run(context: &str, image: &str, out: &Path) -> Result<bool, Box<dyn std
     let (tx, rx) = mpsc::channel(256);
     let view = tokio::spawn(progress::render(mode, Box::new(std::io::stderr()), rx));
     let results = client
-        .build_all(&builds, &BuildOptions::default().events(tx))
+        .build_all(&builds, BuildOptions::default().events(tx))
         .await;
     view.await??;
 
     let mut ok = true;
     for (build, result) in builds.iter().zip(&results) {
-        let name = build.get_name().unwrap_or("?");
+        let name = build.name().unwrap_or("?");
         match result {
             Ok(r) => println!(
                 "{name}: {} steps ({} cached); context {} bytes sent{}; outputs: {}",
@@ -80,7 +80,9 @@ async fn run(context: &str, image: &str, out: &Path) -> Result<bool, Box<dyn std
                 if r.upload.shared { " (shared)" } else { "" },
                 r.outputs
                     .iter()
-                    .map(|o| o.digest().unwrap_or(&o.kind).to_string())
+                    .map(|o| o
+                        .digest()
+                        .map_or_else(|| o.kind.to_string(), |d| d.to_string()))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),

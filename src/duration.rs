@@ -13,6 +13,7 @@ use std::time::Duration;
 /// syntax, so it reads the same wherever the duration came from.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid duration {input:?}: {reason} (use e.g. 30s, 90m, 6h, 7d)")]
+#[non_exhaustive]
 pub struct DurationError {
     /// What was given, untrimmed.
     pub input: String,

@@ -28,26 +28,42 @@
 //!
 //! # Layout
 //!
-//! - [`build`]: the typed build description, its outputs, results and errors.
-//! - [`bake`]: bake files (HCL, JSON) -> builds for `Client::build_all`.
-//! - [`client`]: a connected daemon: info, workers, `build`, `build_all`.
+//! Modules from the bottom layer up; each uses only modules listed before
+//! it (ARCHITECTURE.md has the rule and `tests/layers.rs` checks it).
+//!
+//! - [`proto`]: the generated BuildKit API, for programs that need a raw call.
+//! - [`digest`], [`duration`]: content digests; the one duration syntax.
+//! - [`credentials`]: registry logins from the Docker config, and which
+//!   hosts may get them.
+//! - [`docker_api`]: a small Docker Engine API client (`--load`, the
+//!   engine's image store).
 //! - [`connect`]: daemon addresses and transports (unix, tcp, TLS, Docker
 //!   Engine, docker-container, ssh).
-//! - [`pool`]: several daemons; each build placed on one by rendezvous
-//!   hashing of its routing key, unhealthy nodes skipped; builder configs.
-//! - [`progress`]: typed build events and their renderers (tty, plain,
-//!   rawjson, quiet), one output for many concurrent builds.
-//! - [`status`]: the daemon's progress messages as plain Rust values.
-//! - [`dockerfile`]: Dockerfile analysis and the cache freshness policy.
-//! - [`upstream`]: what a fetching step's git ref or URL is now (the exact
-//!   freshness policy's cache key).
-//! - [`duration`]: the one duration syntax (`30s`, `90m`, `6h`, `7d`).
-//! - [`engine`]: a small Docker Engine API client (`--load`, tests).
-//! - [`registry`]: an OCI distribution client for cache housekeeping.
-//! - [`proto`]: the generated BuildKit API, for programs that need a raw call.
+//! - [`progress`]: build events, the daemon's status messages as plain Rust
+//!   values, and their renderers (tty, plain, rawjson, quiet).
+//! - [`session`]: what a build hands its session (secrets, SSH agents, a
+//!   context archive); the services themselves are internal.
+//! - [`registry`], [`upstream`]: an OCI distribution client; what a fetching
+//!   step's git ref or URL is now.
+//! - [`cache`], [`output`], [`dockerfile`]: cache entries, outputs and their
+//!   results, Dockerfile analysis and the freshness policy.
+//! - [`buildspec`]: [`Build`], the typed description of one build.
+//! - [`outcome`]: [`BuildResult`] and [`BuildError`].
+//! - [`request`]: the Solve request a build sends ([`Build::preview`]).
+//! - [`client`]: [`Client`]: `build`, `build_all`, `info`.
+//! - [`report`]: the end-of-build report's schema.
+//! - [`pool`] (feature `pool`): several daemons as one; which daemons the
+//!   environment names ([`pool::Selection`]).
+//! - [`bake`] (feature `bake`): bake files (HCL, JSON, compose) -> builds.
 //!
-//! Internals (the session and its services, the solve runner, exporter
-//! wiring) are private: the daemon calls them back, a program never does.
+//! Internals (the session's services, the solve runner, exporter wiring)
+//! are private: the daemon calls them back, a program never does.
+//!
+//! # Features
+//!
+//! `cli` (default) is the `rbuild` binary's: a program that only uses the
+//! library sets `default-features = false` and picks `bake`, `pool` and
+//! `ssh-agent` (the in-process agent for `--ssh ID=KEYFILE`) as it needs.
 
 #![warn(missing_docs)]
 
@@ -59,6 +75,7 @@ pub mod client;
 pub mod connect;
 pub mod credentials;
 pub(crate) mod daemon;
+pub mod digest;
 pub mod docker_api;
 pub mod dockerfile;
 pub mod duration;
@@ -85,6 +102,7 @@ pub use buildspec::{Build, Dockerfile, Entitlement, Network};
 pub use cache::{CacheEntry, CacheEnv};
 pub use client::{BuildOptions, Client, ClientError, DaemonInfo, Worker};
 pub use connect::{Address, ConnectError, ConnectOptions};
+pub use digest::Digest;
 pub use error_chain::error_chain;
 pub use outcome::{BuildError, BuildResult, StepFailure};
 pub use output::Output;

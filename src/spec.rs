@@ -14,6 +14,7 @@ pub struct Spec {
 /// A `type=...,key=value` value (output, cache, secret) that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{field} {input:?}: {reason}")]
+#[non_exhaustive]
 pub struct SpecError {
     /// What the value describes (`output`, `cache-to`, ...): a CLI adds
     /// its own flag spelling.

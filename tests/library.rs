@@ -57,7 +57,7 @@ async fn a_pushed_image_is_the_digest_the_result_names() {
         &format!("/v2/{repo}/manifests/{tag}"),
     );
     assert_eq!(head.status, 200);
-    assert_eq!(head.header("docker-content-digest"), Some(digest));
+    assert_eq!(head.header("docker-content-digest"), Some(digest.as_str()));
     assert!(result.steps.total >= 3, "{:?}", result.steps);
 }
 
@@ -93,7 +93,7 @@ async fn three_targets_of_one_context_share_one_upload_session() {
     let image = format!("{}/rbuild/{}:1", stack.registry, unique("library-multi"));
     let target = |name: &str| {
         Build::new(ctx.path())
-            .name(name)
+            .named(name)
             .target(name)
             .build_arg("BASE", &stack.base)
     };
@@ -116,7 +116,7 @@ async fn three_targets_of_one_context_share_one_upload_session() {
     });
     let results = client(&stack)
         .await
-        .build_all(&builds, &BuildOptions::default().events(tx))
+        .build_all(&builds, BuildOptions::default().events(tx))
         .await;
     let started = collect.await.unwrap();
     assert_eq!(started.len(), 3, "{started:?}");

@@ -21,7 +21,7 @@ pub(super) fn to_build(
         detail,
     };
     let context = cwd.join(t.context.as_deref().unwrap_or("."));
-    let mut b = Build::new(&context).name(name);
+    let mut b = Build::new(&context).named(name);
     b = match (&t.dockerfile_inline, &t.dockerfile) {
         (Some(text), _) => b.dockerfile(Dockerfile::Inline(text.clone().into())),
         (None, Some(f)) => b.dockerfile_path(context.join(f)),

@@ -40,6 +40,7 @@ pub const SUPPORTED_FUNCTIONS: &[&str] = funcs::SUPPORTED;
 
 /// Why a bake file cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BakeError {
     /// A file cannot be read.
     #[error("cannot read bake file {file}: {detail}")]

@@ -146,7 +146,7 @@ fn mistakes_are_named() {
 fn targets_become_typed_builds() {
     let chosen = def(&[]).resolve(&[], &[]).unwrap();
     let builds = Definition::builds(&chosen, Path::new("/work")).unwrap();
-    assert_eq!(builds[0].get_name(), Some("app"));
+    assert_eq!(builds[0].name(), Some("app"));
     assert_eq!(builds[0].context(), Path::new("/work/src"));
     let bad = Target {
         network: Some("bridge".into()),

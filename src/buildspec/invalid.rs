@@ -13,6 +13,7 @@ use crate::spec::SpecError;
 
 /// A mistake in the build description, found before contacting the daemon.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InvalidBuild {
     /// The context directory is missing or not a directory.
     #[error("build context {} {reason}", path.display())]

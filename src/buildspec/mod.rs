@@ -1,11 +1,11 @@
-//! The typed description of one build, and what running it gives back.
+//! The typed description of one build.
 //!
 //! A [`Build`] says what to build (context, Dockerfile, target, arguments),
 //! what to produce ([`Output`]s) and which caches to use ([`CacheEntry`]);
 //! [`Client::build`](crate::Client::build) turns it into one `Control.Solve`
-//! and returns a [`BuildResult`] or a [`BuildError`]. Frontend attribute keys,
-//! exporter names and entitlement strings are spelled only inside this module
-//! and its children, so neither the CLI nor a Rust program needs them.
+//! ([`crate::request`]) and returns a [`BuildResult`](crate::BuildResult) or
+//! a [`BuildError`](crate::BuildError). Neither the CLI nor a Rust program
+//! spells a frontend attribute, an exporter name or an entitlement string.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -153,25 +153,25 @@ impl Build {
 
     /// A name for this build in progress output and results (bake's target
     /// name); unnamed builds are numbered.
-    pub fn name(mut self, name: impl Into<String>) -> Build {
+    pub fn named(mut self, name: impl Into<String>) -> Build {
         self.name = Some(name.into());
         self
     }
 
-    /// The build's name, if it was given one.
-    pub fn get_name(&self) -> Option<&str> {
+    /// The build's name, if it was given one ([`Build::named`]).
+    pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
 
     /// What a [`Pool`](crate::pool::Pool) routes this build by, instead of
     /// its registry cache ref or context ([`crate::pool::route_key`]).
-    pub fn route_key(mut self, key: impl Into<String>) -> Build {
+    pub fn routed_by(mut self, key: impl Into<String>) -> Build {
         self.route_key = Some(key.into());
         self
     }
 
-    /// The routing key given with [`Build::route_key`], if any.
-    pub fn get_route_key(&self) -> Option<&str> {
+    /// The routing key given with [`Build::routed_by`], if any.
+    pub fn route_key(&self) -> Option<&str> {
         self.route_key.as_deref()
     }
 

@@ -165,18 +165,14 @@ pub async fn run(global: &GlobalArgs, args: BakeArgs) -> anyhow::Result<u8> {
         builds = builds
             .into_iter()
             .map(|b| {
-                let name = b.get_name().unwrap_or("default").to_string();
+                let name = b.name().unwrap_or("default").to_string();
                 b.cache(format!("{repo}:{name}"))
             })
             .collect();
     }
     for b in &builds {
         b.validate().map_err(|e| {
-            anyhow::anyhow!(
-                "target {:?}: {}",
-                b.get_name().unwrap_or(""),
-                target_error(e)
-            )
+            anyhow::anyhow!("target {:?}: {}", b.name().unwrap_or(""), target_error(e))
         })?;
     }
     execute(global, &args, &builds).await
@@ -199,7 +195,7 @@ async fn execute(
     let renderer = tokio::spawn(rbuild::progress::render(mode, out, rx));
     let placed = {
         let options = BuildOptions::default().events(tx).cancel(cancel.clone());
-        pool.build_all(builds, &options).await
+        pool.build_all(builds, options).await
     };
     // A lone daemon is no news.
     let single = pool.is_single();
@@ -233,7 +229,7 @@ async fn execute(
         .enumerate()
         .filter_map(|(i, (b, r))| {
             Some(super::github::Row {
-                name: b.get_name().unwrap_or("default"),
+                name: b.name().unwrap_or("default"),
                 summary: target_summaries.get(i)?.as_ref()?,
                 ok: r.is_ok(),
                 upload: r
@@ -249,7 +245,7 @@ async fn execute(
     let mut canceled = false;
     let mut metadata = serde_json::Map::new();
     for ((build, result), placement) in builds.iter().zip(results).zip(&placements) {
-        let name = build.get_name().unwrap_or("default");
+        let name = build.name().unwrap_or("default");
         match result {
             Ok(r) => {
                 for w in &r.warnings {
@@ -276,7 +272,7 @@ async fn execute(
                 reason,
             }) => {
                 failed += 1;
-                let dep = builds.get(index).and_then(|b| b.get_name()).unwrap_or("?");
+                let dep = builds.get(index).and_then(|b| b.name()).unwrap_or("?");
                 super::say(format_args!(
                     "error: target {name:?}: context {ctx:?} needs target {dep:?}, but {reason}"
                 ));

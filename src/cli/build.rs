@@ -51,7 +51,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
         // Dropped at the end of the block: the renderer ends with the
         // last sender.
         let options = BuildOptions::default().events(tx).cancel(cancel.clone());
-        let placed = pool.build_with(&build, &options).await;
+        let placed = pool.build_with(&build, options).await;
         // A lone daemon is no news.
         let placements: Vec<rbuild::pool::Placement> = match pool.is_single() {
             true => Vec::new(),
@@ -205,7 +205,7 @@ fn write_results(args: &BuildArgs, outcome: &BuildResult) -> anyhow::Result<()> 
         let id = outcome
             .image_id()
             .context("--iidfile: the build produced no image (add -t or an image output)")?;
-        rbuild::output::write_atomically(path, id.as_bytes())
+        rbuild::output::write_atomically(path, id.as_str().as_bytes())
             .with_context(|| format!("cannot write --iidfile {}", path.display()))?;
     }
     Ok(())

@@ -223,14 +223,12 @@ impl GlobalArgs {
             server_name: self.tlsservername.clone(),
             ..tls
         });
-        ConnectOptions {
-            timeout: Duration::from_secs(self.connect_timeout.max(1)),
-            tls,
-            keepalive: (self.keepalive > 0).then(|| Duration::from_secs(self.keepalive)),
-            // RBUILD_SSH_COMMAND and RBUILD_SSH_REMOTE_COMMAND are read by
-            // the transport itself, for every path that connects.
-            ssh: Default::default(),
-        }
+        // RBUILD_SSH_COMMAND and RBUILD_SSH_REMOTE_COMMAND are read by the
+        // transport itself, for every path that connects.
+        ConnectOptions::default()
+            .timeout(Duration::from_secs(self.connect_timeout.max(1)))
+            .tls(tls)
+            .keepalive((self.keepalive > 0).then(|| Duration::from_secs(self.keepalive)))
     }
 }
 

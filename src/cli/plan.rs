@@ -43,7 +43,7 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
         build = build.target(target);
     }
     if let Some(key) = &args.route_key {
-        build = build.route_key(key);
+        build = build.routed_by(key);
     }
     for (k, v) in flags::build_args(&args.build_args, |k| std::env::var(k).ok())? {
         build = build.build_arg(k, v);

@@ -18,12 +18,27 @@ use crate::request::{self as plan, BuildPlan};
 use crate::solve::{self, SharedLocals};
 
 /// How a build is run: where its progress goes and what cancels it.
-#[derive(Clone, Debug, Default)]
+///
+/// A call takes its options by value and drops them when its builds end,
+/// as BuildKit's Go client closes the status channel itself: the events
+/// sender goes with them, so a renderer reading the other end finishes
+/// without the caller having to remember anything.
+///
+/// ```compile_fail
+/// # async fn demo(client: rbuild::Client, builds: Vec<rbuild::Build>) {
+/// let (tx, rx) = tokio::sync::mpsc::channel(64);
+/// let options = rbuild::BuildOptions::default().events(tx);
+/// client.build_all(&builds, options).await;
+/// drop(options); // the call owns them: holding them past it does not compile
+/// # }
+/// ```
+#[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct BuildOptions {
     /// Receives the builds' [`Event`]s; none are sent without it.
-    pub events: Option<mpsc::Sender<Event>>,
+    pub(crate) events: Option<mpsc::Sender<Event>>,
     /// Canceling it stops every build of the call on the daemon.
-    pub cancel: CancellationToken,
+    pub(crate) cancel: CancellationToken,
     /// Set by a pool, which gives one node part of its caller's list: each
     /// build's index in that list (its events carry it) and its placement.
     pub(crate) slots: Option<Arc<[Slot]>>,
@@ -61,9 +76,10 @@ impl BuildOptions {
         announced: Option<Arc<tokio::sync::Barrier>>,
     ) -> BuildOptions {
         BuildOptions {
+            events: self.events.clone(),
+            cancel: self.cancel.clone(),
             slots: Some(slots.into()),
             announced,
-            ..self.clone()
         }
     }
 
@@ -101,14 +117,14 @@ impl Client {
     /// # }
     /// ```
     pub async fn build(&self, build: &Build) -> Result<BuildResult, BuildError> {
-        self.build_with(build, &BuildOptions::default()).await
+        self.build_with(build, BuildOptions::default()).await
     }
 
     /// Runs one build with progress events and a cancel token.
     pub async fn build_with(
         &self,
         build: &Build,
-        options: &BuildOptions,
+        options: BuildOptions,
     ) -> Result<BuildResult, BuildError> {
         if let Some((name, &index)) = build.context_builds.iter().next() {
             return Err(BuildError::Dependency {
@@ -135,10 +151,10 @@ impl Client {
     /// # async fn demo(client: rbuild::Client) {
     /// use rbuild::{Build, Output};
     /// let builds = [
-    ///     Build::new(".").name("app").target("app").output(Output::tar("app.tar")),
-    ///     Build::new(".").name("tests").target("tests").output(Output::local("out")),
+    ///     Build::new(".").named("app").target("app").output(Output::tar("app.tar")),
+    ///     Build::new(".").named("tests").target("tests").output(Output::local("out")),
     /// ];
-    /// for result in client.build_all(&builds, &Default::default()).await {
+    /// for result in client.build_all(&builds, Default::default()).await {
     ///     match result {
     ///         Ok(r) => println!("{:?}: {} steps", r.name, r.steps.total),
     ///         Err(e) => eprintln!("failed: {e}"),
@@ -149,7 +165,7 @@ impl Client {
     pub async fn build_all(
         &self,
         builds: &[Build],
-        options: &BuildOptions,
+        options: BuildOptions,
     ) -> Vec<Result<BuildResult, BuildError>> {
         let graph = deps::graph(builds, self.daemon.kind());
         let mut plans: Vec<Result<BuildPlan, BuildError>> = Vec::with_capacity(builds.len());

@@ -136,7 +136,7 @@ pub(super) fn publish(
     if let Some(name) = r
         .outputs
         .iter()
-        .find(|o| o.kind == "moby")
+        .find(|o| o.exporter == "moby")
         .and_then(|o| o.names().first().map(|n| n.to_string()))
     {
         return Some(Ok(name));

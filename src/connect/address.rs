@@ -14,6 +14,7 @@ use crate::docker_api::DEFAULT_DOCKER_SOCKET;
 
 /// Where the BuildKit Control API is served.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Address {
     /// A standalone buildkitd on a unix socket: plain HTTP/2 (h2c).
     Unix(PathBuf),
@@ -58,6 +59,7 @@ pub const DEFAULT_BUILDKITD_SOCKET: &str = "/run/buildkit/buildkitd.sock";
 /// Why an address string was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid address {input:?}: {reason}")]
+#[non_exhaustive]
 pub struct AddressError {
     /// The whole address string, as the user gave it.
     pub input: String,

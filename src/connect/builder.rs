@@ -12,6 +12,7 @@ use super::{Address, TlsConfig};
 
 /// Why a builder name does not give an address.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuilderError {
     /// No such builder in the store.
     #[error("no buildx builder named {name:?} in {} (docker buildx ls lists them)", dir.display())]

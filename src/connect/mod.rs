@@ -33,6 +33,7 @@ pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
 
 /// How a connection is made.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ConnectOptions {
     /// Upper bound for opening the stream and the HTTP/2 handshake.
     pub timeout: Duration,
@@ -61,6 +62,32 @@ pub fn ping_timeout(interval: Duration) -> Duration {
     interval.clamp(Duration::from_secs(1), Duration::from_secs(20))
 }
 
+impl ConnectOptions {
+    /// Waits at most `timeout` for the stream and the HTTP/2 handshake.
+    pub fn timeout(mut self, timeout: Duration) -> ConnectOptions {
+        self.timeout = timeout;
+        self
+    }
+
+    /// TLS for a `tcp://` address.
+    pub fn tls(mut self, tls: Option<TlsConfig>) -> ConnectOptions {
+        self.tls = tls;
+        self
+    }
+
+    /// Pings every `interval` while a call is open; `None` sends none.
+    pub fn keepalive(mut self, interval: Option<Duration>) -> ConnectOptions {
+        self.keepalive = interval;
+        self
+    }
+
+    /// The ssh client and remote command for an `ssh://` address.
+    pub fn ssh(mut self, ssh: SshOptions) -> ConnectOptions {
+        self.ssh = ssh;
+        self
+    }
+}
+
 impl Default for ConnectOptions {
     fn default() -> Self {
         Self {
@@ -75,6 +102,7 @@ impl Default for ConnectOptions {
 /// Why the daemon could not be reached; each variant names the address and
 /// says what to check.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectError {
     /// A unix socket address (buildkitd or Docker Engine) whose file does
     /// not exist.

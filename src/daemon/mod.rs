@@ -19,6 +19,7 @@ use crate::proto::pb::Platform;
 
 /// Why a call to the daemon failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// Opening the connection failed (see [`ConnectError`]).
     #[error(transparent)]
@@ -76,6 +77,7 @@ pub(crate) struct Daemon {
 
 /// What `rbuild info` shows.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct DaemonInfo {
     /// `None` when the daemon predates the Info call (BuildKit < 0.11).
     pub version: Option<Version>,
@@ -85,6 +87,7 @@ pub struct DaemonInfo {
 
 /// The BuildKit release the daemon reports through the Info call.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Version {
     /// The Go module path of the daemon's build, e.g. `github.com/moby/buildkit`.
     pub package: String,
@@ -96,6 +99,7 @@ pub struct Version {
 
 /// One of the daemon's workers (the OCI or containerd backend that runs steps).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Worker {
     /// The worker's ID as the daemon reports it.
     pub id: String,

@@ -48,6 +48,7 @@ pub const DEFAULT_SCAN_BYTES: u64 = 256 << 20;
 
 /// Why an engine call failed, by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// The engine's socket could not be opened: no socket, no permission, or
     /// nothing listening.

@@ -48,6 +48,7 @@ pub const MAX_DOCKERFILE_BYTES: usize = 8 << 20;
 
 /// Why a Dockerfile could not be analyzed or rewritten.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DockerfileError {
     /// A refresh period that is malformed or out of range.
     #[error(transparent)]

@@ -13,6 +13,7 @@ use crate::spec::SpecError;
 
 /// A failed build.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// The build description is wrong; nothing was sent to the daemon.
     #[error(transparent)]
@@ -139,6 +140,7 @@ pub enum BuildError {
 
 /// Why a pool cannot be made or cannot place a build.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PoolError {
     /// A pool needs at least one node.
     #[error("the pool has no nodes")]

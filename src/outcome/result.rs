@@ -8,6 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use crate::cache::{CacheDirection, CacheEntry, CacheFailure, CacheStatus};
+use crate::digest::Digest;
 use crate::dockerfile::RefreshedStep;
 use crate::output::{Destination, OutputResult};
 use crate::progress::Summary;
@@ -15,8 +16,9 @@ use crate::session::filesync::TransferStats;
 
 /// A successful build.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct BuildResult {
-    /// The build's name ([`Build::name`](crate::Build::name)), if any.
+    /// The build's name ([`Build::named`](crate::Build::named)), if any.
     pub name: Option<String>,
     /// The build's ref, as the daemon's history shows it.
     pub build_ref: String,
@@ -82,6 +84,7 @@ pub enum MetadataProvenance {
 
 /// The cache report: how many steps ran and how many came from cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StepReport {
     /// Steps that started (or showed output).
     pub total: usize,
@@ -112,6 +115,7 @@ impl From<&Summary> for StepReport {
 
 /// The upload of the build's context directory.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UploadStats {
     /// Files whose content was sent.
     pub files_sent: u64,
@@ -137,11 +141,11 @@ impl UploadStats {
 
 impl BuildResult {
     /// The image id (config digest) of the image the build produced, if any.
-    pub fn image_id(&self) -> Option<&str> {
+    pub fn image_id(&self) -> Option<Digest> {
         let r = &self.exporter_response;
         r.get("containerimage.config.digest")
             .or_else(|| r.get("containerimage.digest"))
-            .map(String::as_str)
+            .and_then(|d| d.parse().ok())
     }
 
     /// How the cache imports (or exports) went as a whole.
@@ -221,21 +225,21 @@ impl BuildResult {
 
 impl OutputResult {
     /// The image manifest (or index) digest this output produced.
-    pub fn digest(&self) -> Option<&str> {
+    pub fn digest(&self) -> Option<Digest> {
         self.metadata
             .get("containerimage.digest")
-            .map(String::as_str)
+            .and_then(|d| d.parse().ok())
     }
 
     /// The image manifest's digest: the output's own digest when it is a
     /// manifest, the one image manifest of the index it exported otherwise
     /// (provenance makes every build's index unique; this stays the same).
     /// `None` for a multi-platform index: see [`OutputResult::image_manifests`].
-    pub fn image_manifest(&self) -> Option<&str> {
+    pub fn image_manifest(&self) -> Option<Digest> {
         if !self.image_manifests.is_empty() {
             let mut all = self.image_manifests.values();
             return match (all.next(), all.next()) {
-                (Some(one), None) => Some(one),
+                (Some(one), None) => Some(one.clone()),
                 _ => None,
             };
         }
@@ -250,10 +254,10 @@ impl OutputResult {
     }
 
     /// The image config digest (Docker's image id).
-    pub fn config_digest(&self) -> Option<&str> {
+    pub fn config_digest(&self) -> Option<Digest> {
         self.metadata
             .get("containerimage.config.digest")
-            .map(String::as_str)
+            .and_then(|d| d.parse().ok())
     }
 
     /// The image names this output carried.
@@ -284,7 +288,7 @@ fn outputs_json(outputs: &[OutputResult]) -> serde_json::Value {
         .iter()
         .map(|o| {
             let mut entry = metadata_map(&o.metadata);
-            entry.insert("type".into(), o.kind.clone().into());
+            entry.insert("type".into(), o.kind.as_str().into());
             let dest = match &o.dest {
                 Destination::File(p) | Destination::Dir(p) => Some(p.display().to_string()),
                 Destination::Stdout => Some("-".to_string()),
@@ -299,7 +303,7 @@ fn outputs_json(outputs: &[OutputResult]) -> serde_json::Value {
                 let manifests = o
                     .image_manifests
                     .iter()
-                    .map(|(p, d)| (p.clone(), serde_json::Value::String(d.clone())))
+                    .map(|(p, d)| (p.clone(), serde_json::Value::String(d.to_string())))
                     .collect();
                 entry.insert(
                     "rbuild.image.manifests".into(),

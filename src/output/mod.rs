@@ -21,8 +21,8 @@ pub(crate) use files::check_destinations;
 pub use files::write_atomically;
 pub(crate) use load::LoadSink;
 pub(crate) use parse::parse_output;
-pub use result::OutputResult;
 pub(crate) use result::attribute;
+pub use result::{OutputKind, OutputResult};
 pub(crate) use stream::ChannelSink;
 pub use typed::{FileDest, ImageArchive, ImageOutput, Output};
 
@@ -300,7 +300,7 @@ mod tests {
         let results = attribute(&exports, &merged, &per);
         assert_eq!(results[0].metadata["containerimage.digest"], "sha256:oci");
         assert!(results[1].metadata.is_empty(), "tar reports nothing");
-        assert_eq!(results[2].kind, "moby");
+        assert_eq!(results[2].exporter, "moby");
         assert_eq!(results[2].metadata["containerimage.digest"], "sha256:moby");
         assert!(!results[2].metadata.contains_key("cache.manifest"));
     }

@@ -3,13 +3,68 @@
 use std::collections::BTreeMap;
 
 use super::{Destination, Export};
+use crate::digest::Digest;
+
+/// What kind of output produced a result, in buildx's `-o type=` words;
+/// a Docker Engine's own exporter name never shows here.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OutputKind {
+    /// An image: kept in the daemon's store, pushed, or loaded into the
+    /// engine that built it.
+    Image,
+    /// A docker-format tarball (a file, or loaded into another engine).
+    Docker,
+    /// An OCI layout tarball or directory.
+    Oci,
+    /// The filesystem as a tarball.
+    Tar,
+    /// The filesystem as a directory.
+    Local,
+    /// An exporter this library has no name for.
+    Other(String),
+}
+
+impl OutputKind {
+    /// Reads a daemon's exporter name.
+    pub(crate) fn of_exporter(name: &str) -> OutputKind {
+        match name {
+            "image" | "moby" => OutputKind::Image,
+            "docker" => OutputKind::Docker,
+            "oci" => OutputKind::Oci,
+            "tar" => OutputKind::Tar,
+            "local" => OutputKind::Local,
+            other => OutputKind::Other(other.to_string()),
+        }
+    }
+
+    /// buildx's name: `image`, `docker`, `oci`, `tar`, `local`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            OutputKind::Image => "image",
+            OutputKind::Docker => "docker",
+            OutputKind::Oci => "oci",
+            OutputKind::Tar => "tar",
+            OutputKind::Local => "local",
+            OutputKind::Other(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for OutputKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What one exporter of a finished build produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OutputResult {
-    /// The daemon's exporter name (`image`, `moby` on a Docker Engine,
-    /// `docker`, `oci`, `tar`, `local`).
-    pub kind: String,
+    /// What kind of output it was.
+    pub kind: OutputKind,
+    /// The daemon's exporter name (`moby` is a Docker Engine's image store).
+    pub(crate) exporter: String,
     /// Where the result went on the client side (`Daemon` when it stayed
     /// on the daemon or went to a registry).
     pub dest: Destination,
@@ -22,7 +77,7 @@ pub struct OutputResult {
     /// platform (`linux/amd64`), attestation manifests left out: what two
     /// builds of the same image agree on even when their provenance (and so
     /// the index digest) differs. Empty when the output is not an index.
-    pub image_manifests: BTreeMap<String, String>,
+    pub image_manifests: BTreeMap<String, Digest>,
 }
 
 /// Keys of the exporter response that describe one produced image.
@@ -53,7 +108,8 @@ pub fn attribute(
                 None => BTreeMap::new(),
             };
             OutputResult {
-                kind: e.kind.clone(),
+                kind: OutputKind::of_exporter(&e.kind),
+                exporter: e.kind.clone(),
                 dest: e.dest.clone(),
                 pushed: e.attrs.get("push").is_some_and(|p| p == "true"),
                 metadata,

@@ -22,6 +22,7 @@ use crate::spec::SpecError;
 /// # Ok::<(), rbuild::SpecError>(())
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum Output {
     /// An image. On a Docker Engine it is stored in the engine; on buildkitd
     /// it stays in the daemon's store unless pushed.

@@ -292,7 +292,7 @@ async fn run_parts(
                 node_options.all_announced().await;
                 return Vec::new();
             };
-            let results = client.build_all(&builds, &node_options).await;
+            let results = client.build_all(&builds, node_options).await;
             if results.iter().any(|r| r.is_err()) {
                 cancel.cancel();
             }

@@ -49,7 +49,7 @@ impl Pool {
     /// ones is split: each platform is built on a node that builds it
     /// natively, and the index joining them is published under its tags
     /// (see [`Placed::shares`]).
-    pub async fn build_with(&self, build: &Build, options: &BuildOptions) -> Placed {
+    pub async fn build_with(&self, build: &Build, options: BuildOptions) -> Placed {
         let key = route::route_key(build);
         let unplaced = |e| Placed {
             placement: None,
@@ -59,7 +59,7 @@ impl Pool {
         };
         if !self.is_single() && build.platforms.len() > 1 {
             match self.platform_shares(&key, build).await {
-                Ok(Some(shares)) => return self.build_across(build, options, shares).await,
+                Ok(Some(shares)) => return self.build_across(build, &options, shares).await,
                 Ok(None) => {}
                 Err(e) => return unplaced(e),
             }
@@ -75,7 +75,7 @@ impl Pool {
             }],
             None,
         );
-        let result = client.build_with(build, &options).await;
+        let result = client.build_with(build, options).await;
         Placed {
             placement: Some(placement),
             result,
@@ -93,7 +93,8 @@ impl Pool {
     /// A multi-platform build that no other build of the call is joined to
     /// is split over the nodes as [`Pool::build_with`] splits one; its
     /// parts' progress comes under numbers past the list ([`Placed::progress`]).
-    pub async fn build_all(&self, builds: &[Build], options: &BuildOptions) -> Vec<Placed> {
+    pub async fn build_all(&self, builds: &[Build], options: BuildOptions) -> Vec<Placed> {
+        let options = &options;
         let groups = dependency_groups(builds);
         let mut on_node: BTreeMap<String, (Client, Vec<(usize, Placement)>)> = BTreeMap::new();
         let mut unplaced: BTreeMap<usize, PoolError> = BTreeMap::new();
@@ -180,7 +181,7 @@ impl Pool {
                 .collect();
             let options = options.with_slots(slots, announced.clone());
             async move {
-                let results = client.build_all(&share, &options).await;
+                let results = client.build_all(&share, options).await;
                 let originals: Vec<usize> = members.iter().map(|(i, _)| *i).collect();
                 members
                     .into_iter()
@@ -293,7 +294,7 @@ mod tests {
 
     #[test]
     fn builds_joined_by_named_contexts_form_one_group() {
-        let b = |n: &str| Build::new(".").name(n);
+        let b = |n: &str| Build::new(".").named(n);
         let builds = vec![
             b("base"),
             b("other"),

@@ -40,6 +40,7 @@ use crate::connect::{Address, ConnectOptions, SshOptions, TlsConfig};
 
 /// Why a builders file gives no pool.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file cannot be read.
     #[error("cannot read builders file {}: {detail}", path.display())]

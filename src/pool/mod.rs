@@ -26,7 +26,7 @@
 //!     Node::new("docker:///run/rbuild/r2/docker.sock".parse()?).name("r2"),
 //! ])?;
 //! let placed = pool
-//!     .build_with(&Build::new("examples/app").cache("127.0.0.1:5000/app-cache"), &BuildOptions::default())
+//!     .build_with(&Build::new("examples/app").cache("127.0.0.1:5000/app-cache"), BuildOptions::default())
 //!     .await;
 //! if let Some(p) = &placed.placement {
 //!     println!("built on {}", p.node);

@@ -14,7 +14,7 @@ use super::across::Part;
 use crate::buildspec::{Build, InvalidBuild};
 use crate::outcome::{BuildError, BuildResult};
 use crate::output::Output;
-use crate::output::{Destination, OutputResult};
+use crate::output::{Destination, OutputKind, OutputResult};
 use crate::registry::{self, Registry, RegistryOptions, Repository};
 
 /// Where the assembled index goes: every repository and tag the build names.
@@ -300,11 +300,16 @@ pub(super) fn merged(
         .into();
         result.exporter_response = metadata.clone();
         result.outputs.push(OutputResult {
-            kind: "image".to_string(),
+            kind: OutputKind::Image,
+            exporter: "image".to_string(),
             dest: Destination::Daemon,
             pushed: true,
             metadata,
-            image_manifests: index.manifests,
+            image_manifests: index
+                .manifests
+                .into_iter()
+                .filter_map(|(p, d)| Some((p, d.parse().ok()?)))
+                .collect(),
         });
     }
     result

@@ -20,7 +20,7 @@ pub use crate::progress::placement::{KeySource, RouteKey};
 /// context's absolute path.
 pub fn route_key(build: &Build) -> RouteKey {
     let key = |value: String, source| RouteKey { value, source };
-    if let Some(given) = build.get_route_key() {
+    if let Some(given) = build.route_key() {
         return key(given.to_string(), KeySource::Given);
     }
     let (from, to) = build.cache_entries();
@@ -134,7 +134,7 @@ mod tests {
             (k.value.as_str(), k.source),
             ("127.0.0.1:5000/app-cache", KeySource::CacheRef)
         );
-        let k = route_key(&b.clone().cache("r/c").route_key("mine"));
+        let k = route_key(&b.clone().cache("r/c").routed_by("mine"));
         assert_eq!((k.value.as_str(), k.source), ("mine", KeySource::Given));
         let k = route_key(&Build::remote("https://u:secret@example.com/app.git#main"));
         assert_eq!(k.source, KeySource::Remote);

@@ -21,6 +21,7 @@ pub struct Event {
 
 /// What happened in a build.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum EventKind {
     /// The build was accepted and is about to be sent to the daemon; always
     /// the build's first event.

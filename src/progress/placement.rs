@@ -4,6 +4,7 @@
 
 /// A node that was passed over for a build, and why.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct Skipped {
     /// The node's name.
     pub node: String,
@@ -15,6 +16,7 @@ pub struct Skipped {
 
 /// Where a build went.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct Placement {
     /// The node that built.
     pub node: String,
@@ -43,7 +45,7 @@ pub struct RouteKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeySource {
-    /// Given by the caller ([`Build::route_key`]).
+    /// Given by the caller ([`Build::routed_by`](crate::Build::routed_by)).
     Given,
     /// The build's registry cache ref: builds that share a cache share a node.
     CacheRef,

@@ -14,9 +14,10 @@ use serde::Deserialize;
 use super::RegistryError;
 use super::auth::{READ, Secret};
 use super::manifest::{MANIFEST_ACCEPT, Manifest};
-use super::reference::{Digest, ManifestRef, Repository, valid_tag};
+use super::reference::{ManifestRef, Repository, valid_tag};
 use super::transport::Transport;
 use crate::credentials::{Credentials, DockerConfig};
+use crate::digest::Digest;
 
 /// Distribution refuses manifests over 4 MiB on push; allow some slack.
 const MANIFEST_LIMIT: usize = 8 << 20;

@@ -12,8 +12,9 @@ use serde::Serialize;
 use super::RegistryError;
 use super::client::{Fetched, Registry};
 use super::manifest::{Manifest, cache_config_created, image_config_created, is_manifest_type};
-use super::reference::{Digest, ManifestRef};
+use super::reference::ManifestRef;
 use super::time::Timestamp;
+use crate::digest::Digest;
 
 /// Tags read at once: enough to hide latency, few enough to be polite.
 const CONCURRENCY: usize = 8;

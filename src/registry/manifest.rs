@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::reference::Digest;
 use super::time::Timestamp;
+use crate::digest::Digest;
 
 /// OCI image index: a list of manifests (BuildKit's default cache layout).
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

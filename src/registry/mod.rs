@@ -40,15 +40,17 @@ mod wire_tests;
 
 pub use crate::connect::TlsCheck;
 pub use crate::credentials::DockerConfig;
+pub use crate::digest::Digest;
 pub use client::{Registry, RegistryOptions};
 pub use inventory::{Inventory, TagEntry, TagKind, TagUsage, Usage};
 pub use prune::{Deletion, Failure, KeepReason, Kept, PruneOutcome, PrunePlan, PruneRule};
 pub use publish::RawManifest;
-pub use reference::{Digest, Repository, Scheme, image_name, is_valid_tag};
+pub use reference::{Repository, Scheme, image_name, is_valid_tag};
 pub use time::{Timestamp, format_age, parse_duration};
 
 /// Why a registry operation failed, by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// Fix the argument.
     #[error("invalid repository {input:?}: {reason}")]

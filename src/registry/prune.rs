@@ -21,8 +21,8 @@ use serde::Serialize;
 use super::RegistryError;
 use super::client::Registry;
 use super::inventory::{Inventory, TagEntry, TagKind, newest_first};
-use super::reference::Digest;
 use super::time::Timestamp;
+use crate::digest::Digest;
 
 /// Which cache manifests a prune deletes; the plan's JSON calls it `policy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -9,7 +9,8 @@ use http::{Method, StatusCode};
 use super::RegistryError;
 use super::auth::PUSH;
 use super::client::Registry;
-use super::reference::{Digest, ManifestRef, valid_tag};
+use super::reference::{ManifestRef, valid_tag};
+use crate::digest::Digest;
 
 /// A manifest or index as the registry stores it.
 #[derive(Clone, Debug)]

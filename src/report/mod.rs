@@ -196,10 +196,12 @@ impl BuildReport {
             cache_from: from.iter().map(CacheRef::of).collect(),
             cache_to: to.iter().map(CacheRef::of).collect(),
             cache: result.map(BuildResult::cache_report),
-            image_id: result.and_then(BuildResult::image_id).map(str::to_string),
+            image_id: result
+                .and_then(BuildResult::image_id)
+                .map(|d| d.to_string()),
             image_manifest: result
                 .and_then(|r| r.outputs.iter().find_map(|o| o.image_manifest()))
-                .map(str::to_string),
+                .map(|d| d.to_string()),
             failed_step: summary.failed_vertex.as_ref().map(|f| FailedStep {
                 name: f.name.clone(),
                 error: f.error.clone(),

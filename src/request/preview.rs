@@ -21,6 +21,7 @@ pub struct TypedEntry {
 /// The request, as far as it is known before a session exists: the
 /// session ids, the build ref and the upload itself are left out.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct RequestPreview {
     /// Always `dockerfile.v0`.
     pub frontend: String,

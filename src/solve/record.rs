@@ -189,11 +189,16 @@ pub(crate) async fn read_record(
         if output.image_manifest().is_some() {
             continue;
         }
-        let Some(index) = output.digest().map(str::to_string) else {
+        let Some(index) = output.digest().map(|d| d.to_string()) else {
             continue;
         };
         match image_manifests(client, &index).await {
-            Ok(manifests) => output.image_manifests = manifests.into_iter().collect(),
+            Ok(manifests) => {
+                output.image_manifests = manifests
+                    .into_iter()
+                    .filter_map(|(p, d)| Some((p, d.parse().ok()?)))
+                    .collect()
+            }
             Err(e) => tracing::debug!(error = %e, "index not readable; no image manifests"),
         }
     }

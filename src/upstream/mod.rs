@@ -129,6 +129,7 @@ impl fmt::Display for Identity {
 /// Why a source could not be looked up. Every text is free of the URL's
 /// credentials.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LookupError {
     /// No answer within the timeout.
     #[error("no answer within {}s", .0.as_secs())]

@@ -8,6 +8,7 @@ use std::io;
 /// What went wrong reaching a daemon over ssh; each variant names the host
 /// and what to check.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SshError {
     /// The local ssh program does not exist.
     #[error(
