@@ -147,6 +147,13 @@ fn on_daemon(exports: Vec<Export>, daemon: DaemonKind) -> Vec<Export> {
     out
 }
 
+impl Export {
+    /// An image comes out of it (annotations apply to it).
+    pub(crate) fn produces_image(&self) -> bool {
+        matches!(self.kind.as_str(), "image" | "moby" | "oci" | "docker")
+    }
+}
+
 pub(crate) fn image_export(attrs: BTreeMap<String, String>) -> Export {
     Export {
         kind: "image".to_string(),

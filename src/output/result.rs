@@ -51,6 +51,25 @@ impl OutputKind {
     }
 }
 
+impl OutputResult {
+    /// An image index this client pushed itself (the index joining a
+    /// multi-platform build's parts), with its metadata as the daemon's
+    /// image exporter would give it.
+    pub(crate) fn pushed_index(
+        metadata: BTreeMap<String, String>,
+        image_manifests: BTreeMap<String, Digest>,
+    ) -> OutputResult {
+        OutputResult {
+            kind: OutputKind::Image,
+            exporter: "image".to_string(),
+            dest: Destination::Daemon,
+            pushed: true,
+            metadata,
+            image_manifests,
+        }
+    }
+}
+
 impl std::fmt::Display for OutputKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

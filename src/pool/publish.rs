@@ -14,7 +14,7 @@ use super::across::Part;
 use crate::buildspec::{Build, InvalidBuild};
 use crate::outcome::{BuildError, BuildResult};
 use crate::output::Output;
-use crate::output::{Destination, OutputKind, OutputResult};
+use crate::output::OutputResult;
 use crate::registry::{self, Registry, RegistryOptions, Repository};
 
 /// Where the assembled index goes: every repository and tag the build names.
@@ -299,18 +299,14 @@ pub(super) fn merged(
         ]
         .into();
         result.exporter_response = metadata.clone();
-        result.outputs.push(OutputResult {
-            kind: OutputKind::Image,
-            exporter: "image".to_string(),
-            dest: Destination::Daemon,
-            pushed: true,
+        result.outputs.push(OutputResult::pushed_index(
             metadata,
-            image_manifests: index
+            index
                 .manifests
                 .into_iter()
                 .filter_map(|(p, d)| Some((p, d.parse().ok()?)))
                 .collect(),
-        });
+        ));
     }
     result
 }

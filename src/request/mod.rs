@@ -174,10 +174,7 @@ pub(crate) fn prepare(
 
     let mut exports =
         output::resolve(&build.outputs, &build.tags, daemon).map_err(InvalidBuild::from)?;
-    for e in exports
-        .iter_mut()
-        .filter(|e| matches!(e.kind.as_str(), "image" | "moby" | "oci" | "docker"))
-    {
+    for e in exports.iter_mut().filter(|e| e.produces_image()) {
         for a in &build.annotations {
             e.attrs.entry(a.attr()).or_insert_with(|| a.value.clone());
         }
