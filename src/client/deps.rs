@@ -136,7 +136,7 @@ pub(super) fn publish(
     if let Some(name) = r
         .outputs
         .iter()
-        .find(|o| o.exporter == "moby")
+        .find(|o| o.in_engine_store())
         .and_then(|o| o.names().first().map(|n| n.to_string()))
     {
         return Some(Ok(name));
