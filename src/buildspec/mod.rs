@@ -374,7 +374,8 @@ impl Build {
     /// daemon asks. By default only the registries the build names get them: the
     /// Dockerfile's images, `docker-image://` contexts, registry caches, push targets
     /// and the SBOM scanner; a request for any other host is answered without
-    /// credentials and reported in [`BuildResult::warnings`]. `"*"` answers for every
+    /// credentials and reported in
+    /// [`BuildResult::warnings`](crate::BuildResult::warnings). `"*"` answers for every
     /// host in the Docker config, as buildx does. Needed for images the build pulls
     /// that the client cannot see, e.g. in a Dockerfile inside a remote context.
     pub fn auth_host(mut self, host: impl Into<String>) -> Build {

@@ -1,9 +1,11 @@
 //! Build outputs: what the daemon's exporters produce and where it lands.
 //!
-//! Users write buildx's flags (`-o type=...`, `-t`, `--push`, `--load`);
-//! [`resolve`] turns them into one [`Export`] per exporter of a single
+//! A build names its outputs as typed [`Output`]s ([`Output::registry`],
+//! [`Output::tar`], [`Output::local`], ... or [`Output::parse`] of buildx's
+//! `type=...` syntax). Internally each output becomes one exporter of a single
 //! `SolveRequest` — its index is the exporter id the daemon echoes back when
-//! it sends files — plus the [`Destination`] of what comes back.
+//! it sends files — plus the [`Destination`] of what comes back; the build's
+//! result reports each one as an [`OutputResult`] of an [`OutputKind`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

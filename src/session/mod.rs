@@ -1,16 +1,17 @@
 //! A BuildKit session: the services the daemon calls back on while it builds.
 //!
 //! The daemon reaches our files, credentials and export targets only through
-//! the session: [`Session::start`] opens `Control.Session`, runs a gRPC
-//! server on that tunnel ([`tunnel`]) and registers one service per concern
-//! (health, [`filesync`], [`filesend`], [`content`], [`auth`], [`secrets`], [`sshforward`],
-//! [`upload`]). The header that
-//! tells the daemon which methods exist is derived from what was registered
-//! (upstream: session/session.go, `allowedMethods`).
+//! the session: each build opens `Control.Session`, runs a gRPC server on that
+//! tunnel and registers one service per concern (health, filesync, filesend,
+//! content, auth, secrets, sshforward, upload). The header that tells the
+//! daemon which methods exist is derived from what was registered (upstream:
+//! session/session.go, `allowedMethods`).
 //!
 //! A program sees only what it hands a build for the session to serve
-//! ([`SecretSpec`], [`SshSpec`], [`ContextArchive`]) and the errors about
-//! them; the services themselves are the daemon's to call, never a program's.
+//! ([`SecretSpec`], [`SshSpec`], [`ContextArchive`]), what the upload of a
+//! context cost ([`TransferStats`]) and the errors about them
+//! ([`SecretError`], [`SshError`]); the services themselves are internal, the
+//! daemon's to call, never a program's.
 
 pub(crate) mod auth;
 pub(crate) mod content;
