@@ -201,13 +201,64 @@ async fn a_failing_run_names_its_step_and_dockerfile_line() {
     assert!(step.message.contains("exit code: 3"), "{}", step.message);
 }
 
-/// The examples' binaries, which `cargo test` builds next to the tests.
+/// An example's binary, built here so this file passes on its own
+/// (`cargo test --test library`), not only after a whole `cargo test`
+/// happened to build the examples; up to date, it costs a no-op cargo run.
 fn example(name: &str) -> PathBuf {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let built = Command::new(env!("CARGO"))
+        .current_dir(&repo)
+        .args(["build", "--offline", "--quiet", "--example", name])
+        .output()
+        .expect("run cargo build --example");
+    assert_success(&built);
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|d| d.parent()).unwrap();
     let path = dir.join("examples").join(name);
     assert!(path.exists(), "{} was not built", path.display());
     path
+}
+
+/// The program the library's first user wrote: three builds, progress
+/// rendered from a channel, and the options kept in a variable. It hung
+/// when the options held the events sender past `build_all`; the call now
+/// owns them, so the renderer ends when the builds do.
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_ends_with_the_builds_when_the_options_live_in_a_variable() {
+    let stack = stack();
+    let ctx = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY note.txt /note.txt\n"),
+        ("note.txt", "held\n"),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let builds: Vec<Build> = (0..3)
+        .map(|i| {
+            Build::new(ctx.path())
+                .named(format!("b{i}"))
+                .output(Output::local(out.path().join(i.to_string())))
+        })
+        .collect();
+    let (tx, rx) = mpsc::channel(256);
+    let render = tokio::spawn(rbuild::progress::render(
+        rbuild::progress::Mode::Plain,
+        Box::new(std::io::sink()),
+        rx,
+    ));
+    let options = BuildOptions::default().events(tx);
+    let results = client(&stack).await.build_all(&builds, options).await;
+    let summaries = tokio::time::timeout(std::time::Duration::from_secs(60), render)
+        .await
+        .expect("the renderer ends when the builds end")
+        .expect("renderer task")
+        .expect("rendering");
+    assert_eq!(summaries.len(), 3, "{summaries:?}");
+    for (i, r) in results.into_iter().enumerate() {
+        r.unwrap_or_else(|e| panic!("build {i}: {e}"));
+        assert_eq!(
+            std::fs::read_to_string(out.path().join(i.to_string()).join("note.txt")).unwrap(),
+            "held\n"
+        );
+    }
 }
 
 #[test]
