@@ -60,6 +60,7 @@ impl OutputResult {
     /// An image index this client pushed itself (the index joining a
     /// multi-platform build's parts), with its metadata as the daemon's
     /// image exporter would give it.
+    #[cfg(feature = "pool")]
     pub(crate) fn pushed_index(
         metadata: BTreeMap<String, String>,
         image_manifests: BTreeMap<String, Digest>,

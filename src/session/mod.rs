@@ -78,7 +78,7 @@ pub enum SessionError {
 
 /// What the session serves.
 #[derive(Default)]
-pub struct SessionConfig {
+pub(crate) struct SessionConfig {
     /// Local sources by name (`context`, `dockerfile`, named contexts).
     pub sources: HashMap<String, LocalSource>,
     /// Stable across builds of the same project, so the daemon can reuse the
@@ -100,7 +100,7 @@ pub struct SessionConfig {
 }
 
 /// A running session; dropping it without [`Session::close`] also ends it.
-pub struct Session {
+pub(crate) struct Session {
     id: String,
     /// Always `Some` until closed; an Option so `close` can await it while
     /// `Drop` still aborts it on early exits.
@@ -303,7 +303,7 @@ fn ascii(value: &str) -> MetadataValue<tonic::metadata::Ascii> {
 
 /// 25 base36 characters, as BuildKit's Go client makes them (identity.NewID);
 /// no `:`, which the daemon treats as a separator.
-pub fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut raw = [0u8; 25];
     // Falling back to a time-based seed keeps ids unique enough if the OS
