@@ -47,6 +47,11 @@ fn unit_secs(unit: char) -> Option<u64> {
 
 /// Parses the syntax above; any number of seconds that fits a `u64`,
 /// zero included.
+///
+/// # Errors
+///
+/// [`DurationError`] when `input` is empty, has a unit without a number, a number without a
+/// unit or an unknown unit, or adds up to more seconds than a `u64` holds.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
     let bad = |reason: String| DurationError::new(input, reason);
     let s = input.trim();

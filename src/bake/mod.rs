@@ -171,6 +171,12 @@ pub const DEFAULT_FILES: &[&str] = &[
 impl Definition {
     /// Parses and merges `(name, text)` files in order; `env` looks up
     /// variable overrides.
+    ///
+    /// # Errors
+    ///
+    /// [`BakeError::Parse`] when a file is not valid HCL, JSON or compose YAML;
+    /// [`BakeError::File`] when it holds something bake does not take; [`BakeError::Eval`]
+    /// when an expression cannot be evaluated.
     pub fn parse(
         files: &[(&str, &str)],
         env: impl Fn(&str) -> Option<String>,
@@ -183,6 +189,11 @@ impl Definition {
     }
 
     /// Reads the files at `paths` (`-` is stdin) and parses them.
+    ///
+    /// # Errors
+    ///
+    /// [`BakeError::Read`] when a file (or stdin) cannot be read; then the errors of
+    /// [`Definition::parse`].
     pub fn load(
         paths: &[PathBuf],
         env: impl Fn(&str) -> Option<String>,
@@ -217,6 +228,13 @@ impl Definition {
     /// The targets `names` select (targets or groups; none: the `default`
     /// group), each with `inherits` applied and then `overrides`, in order
     /// and without repeats.
+    ///
+    /// # Errors
+    ///
+    /// [`BakeError::Unknown`] when a name is no target or group; [`BakeError::Cycle`] when
+    /// groups, `inherits` or `target:` contexts form a cycle; [`BakeError::Target`] when a
+    /// `target:` context names no target; [`BakeError::Set`] when an override does not fit
+    /// its attribute or matches no selected target.
     pub fn resolve(
         &self,
         names: &[String],
@@ -370,6 +388,11 @@ impl Definition {
 
     /// The chosen targets as builds; relative contexts are relative to
     /// `cwd`, Dockerfiles relative to their context (as buildx reads them).
+    ///
+    /// # Errors
+    ///
+    /// [`BakeError::Target`] when a target's attribute cannot become a build (a malformed
+    /// output, cache, secret, SSH or attestation value).
     pub fn builds(chosen: &[(String, Target)], cwd: &Path) -> Result<Vec<Build>, BakeError> {
         let index = |dep: &str| chosen.iter().position(|(n, _)| n == dep);
         chosen

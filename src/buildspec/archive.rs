@@ -36,6 +36,10 @@ impl ContextInput {
     /// Reads the start of `reader` to tell an archive from a Dockerfile. An
     /// archive is not read further until the build sends it; a Dockerfile
     /// is read whole.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error from reading `reader`.
     pub fn detect(mut reader: impl Read + Send + 'static) -> io::Result<ContextInput> {
         let mut head = Vec::with_capacity(PEEK);
         (&mut reader).take(PEEK as u64).read_to_end(&mut head)?;

@@ -127,6 +127,12 @@ impl Attestation {
     }
 
     /// buildx's `--attest` value: `type=provenance|sbom[,disabled=true][,key=value...]`.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidBuild::Attest`] when the type is missing or unknown, `disabled` is not a
+    /// boolean or an option does not fit the type; [`InvalidBuild::Spec`] when the value is
+    /// not `key=value` CSV.
     pub fn parse(input: &str) -> Result<Attestation, InvalidBuild> {
         let bad = |reason: &str| InvalidBuild::Attest {
             input: input.to_string(),
@@ -157,6 +163,11 @@ impl Attestation {
     /// The value of buildx's `--provenance` or `--sbom` shorthand: a
     /// boolean (`false` turns it off), or the options (`mode=max`,
     /// `generator=IMAGE`).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidBuild::Attest`] (naming `value`) when `value` is neither a boolean nor
+    /// valid options; [`InvalidBuild::Spec`] when it is not `key=value` CSV.
     pub fn shorthand(kind: AttestKind, value: &str) -> Result<Attestation, InvalidBuild> {
         match parse_bool(value) {
             Some(on) if on => Ok(Attestation::of(kind)),

@@ -76,6 +76,11 @@ impl std::fmt::Display for Ulimit {
 
 /// A size as docker writes it (`64m`, `2g`, `1024`): binary units, `b`
 /// optional, case-insensitive.
+///
+/// # Errors
+///
+/// [`InvalidBuild::Limit`] when `input` is not a number with an optional `k`/`m`/`g`/`t`
+/// unit, or is below one byte or too large for a `u64`.
 pub fn parse_size(input: &str) -> Result<u64, InvalidBuild> {
     let bad = || InvalidBuild::Limit {
         input: input.to_string(),

@@ -65,6 +65,10 @@ pub enum Dockerfile {
 
 impl Dockerfile {
     /// Reads the whole of standard input as the Dockerfile (`-f -`).
+    ///
+    /// # Errors
+    ///
+    /// The I/O error from reading standard input.
     pub fn from_stdin() -> std::io::Result<Dockerfile> {
         use std::io::Read;
         let mut data = Vec::new();

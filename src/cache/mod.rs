@@ -90,11 +90,21 @@ impl CacheBackend {
 impl CacheEntry {
     /// Parses one `--cache-from` value. A credential written into it
     /// (`token=`, `secret_access_key=`, ...) is hidden in the error.
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError`] when the value is not `type=...,key=value` CSV, names an unknown type
+    /// or attribute, or lacks a required one (`ref`, `src`, ...).
     pub fn import(input: &str) -> Result<CacheEntry, SpecError> {
         parse::import(input).map_err(redact::spec_error)
     }
 
     /// Parses one `--cache-to` value; credentials are hidden in the error.
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError`] when the value is not `type=...,key=value` CSV, names an unknown type,
+    /// attribute or `mode`, or lacks a required one (`ref`, `dest`, ...).
     pub fn export(input: &str) -> Result<CacheEntry, SpecError> {
         parse::export(input).map_err(redact::spec_error)
     }
@@ -168,6 +178,11 @@ impl CacheEntry {
     /// it, best-effort: a shared cache only speeds builds up, so a failed
     /// export (`ignore-error=true`) leaves the outputs standing, as a
     /// failed import always does; the result lists what failed.
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError`] when `reference` is empty or holds a `,` or `=` (options need
+    /// [`CacheEntry::import`] and [`CacheEntry::export`]), or is no valid registry ref.
     pub fn shorthand(reference: &str) -> Result<(CacheEntry, CacheEntry), SpecError> {
         if reference.is_empty() || reference.contains(',') || reference.contains('=') {
             return Err(SpecError::new(

@@ -116,11 +116,28 @@ impl Client {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::build_with`]; never [`BuildError::Canceled`], as nothing can cancel it.
     pub async fn build(&self, build: &Build) -> Result<BuildResult, BuildError> {
         self.build_with(build, BuildOptions::default()).await
     }
 
     /// Runs one build with progress events and a cancel token.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Invalid`] when the description is wrong (nothing was sent);
+    /// [`BuildError::Session`] when the session cannot be opened; [`BuildError::Step`] when
+    /// a Dockerfile step fails; [`BuildError::Daemon`], [`BuildError::Push`],
+    /// [`BuildError::CacheExport`] or [`BuildError::MissingCacheBackend`] when the daemon
+    /// fails the build; [`BuildError::ConnectionLost`] or [`BuildError::DaemonSilent`] when
+    /// the daemon stops answering; [`BuildError::Output`], [`BuildError::LocalIo`] or
+    /// [`BuildError::ContextChanged`] when a file on this machine cannot be read or written
+    /// as needed; [`BuildError::Dependency`] when the build takes a named context from
+    /// another build (only [`Client::build_all`] runs that one); [`BuildError::Canceled`]
+    /// once `options`' cancel token fires.
     pub async fn build_with(
         &self,
         build: &Build,

@@ -88,6 +88,10 @@ pub struct BuilderNode {
 /// The address (and TLS options, for a `remote` builder with certificates)
 /// of builder `name` in the store under `config_dir`. A builder with several
 /// nodes gives its first one ([`resolve_nodes`] gives them all).
+///
+/// # Errors
+///
+/// As [`resolve_nodes`].
 pub fn resolve(
     name: &str,
     config_dir: &Path,
@@ -97,6 +101,13 @@ pub fn resolve(
 }
 
 /// Every node of builder `name` in the store under `config_dir`; never empty.
+///
+/// # Errors
+///
+/// [`BuilderError::Unknown`] when the store has no builder `name`;
+/// [`BuilderError::Unreadable`] when its file cannot be read or parsed;
+/// [`BuilderError::Unsupported`] when it has no nodes or a node uses a driver or endpoint
+/// rbuild cannot reach.
 pub fn resolve_nodes(name: &str, config_dir: &Path) -> Result<Vec<BuilderNode>, BuilderError> {
     let dir = config_dir.join("buildx").join("instances");
     let path = dir.join(name);

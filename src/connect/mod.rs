@@ -440,6 +440,11 @@ async fn open(
 
 /// The raw byte stream to the daemon's HTTP/2 server, as `buildctl
 /// dial-stdio` offers it: for bridging, not for rbuild's own calls.
+///
+/// # Errors
+///
+/// The [`ConnectError`] of [`Client::connect`](crate::Client::connect) for the same
+/// address, [`ConnectError::Timeout`] when the stream does not open within `opts.timeout`.
 pub async fn dial(
     addr: &Address,
     opts: &ConnectOptions,

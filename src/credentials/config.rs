@@ -61,6 +61,10 @@ struct RawAuth {
 
 impl DockerConfig {
     /// Reads `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+    ///
+    /// # Errors
+    ///
+    /// As [`DockerConfig::from_file`].
     pub fn load() -> Result<DockerConfig, CredentialsError> {
         let dir = match std::env::var_os("DOCKER_CONFIG") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
@@ -74,6 +78,11 @@ impl DockerConfig {
     }
 
     /// Reads one config file; a missing file is an empty config.
+    ///
+    /// # Errors
+    ///
+    /// [`CredentialsError::Read`] when the file exists but cannot be read;
+    /// [`CredentialsError::Invalid`] when it is not a valid config.
     pub fn from_file(path: &Path) -> Result<DockerConfig, CredentialsError> {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
@@ -98,6 +107,11 @@ impl DockerConfig {
 
     /// Parses the contents of a config file. The error never quotes the
     /// file, which holds secrets.
+    ///
+    /// # Errors
+    ///
+    /// A message saying what is malformed (the JSON's position, or an `auth` value that is
+    /// not base64 `user:password`), never quoting the file.
     pub fn parse(bytes: &[u8]) -> Result<DockerConfig, String> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(DockerConfig::default());
@@ -156,6 +170,11 @@ impl DockerConfig {
     /// What to send for `host`: the helper's answer if one is configured
     /// (falling back to `auths` when it has none), else the `auths` entry.
     /// Ok(None) = anonymous.
+    ///
+    /// # Errors
+    ///
+    /// [`CredentialsError::Helper`] when the configured credential helper fails other than
+    /// with "credentials not found" (which falls back to `auths`).
     pub async fn credentials(&self, host: &str) -> Result<Option<Credentials>, CredentialsError> {
         if let Some(name) = self.helper_for(host) {
             let server = helper_server(host);

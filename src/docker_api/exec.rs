@@ -21,6 +21,13 @@ struct Created {
 impl Engine {
     /// Creates an exec instance of `cmd` in `container`, with stdin, stdout
     /// and stderr attached and no TTY (so the output is multiplexed).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Unreachable`] when the engine's socket cannot be opened,
+    /// [`EngineError::Connection`] when the exchange breaks, [`EngineError::Status`] when
+    /// the engine answers with an error status, [`EngineError::BadResponse`] when its
+    /// answer cannot be read.
     pub async fn exec_create(&self, container: &str, cmd: &[&str]) -> Result<String, EngineError> {
         let what = format!("creating `{}` in container {container}", cmd.join(" "));
         let body = serde_json::json!({
@@ -57,6 +64,13 @@ impl Engine {
     /// Starts exec `id` and takes over the connection: what is written goes
     /// to the process's stdin; what is read is its stdout and stderr in the
     /// engine's multiplexed framing (see `connect::stdio`).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Unreachable`] when the engine's socket cannot be opened,
+    /// [`EngineError::Connection`] when the exchange breaks, [`EngineError::Status`] when
+    /// the engine answers with an error status, [`EngineError::BadResponse`] when its
+    /// answer cannot be read (anything but `101 Switching Protocols` is a status error).
     pub async fn exec_start_attached(&self, id: &str) -> Result<Upgraded, EngineError> {
         let what = "starting the exec session";
         let stream = UnixStream::connect(self.socket())

@@ -36,6 +36,13 @@ pub(super) struct ListedImage {
 impl Engine {
     /// Image inspect by name or id; `Ok(None)` when the engine has no such
     /// image. The id is the engine's (see [`ImageSummary::id`]).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Unreachable`] when the engine's socket cannot be opened,
+    /// [`EngineError::Connection`] when the exchange breaks, [`EngineError::Status`] when
+    /// the engine answers with an error status, [`EngineError::BadResponse`] when its
+    /// answer cannot be read; a 404 is `Ok(None)`, not an error.
     pub async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
         let what = format!("inspecting image {reference}");
         let path = format!("/images/{}/json", path_escape(reference));
@@ -57,6 +64,14 @@ impl Engine {
 
     /// Gives `image` (a name or id) the name `reference` (`repo[:tag]`, the
     /// tag defaulting to `latest`).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::InvalidReference`] when `reference` is no valid `repo[:tag]`;
+    /// otherwise [`EngineError::Unreachable`] when the engine's socket cannot be opened,
+    /// [`EngineError::Connection`] when the exchange breaks, [`EngineError::Status`] when
+    /// the engine answers with an error status, [`EngineError::BadResponse`] when its
+    /// answer cannot be read.
     pub async fn tag(&self, image: &str, reference: &str) -> Result<(), EngineError> {
         let (repo, tag) = split_tag(reference)?;
         let what = format!("tagging {image} as {reference}");
@@ -75,6 +90,13 @@ impl Engine {
 
     /// Removes a name (or, by id, the image). An image that is already gone
     /// is not an error: the state the caller wants holds.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Unreachable`] when the engine's socket cannot be opened,
+    /// [`EngineError::Connection`] when the exchange breaks, [`EngineError::Status`] when
+    /// the engine answers with an error status, [`EngineError::BadResponse`] when its
+    /// answer cannot be read; a 404 is `Ok(())`, not an error.
     pub async fn remove_image(&self, reference: &str, force: bool) -> Result<(), EngineError> {
         let what = format!("removing image {reference}");
         let mut path = format!("/images/{}", path_escape(reference));
@@ -93,6 +115,13 @@ impl Engine {
     }
 
     /// Every image the engine holds (`GET /images/json`), in the engine's order.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Unreachable`] when the engine's socket cannot be opened,
+    /// [`EngineError::Connection`] when the exchange breaks, [`EngineError::Status`] when
+    /// the engine answers with an error status, [`EngineError::BadResponse`] when its
+    /// answer cannot be read.
     pub async fn list_images(&self) -> Result<Vec<ImageSummary>, EngineError> {
         Ok(self
             .listed_images()

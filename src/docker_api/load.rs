@@ -30,6 +30,14 @@ impl Engine {
     /// that fails half-way must not just drop its sender (the engine would
     /// see a short tarball and report it); drop this future instead, which
     /// closes the connection and makes the engine discard the upload.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Unreachable`] when the engine's socket cannot be opened,
+    /// [`EngineError::Connection`] when the exchange breaks, [`EngineError::Status`] when
+    /// the engine answers with an error status, [`EngineError::BadResponse`] when its
+    /// answer cannot be read; [`EngineError::Reported`] when the engine rejects the tarball
+    /// in its streamed answer.
     pub async fn load(&self, chunks: mpsc::Receiver<Bytes>) -> Result<Vec<String>, EngineError> {
         let frames = futures::stream::unfold(chunks, |mut rx| async move {
             let chunk = rx.recv().await?;

@@ -43,6 +43,14 @@ impl Engine {
     /// containerd store a miss exports every image (newest first, up to the
     /// scan budget, see [`Engine::with_scan_budget`]), so it costs seconds on
     /// an engine with hundreds of images.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::InvalidReference`] when `config_digest` is not `sha256:` and 64 hex
+    /// digits; otherwise [`EngineError::Unreachable`] when the engine's socket cannot be
+    /// opened, [`EngineError::Connection`] when the exchange breaks,
+    /// [`EngineError::Status`] when the engine answers with an error status,
+    /// [`EngineError::BadResponse`] when its answer cannot be read.
     pub async fn find_by_config_digest(
         &self,
         config_digest: &str,

@@ -140,6 +140,11 @@ impl Engine {
     }
 
     /// The engine `DOCKER_HOST` names, or the default socket when it is unset.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnsupportedHost`] when `DOCKER_HOST` is set to anything but an
+    /// absolute `unix://` path.
     pub fn from_env() -> Result<Engine, EngineError> {
         let host = std::env::var("DOCKER_HOST").ok();
         Ok(Engine::new(socket_from_docker_host(host.as_deref())?))
@@ -160,6 +165,13 @@ impl Engine {
     }
 
     /// `GET /_ping`: `Ok` when the engine answers with a success status.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Unreachable`] when the engine's socket cannot be opened,
+    /// [`EngineError::Connection`] when the exchange breaks, [`EngineError::Status`] when
+    /// the engine answers with an error status, [`EngineError::BadResponse`] when its
+    /// answer cannot be read.
     pub async fn ping(&self) -> Result<(), EngineError> {
         let what = "pinging the engine";
         let (status, body) = self.call(Method::GET, "/_ping", what).await?;
@@ -171,6 +183,13 @@ impl Engine {
 
     /// Prunes the whole build cache (`docker builder prune --all`), as a fresh
     /// CI runner would start; returns the bytes reclaimed.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Unreachable`] when the engine's socket cannot be opened,
+    /// [`EngineError::Connection`] when the exchange breaks, [`EngineError::Status`] when
+    /// the engine answers with an error status, [`EngineError::BadResponse`] when its
+    /// answer cannot be read.
     pub async fn prune_build_cache(&self) -> Result<u64, EngineError> {
         let what = "pruning the build cache";
         let (status, body) = self.call(Method::POST, "/build/prune?all=1", what).await?;

@@ -165,12 +165,22 @@ impl DetectedStep {
 /// Every instruction with its detection and directive. Errors only for a
 /// malformed or misplaced `# rbuild:` directive, or an oversized file: any
 /// Dockerfile BuildKit accepts is analyzed.
+///
+/// # Errors
+///
+/// [`DockerfileError::Directive`] for a malformed or misplaced `# rbuild:` directive (a bad
+/// period is [`DockerfileError::Duration`]); [`DockerfileError::TooLarge`] when `text` is
+/// over [`MAX_DOCKERFILE_BYTES`].
 pub fn analyze(text: &str) -> Result<Vec<DetectedStep>, DockerfileError> {
     analyze_with(text, &BTreeMap::new())
 }
 
 /// [`analyze`], with the build arguments the build passes (they expand
 /// the `$VAR`s in upstream URLs).
+///
+/// # Errors
+///
+/// As [`analyze`].
 pub fn analyze_with(
     text: &str,
     build_args: &BTreeMap<String, String>,

@@ -88,6 +88,10 @@ const MAX_SECS: u64 = 100 * 365 * 86_400;
 /// A refresh period: the shared syntax ([`crate::duration`], e.g. `30s`,
 /// `6h`, `1h30m`), at least one second (a window must have a length) and at
 /// most 100 years.
+///
+/// # Errors
+///
+/// [`DockerfileError::Duration`] when `value` is malformed, zero or longer than 100 years.
 pub fn parse_duration(value: &str) -> Result<Duration, DockerfileError> {
     let period = duration::parse(value)?;
     if period.is_zero() {

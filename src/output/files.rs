@@ -51,6 +51,11 @@ pub fn check_destinations(exports: &[Export]) -> Result<(), SpecError> {
 /// Writes `data` to a temporary file beside `path` and renames it into
 /// place, so a failure never leaves a half-written file and a previous file
 /// stays intact until the new one is complete.
+///
+/// # Errors
+///
+/// The I/O error from creating, writing, syncing or renaming the temporary file (its
+/// directory must exist and be writable); `path` is then unchanged.
 pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

@@ -144,6 +144,11 @@ impl Output {
 
     /// Parses buildx's `-o` syntax: `type=KIND,key=value,...`, a bare
     /// directory (local) or `-` (a tar on stdout).
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError`] when `spec` is not `type=...,key=value` CSV, names an unknown type, or
+    /// lacks or misuses an attribute (`dest`, `name`, `push`, ...).
     pub fn parse(spec: &str) -> Result<Output, SpecError> {
         // Not an exporter of the daemon's: the solve simply has none.
         if spec.trim() == "type=cacheonly" {

@@ -141,6 +141,11 @@ pub fn default_path() -> Option<PathBuf> {
 
 impl Builders {
     /// Reads and parses `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Unreadable`] when the file cannot be read; then the errors of
+    /// [`Builders::parse`].
     pub fn load(path: &Path) -> Result<Builders, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
             path: path.to_path_buf(),
@@ -151,6 +156,11 @@ impl Builders {
 
     /// Parses `text` as the file at `path` (relative TLS paths are taken
     /// from its directory).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when `text` is not valid HCL or not the builders file's
+    /// shape.
     pub fn parse(path: &Path, text: &str) -> Result<Builders, ConfigError> {
         let file: File = hcl::from_str(text).map_err(|e| ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -174,6 +184,12 @@ impl Builders {
 
     /// The nodes of builder `name`, each connected with `base` (timeout,
     /// keepalive) and its own TLS files.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Unknown`] when the file has no builder `name`; [`ConfigError::Node`]
+    /// when a node's endpoint is no valid address or it has TLS files for a non-`tcp://`
+    /// endpoint.
     pub fn nodes(&self, name: &str, base: &ConnectOptions) -> Result<Vec<Node>, ConfigError> {
         let def = self
             .file

@@ -143,6 +143,11 @@ impl Pool {
     /// A pool of `nodes`; their names must be unique. `--load` from a node
     /// that is a Docker Engine other than the one `DOCKER_HOST` names
     /// streams into that local engine, as from a standalone buildkitd.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::Empty`] when `nodes` is empty; [`PoolError::DuplicateName`] when two
+    /// nodes share a name.
     pub fn new(nodes: Vec<Node>) -> Result<Pool, PoolError> {
         if nodes.is_empty() {
             return Err(PoolError::Empty);
@@ -201,6 +206,12 @@ impl Pool {
 
     /// The node for `key`: the first in its hash order that connects and is
     /// healthy.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::Unreachable`] when a pool's only node cannot be connected to;
+    /// [`PoolError::NoNode`] when every node was tried and none is reachable and healthy
+    /// (it lists why each was skipped).
     pub async fn place(&self, key: &RouteKey) -> Result<(Client, Placement), PoolError> {
         if self.is_single() {
             let node = &self.nodes[0];

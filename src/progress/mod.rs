@@ -128,6 +128,10 @@ impl Progress {
 
     /// Feeds events that did not come from the daemon's stream, e.g. steps
     /// the client itself reports (BuildKit's Go client shows `[auth]` ones).
+    ///
+    /// # Errors
+    ///
+    /// The I/O error from writing to the output.
     pub fn apply(&mut self, update: &StatusUpdate) -> io::Result<()> {
         let applied = self.state.apply(update);
         match &mut self.view {
@@ -145,6 +149,10 @@ impl Progress {
     /// advance; plain output prints what arrived since the last tick (it
     /// prints only here and in [`Progress::finish`], and counts ticks as its
     /// clock). A no-op in the other modes.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error from writing to the output.
     pub fn tick(&mut self) -> io::Result<()> {
         match &mut self.view {
             View::Tty(t) => t.tick(&self.state),
@@ -156,6 +164,10 @@ impl Progress {
     /// Renders the end: the last frame (tty) or the remaining lines (plain),
     /// then failed steps' logs and the warnings. Later calls only return the
     /// summary again.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error from writing to the output.
     pub fn finish(&mut self) -> io::Result<Summary> {
         if let Some(s) = &self.finished {
             return Ok(s.clone());
@@ -174,6 +186,10 @@ impl Progress {
     /// A line about the build that is not a step (which node of a pool
     /// builds it): plain output prints it at once as `#0 LINE`, as buildx
     /// prints its builder; the tty display prints it after its last frame.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error from writing to the output.
     pub fn note(&mut self, line: &str) -> io::Result<()> {
         match &mut self.view {
             View::Tty(t) => {

@@ -51,6 +51,10 @@ impl Renderer {
     }
 
     /// Feeds one event.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error from writing to the output.
     pub fn apply(&mut self, event: &Event) -> io::Result<()> {
         match &event.kind {
             EventKind::Started { .. } if event.build >= MAX_BUILDS => Ok(()),
@@ -127,6 +131,10 @@ impl Renderer {
     }
 
     /// Call every 100 ms or so (see [`Progress::tick`]).
+    ///
+    /// # Errors
+    ///
+    /// The I/O error from writing to the output.
     pub fn tick(&mut self) -> io::Result<()> {
         if self.group.is_some() {
             return self.redraw_group(true);
@@ -143,6 +151,10 @@ impl Renderer {
     /// frame is drawn one last time with each build's failed steps and
     /// warnings after it. Returns each build's summary by build index
     /// (`None` for an index that never started).
+    ///
+    /// # Errors
+    ///
+    /// The I/O error from writing to the output.
     pub fn finish(&mut self) -> io::Result<Vec<Option<Summary>>> {
         let grouped = self.group.is_some();
         for slot in self.builds.iter_mut().flatten() {
@@ -204,6 +216,10 @@ impl Renderer {
 
 /// Renders events from `rx` until every sender is gone, ticking every
 /// 100 ms; returns the summaries by build index.
+///
+/// # Errors
+///
+/// The I/O error from writing to the output; rendering stops at the first one.
 pub async fn render(
     mode: Mode,
     out: Box<dyn Write + Send>,

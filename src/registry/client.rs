@@ -159,6 +159,15 @@ impl Registry {
     }
 
     /// Every tag, following `Link: <…>; rel="next"` pages.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Unreachable`], [`RegistryError::Timeout`],
+    /// [`RegistryError::Connection`] or [`RegistryError::Tls`] when the registry cannot be
+    /// reached; [`RegistryError::Denied`] when it refuses the request (no or wrong
+    /// credentials); [`RegistryError::Status`] for another error status;
+    /// [`RegistryError::BadResponse`] when its answer breaks the protocol (also for an
+    /// invalid tag in the list).
     pub async fn tags(&self) -> Result<Vec<String>, RegistryError> {
         let what = format!("listing the tags of {}", self.repository);
         let mut path = format!("/v2/{}/tags/list", self.repository.path());
@@ -279,6 +288,16 @@ impl Registry {
     }
 
     /// The digest a tag points at now, from `Docker-Content-Digest` on HEAD.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::BadResponse`] when `tag` is invalid or the answer has no valid
+    /// `Docker-Content-Digest`; [`RegistryError::NotFound`] when there is no such tag;
+    /// otherwise [`RegistryError::Unreachable`], [`RegistryError::Timeout`],
+    /// [`RegistryError::Connection`] or [`RegistryError::Tls`] when the registry cannot be
+    /// reached; [`RegistryError::Denied`] when it refuses the request (no or wrong
+    /// credentials); [`RegistryError::Status`] for another error status;
+    /// [`RegistryError::BadResponse`] when its answer breaks the protocol.
     pub async fn tag_digest(&self, tag: &str) -> Result<Digest, RegistryError> {
         let what = format!("resolving {}:{tag}", self.repository);
         if !valid_tag(tag) {
@@ -298,6 +317,16 @@ impl Registry {
     }
 
     /// Deletes a manifest (and so every tag pointing at it); 202 Accepted.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::DeleteDisabled`] when the registry does not allow deletes;
+    /// [`RegistryError::NotFound`] when there is no such manifest; otherwise
+    /// [`RegistryError::Unreachable`], [`RegistryError::Timeout`],
+    /// [`RegistryError::Connection`] or [`RegistryError::Tls`] when the registry cannot be
+    /// reached; [`RegistryError::Denied`] when it refuses the request (no or wrong
+    /// credentials); [`RegistryError::Status`] for another error status;
+    /// [`RegistryError::BadResponse`] when its answer breaks the protocol.
     pub async fn delete_manifest(&self, digest: &Digest) -> Result<(), RegistryError> {
         let what = format!("deleting {}@{digest}", self.repository);
         let path = format!("/v2/{}/manifests/{digest}", self.repository.path());
@@ -312,6 +341,16 @@ impl Registry {
 
     /// A blob of at most `limit` bytes (configs, not layers), checked
     /// against its sha256 digest.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::NotFound`] when there is no such blob;
+    /// [`RegistryError::BadResponse`] when it is over `limit` or its content does not match
+    /// `digest`; otherwise [`RegistryError::Unreachable`], [`RegistryError::Timeout`],
+    /// [`RegistryError::Connection`] or [`RegistryError::Tls`] when the registry cannot be
+    /// reached; [`RegistryError::Denied`] when it refuses the request (no or wrong
+    /// credentials); [`RegistryError::Status`] for another error status;
+    /// [`RegistryError::BadResponse`] when its answer breaks the protocol.
     pub async fn blob(&self, digest: &Digest, limit: usize) -> Result<Bytes, RegistryError> {
         let what = format!("reading the blob {}@{digest}", self.repository);
         let path = format!("/v2/{}/blobs/{digest}", self.repository.path());

@@ -228,6 +228,15 @@ impl Registry {
     /// `createdAt` in its cache config); of an image, its config's
     /// `created` (the newest over an index's images). The registry records
     /// no push time, so a re-export of unchanged layers keeps the old age.
+    ///
+    /// # Errors
+    ///
+    /// The first error of reading a tag or its manifests and configs:
+    /// [`RegistryError::Unreachable`], [`RegistryError::Timeout`],
+    /// [`RegistryError::Connection`] or [`RegistryError::Tls`] when the registry cannot be
+    /// reached; [`RegistryError::Denied`] when it refuses the request (no or wrong
+    /// credentials); [`RegistryError::Status`] for another error status;
+    /// [`RegistryError::BadResponse`] when its answer breaks the protocol.
     pub async fn inventory(&self) -> Result<Inventory, RegistryError> {
         let tags = self.tags().await?;
         let scans: Vec<Option<Scan>> = futures::stream::iter(tags)

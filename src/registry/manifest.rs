@@ -105,6 +105,11 @@ pub enum Manifest {
 impl Manifest {
     /// Reads a manifest body; the shape decides when the media type (header
     /// or field) is missing or unknown, as OCI makes `mediaType` optional.
+    ///
+    /// # Errors
+    ///
+    /// A message when `body` is not JSON of a manifest, or is neither an index nor an image
+    /// manifest.
     pub fn parse(body: &[u8]) -> Result<Manifest, String> {
         let raw: Raw = serde_json::from_slice(body).map_err(|e| format!("not a manifest: {e}"))?;
         let media_type = raw.media_type.unwrap_or_default();

@@ -248,6 +248,13 @@ impl Registry {
     /// points where the inventory saw it (a push in between could make a
     /// planned digest one a new or moved tag needs). The registry has no
     /// conditional delete, so a push during the deletes can still race.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Changed`] when a tag appeared or moved since `inventory` was read
+    /// (nothing is deleted); [`RegistryError::DeleteDisabled`] or [`RegistryError::Denied`]
+    /// when the first delete is refused; the errors of re-reading the tags. A later failed
+    /// delete is no error: it is listed in [`PruneOutcome::failed`].
     pub async fn prune(
         &self,
         inventory: &Inventory,

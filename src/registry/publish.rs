@@ -26,6 +26,16 @@ pub struct RawManifest {
 
 impl Registry {
     /// The manifest or index `digest`, byte for byte.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::NotFound`] when there is no such manifest;
+    /// [`RegistryError::BadResponse`] when its content does not match `digest` or names no
+    /// manifest type; otherwise [`RegistryError::Unreachable`], [`RegistryError::Timeout`],
+    /// [`RegistryError::Connection`] or [`RegistryError::Tls`] when the registry cannot be
+    /// reached; [`RegistryError::Denied`] when it refuses the request (no or wrong
+    /// credentials); [`RegistryError::Status`] for another error status;
+    /// [`RegistryError::BadResponse`] when its answer breaks the protocol.
     pub async fn manifest_bytes(&self, digest: &Digest) -> Result<RawManifest, RegistryError> {
         let what = format!("reading the manifest {}@{digest}", self.repository());
         let reply = self
@@ -50,6 +60,15 @@ impl Registry {
 
     /// Stores `body` (of `media_type`) under `tag`; the digest the registry
     /// confirms, which must be that of the bytes sent.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::BadResponse`] when `tag` is invalid or the registry confirms
+    /// another digest; otherwise [`RegistryError::Unreachable`],
+    /// [`RegistryError::Timeout`], [`RegistryError::Connection`] or [`RegistryError::Tls`]
+    /// when the registry cannot be reached; [`RegistryError::Denied`] when it refuses the
+    /// request (no or wrong credentials); [`RegistryError::Status`] for another error
+    /// status; [`RegistryError::BadResponse`] when its answer breaks the protocol.
     pub async fn put_manifest(
         &self,
         tag: &str,

@@ -197,6 +197,11 @@ pub(super) fn valid_tag(tag: &str) -> bool {
 /// An image name as `-t` takes it (`host/repo[:tag]`, Docker Hub short
 /// names included): its repository and tag, `latest` when it has none. A
 /// name pinned by `@digest` is refused: nothing can be published there.
+///
+/// # Errors
+///
+/// [`RegistryError::InvalidReference`] when `name` has an `@DIGEST`, an invalid tag or an
+/// invalid repository.
 pub fn image_name(name: &str) -> Result<(Repository, String), RegistryError> {
     let invalid = |reason: &str| RegistryError::InvalidReference {
         input: name.to_string(),

@@ -41,6 +41,12 @@ impl Build {
     /// Checks everything that can be checked without a daemon: the context
     /// and Dockerfile exist, outputs can be written, cache specs, secrets
     /// and SSH keys are readable. `Client::build` runs the same checks.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Invalid`] with the first mistake found: a missing context or
+    /// Dockerfile, a malformed spec, an unreadable secret or SSH key, outputs that cannot
+    /// go together.
     pub fn validate(&self) -> Result<(), BuildError> {
         super::prepare(
             self,
@@ -57,6 +63,10 @@ impl Build {
     /// [`Build::validate`] checks it. Attestations are shown as on a daemon
     /// that can store them. Upstreams are not looked up (no network): a step
     /// keyed by its upstream is planned with its fallback window.
+    ///
+    /// # Errors
+    ///
+    /// As [`Build::validate`].
     pub fn preview(&self, engine: bool) -> Result<RequestPreview, BuildError> {
         let daemon = if engine {
             DaemonKind::Engine

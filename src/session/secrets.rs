@@ -99,6 +99,11 @@ pub struct SecretSpec {
 impl SecretSpec {
     /// Parses buildx's syntax. `source` is an alias of `src`; with
     /// `type=env`, `src` names the variable.
+    ///
+    /// # Errors
+    ///
+    /// [`SecretError::Spec`] when `input` is not `key=value` CSV, has no `id`, gives `src`
+    /// twice or both `src` and `env`, or names an unknown attribute or type.
     pub fn parse(input: &str) -> Result<SecretSpec, SecretError> {
         let (s, bare) = spec::parse(FLAG, input)?;
         let err = |reason: String| SecretError::Spec(SpecError::new(FLAG, input, reason));

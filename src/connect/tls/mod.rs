@@ -46,6 +46,10 @@ pub struct TlsConfig {
 impl TlsConfig {
     /// buildctl's `--tlsdir`: `ca.pem|ca.crt`, `cert.pem|tls.crt` and
     /// `key.pem|tls.key` in `dir`, each used when present.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::TlsFile`] when `dir` is not a directory or holds none of the files.
     pub fn from_dir(dir: &Path) -> Result<TlsConfig, ConnectError> {
         if !dir.is_dir() {
             return Err(ConnectError::TlsFile {

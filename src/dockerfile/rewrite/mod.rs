@@ -131,6 +131,10 @@ static LINE_PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::ne
 /// The rewrite for one build by time windows alone, or `None` when no
 /// step is refreshed (build the user's file as is). `now` is injected so
 /// tests pick the window.
+///
+/// # Errors
+///
+/// As [`prepare_with`].
 pub fn prepare(
     text: &str,
     refresh_every: Option<Duration>,
@@ -148,6 +152,11 @@ pub fn prepare(
 /// The rewrite for one build, or `None` when no step is refreshed. A step
 /// keyed by its upstreams whose sources `options.resolved` lacks falls
 /// back to its window.
+///
+/// # Errors
+///
+/// The errors of [`analyze`](crate::dockerfile::analyze); [`DockerfileError::Clock`] when
+/// `now` is before the Unix epoch.
 pub fn prepare_with(
     text: &str,
     options: &RefreshOptions,

@@ -118,6 +118,10 @@ pub struct SshSpec {
 
 impl SshSpec {
     /// Parses buildx's `ID`, `ID=SOCKET` or `ID=KEYFILE[,KEYFILE...]`.
+    ///
+    /// # Errors
+    ///
+    /// [`SshError::Spec`] when the id or one of the paths is empty.
     pub fn parse(input: &str) -> Result<SshSpec, SshError> {
         let err = |reason: &str| SshError::Spec {
             input: input.to_string(),
