@@ -28,7 +28,7 @@ pub(crate) fn parse(
     };
     let doc: Yaml = serde_yaml_ng::from_str(text).map_err(|e| BakeError::Parse {
         file: name.to_string(),
-        detail: e.to_string(),
+        source: Box::new(e),
     })?;
     let base = Path::new(name).parent().unwrap_or(Path::new(""));
     let mut file = RawFile::default();

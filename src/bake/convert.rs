@@ -16,9 +16,9 @@ pub(super) fn to_build(
     cwd: &Path,
     index: &dyn Fn(&str) -> Option<usize>,
 ) -> Result<Build, BakeError> {
-    let bad = |detail: String| BakeError::Target {
+    let bad = |source: Box<dyn std::error::Error + Send + Sync>| BakeError::Target {
         target: name.to_string(),
-        detail,
+        source,
     };
     let context = cwd.join(t.context.as_deref().unwrap_or("."));
     let mut b = Build::new(&context).named(name);
@@ -38,8 +38,9 @@ pub(super) fn to_build(
     }
     for (k, value) in &t.contexts {
         if let Some(dep) = value.strip_prefix("target:") {
-            let i = index(dep)
-                .ok_or_else(|| bad(format!("context {k:?}: target {dep:?} is not selected")))?;
+            let i = index(dep).ok_or_else(|| {
+                bad(format!("context {k:?}: target {dep:?} is not selected").into())
+            })?;
             b = b.named_context_from(k, i);
         } else {
             // The same forms as `--build-context`; local paths are the
@@ -57,7 +58,8 @@ pub(super) fn to_build(
                     return Err(bad(format!(
                         "context {k:?} = {value:?}: {} (or target:NAME)",
                         e.reason
-                    )));
+                    )
+                    .into()));
                 }
             };
             b = b.named_context_source(k, source);
@@ -70,19 +72,19 @@ pub(super) fn to_build(
         b = b.platform(p);
     }
     for o in &t.output {
-        b = b.output(Output::parse(o).map_err(|e| bad(e.to_string()))?);
+        b = b.output(Output::parse(o).map_err(|e| bad(e.into()))?);
     }
     for c in &t.cache_from {
-        b = b.cache_from(CacheEntry::import(c).map_err(|e| bad(e.to_string()))?);
+        b = b.cache_from(CacheEntry::import(c).map_err(|e| bad(e.into()))?);
     }
     for c in &t.cache_to {
-        b = b.cache_to(CacheEntry::export(c).map_err(|e| bad(e.to_string()))?);
+        b = b.cache_to(CacheEntry::export(c).map_err(|e| bad(e.into()))?);
     }
     for s in &t.secret {
-        b = b.secret(SecretSpec::parse(s).map_err(|e| bad(e.to_string()))?);
+        b = b.secret(SecretSpec::parse(s).map_err(|e| bad(e.into()))?);
     }
     for s in &t.ssh {
-        b = b.ssh(SshSpec::parse(s).map_err(|e| bad(e.to_string()))?);
+        b = b.ssh(SshSpec::parse(s).map_err(|e| bad(e.into()))?);
     }
     b = b
         .no_cache(t.no_cache.unwrap_or(false))
@@ -91,31 +93,35 @@ pub(super) fn to_build(
         b = b.no_cache_stage(stage);
     }
     if let Some(size) = &t.shm_size {
-        b = b.shm_size(crate::buildspec::parse_size(size).map_err(|e| bad(e.to_string()))?);
+        b = b.shm_size(crate::buildspec::parse_size(size).map_err(|e| bad(e.into()))?);
     }
     for u in &t.ulimits {
         b = b.ulimit(
             u.parse()
-                .map_err(|e: crate::buildspec::InvalidBuild| bad(e.to_string()))?,
+                .map_err(|e: crate::buildspec::InvalidBuild| bad(e.into()))?,
         );
     }
     for a in &t.annotations {
         b = b.annotation(
             a.parse()
-                .map_err(|e: crate::buildspec::InvalidBuild| bad(e.to_string()))?,
+                .map_err(|e: crate::buildspec::InvalidBuild| bad(e.into()))?,
         );
     }
     for a in &t.attest {
-        b = b.attest(crate::buildspec::Attestation::parse(a).map_err(|e| bad(e.to_string()))?);
+        b = b.attest(crate::buildspec::Attestation::parse(a).map_err(|e| bad(e.into()))?);
     }
     b = b.network(match t.network.as_deref() {
         None | Some("default") => Network::Default,
         Some("none") => Network::None,
         Some("host") => Network::Host,
-        Some(other) => return Err(bad(format!("network {other:?}: use default, none or host"))),
+        Some(other) => {
+            return Err(bad(
+                format!("network {other:?}: use default, none or host").into()
+            ));
+        }
     });
     for e in &t.entitlements {
-        b = b.allow(e.parse::<Entitlement>().map_err(bad)?);
+        b = b.allow(e.parse::<Entitlement>().map_err(|e| bad(e.into()))?);
     }
     Ok(b)
 }

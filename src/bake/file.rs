@@ -53,7 +53,7 @@ pub(crate) fn parse(
 fn parse_hcl(name: &str, text: &str) -> Result<RawFile, BakeError> {
     let body = hcl::parse(text).map_err(|e| BakeError::Parse {
         file: name.to_string(),
-        detail: e.to_string(),
+        source: Box::new(e),
     })?;
     let mut file = RawFile::default();
     if let Some(attr) = body.attributes().next() {
@@ -126,7 +126,7 @@ fn push_block(
 fn parse_json(name: &str, text: &str) -> Result<RawFile, BakeError> {
     let json: serde_json::Value = serde_json::from_str(text).map_err(|e| BakeError::Parse {
         file: name.to_string(),
-        detail: e.to_string(),
+        source: Box::new(e),
     })?;
     let Some(top) = json.as_object() else {
         return Err(BakeError::File {

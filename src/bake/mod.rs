@@ -43,20 +43,20 @@ pub const SUPPORTED_FUNCTIONS: &[&str] = funcs::SUPPORTED;
 #[non_exhaustive]
 pub enum BakeError {
     /// A file cannot be read.
-    #[error("cannot read bake file {file}: {detail}")]
+    #[error("cannot read bake file {file}: {source}")]
     Read {
         /// The file.
         file: String,
         /// The OS error.
-        detail: String,
+        source: std::io::Error,
     },
-    /// A file is not valid HCL or JSON.
-    #[error("bake file {file}: {detail}")]
+    /// A file is not valid HCL, JSON or compose YAML.
+    #[error("bake file {file}: {source}")]
     Parse {
         /// The file.
         file: String,
-        /// The parser's message, with its position.
-        detail: String,
+        /// The parser's error, with its position.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A file is well-formed but says something bake does not take.
     #[error("bake file {file}: {detail}")]
@@ -99,12 +99,13 @@ pub enum BakeError {
         reason: String,
     },
     /// A target's attribute cannot become a build.
-    #[error("target {target:?}: {detail}")]
+    #[error("target {target:?}: {source}")]
     Target {
         /// The target.
         target: String,
-        /// What is wrong.
-        detail: String,
+        /// What is wrong: the error of the attribute's value (an output,
+        /// cache, secret, SSH or attestation spec), or a message.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -203,17 +204,17 @@ impl Definition {
             let name = p.display().to_string();
             let text = if p == Path::new("-") {
                 let mut s = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|source| {
                     BakeError::Read {
                         file: name.clone(),
-                        detail: e.to_string(),
+                        source,
                     }
                 })?;
                 s
             } else {
-                std::fs::read_to_string(p).map_err(|e| BakeError::Read {
+                std::fs::read_to_string(p).map_err(|source| BakeError::Read {
                     file: name.clone(),
-                    detail: e.to_string(),
+                    source,
                 })?
             };
             texts.push((name, text));
@@ -354,7 +355,7 @@ impl Definition {
             if !self.targets.contains_key(dep) {
                 return Err(BakeError::Target {
                     target: name.to_string(),
-                    detail: format!("context \"target:{dep}\": there is no target {dep:?}"),
+                    source: format!("context \"target:{dep}\": there is no target {dep:?}").into(),
                 });
             }
             self.with_dependencies(dep, overrides, path, out)?;

@@ -23,14 +23,14 @@ pub enum BuilderError {
         dir: PathBuf,
     },
     /// The store file cannot be read or parsed.
-    #[error("buildx builder {name:?}: cannot read {}: {detail}", path.display())]
+    #[error("buildx builder {name:?}: cannot read {}: {source}", path.display())]
     Unreadable {
         /// The name.
         name: String,
         /// The file.
         path: PathBuf,
-        /// What went wrong.
-        detail: String,
+        /// What went wrong: the OS error, or the JSON parser's.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The builder uses a driver or endpoint rbuild cannot reach.
     #[error("buildx builder {name:?}: {detail}")]
@@ -121,14 +121,13 @@ pub fn resolve_nodes(name: &str, config_dir: &Path) -> Result<Vec<BuilderNode>, 
             dir,
         });
     }
-    let unreadable = |detail: String| BuilderError::Unreadable {
+    let unreadable = |source: Box<dyn std::error::Error + Send + Sync>| BuilderError::Unreadable {
         name: name.to_string(),
         path: path.clone(),
-        detail,
+        source,
     };
-    let text = std::fs::read(&path).map_err(|e| unreadable(e.to_string()))?;
-    let instance: Instance =
-        serde_json::from_slice(&text).map_err(|e| unreadable(e.to_string()))?;
+    let text = std::fs::read(&path).map_err(|e| unreadable(e.into()))?;
+    let instance: Instance = serde_json::from_slice(&text).map_err(|e| unreadable(e.into()))?;
     if instance.nodes.is_empty() {
         return Err(unsupported("it has no nodes".into()));
     }

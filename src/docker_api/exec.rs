@@ -78,7 +78,7 @@ impl Engine {
             .map_err(|source| self.unreachable(source))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| self.broken(what, &e))?;
+            .map_err(|e| self.broken(what, e))?;
         // Polled in the background until the 101 hands the socket over.
         let driver = tokio::spawn(conn.with_upgrades());
         let path = format!("/exec/{}/start", path_escape(id));
@@ -97,7 +97,7 @@ impl Engine {
         let response = sender
             .send_request(req)
             .await
-            .map_err(|e| self.broken(what, &e))?;
+            .map_err(|e| self.broken(what, e))?;
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             let status = response.status();
             let body = read_limited(response.into_body(), 64 << 10, what).await?;
@@ -106,6 +106,6 @@ impl Engine {
         }
         hyper::upgrade::on(response)
             .await
-            .map_err(|e| self.broken(what, &e))
+            .map_err(|e| self.broken(what, e))
     }
 }

@@ -68,7 +68,7 @@ impl Engine {
         let stream = UnixStream::connect(&self.socket)
             .await
             .map_err(|source| self.unreachable(source))?;
-        http1::exchange("engine", stream, request, |e| self.broken(what, &e), read).await
+        http1::exchange("engine", stream, request, |e| self.broken(what, e), read).await
     }
 
     /// A bodiless request whose whole (bounded) answer is read.
@@ -109,11 +109,11 @@ impl Engine {
         }
     }
 
-    pub(super) fn broken(&self, what: &str, error: &dyn std::fmt::Display) -> EngineError {
+    pub(super) fn broken(&self, what: &str, error: hyper::Error) -> EngineError {
         EngineError::Connection {
             socket: self.socket.clone(),
             what: what.to_string(),
-            detail: error.to_string(),
+            source: Box::new(error),
         }
     }
 }

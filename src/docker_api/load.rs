@@ -62,7 +62,7 @@ impl Engine {
             let mut body = response.into_body();
             let mut lines = LoadLines::default();
             while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| self.broken(WHAT, &e))?;
+                let frame = frame.map_err(|e| self.broken(WHAT, e))?;
                 if let Ok(data) = frame.into_data() {
                     lines.push(&data)?;
                 }

@@ -146,7 +146,7 @@ impl Engine {
             let mut scan = ExportScan::new(target, wanted);
             let mut entries = Vec::new();
             while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| self.broken(what, &e))?;
+                let frame = frame.map_err(|e| self.broken(what, e))?;
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };

@@ -73,14 +73,14 @@ pub enum EngineError {
     },
     /// The HTTP/1.1 exchange failed after the socket opened (the engine
     /// closed the connection, or the answer was cut short).
-    #[error("the connection to the Docker Engine at {} broke while {what}: {detail}", socket.display())]
+    #[error("the connection to the Docker Engine at {} broke while {what}: {source}", socket.display())]
     Connection {
         /// The engine's unix socket.
         socket: PathBuf,
         /// The operation, for the message (`listing images`, ...).
         what: String,
         /// The transport's error.
-        detail: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The engine answered with a status that is not a success.
     #[error("{what}: the Docker Engine answered HTTP {status}: {message}")]

@@ -43,20 +43,20 @@ use crate::connect::{Address, ConnectOptions, SshOptions, TlsConfig};
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file cannot be read.
-    #[error("cannot read builders file {}: {detail}", path.display())]
+    #[error("cannot read builders file {}: {source}", path.display())]
     Unreadable {
         /// The file.
         path: PathBuf,
-        /// What went wrong.
-        detail: String,
+        /// The OS error.
+        source: std::io::Error,
     },
     /// The file is not valid HCL or has unknown keys.
-    #[error("builders file {}: {detail}", path.display())]
+    #[error("builders file {}: {source}", path.display())]
     Invalid {
         /// The file.
         path: PathBuf,
-        /// The parser's message.
-        detail: String,
+        /// The parser's error, with its position.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A node's endpoint is not an address.
     #[error("builders file {}: builder {builder:?} node {node:?}: {detail}", path.display())]
@@ -147,9 +147,9 @@ impl Builders {
     /// [`ConfigError::Unreadable`] when the file cannot be read; then the errors of
     /// [`Builders::parse`].
     pub fn load(path: &Path) -> Result<Builders, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            source,
         })?;
         Builders::parse(path, &text)
     }
@@ -164,7 +164,7 @@ impl Builders {
     pub fn parse(path: &Path, text: &str) -> Result<Builders, ConfigError> {
         let file: File = hcl::from_str(text).map_err(|e| ConfigError::Invalid {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            source: Box::new(e),
         })?;
         Ok(Builders {
             path: path.to_path_buf(),

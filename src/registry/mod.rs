@@ -119,7 +119,7 @@ pub enum RegistryError {
     },
     /// The Docker config could not be read, or its credential helper failed.
     #[error("cannot get registry credentials: {0}")]
-    Credentials(String),
+    Credentials(#[source] crate::credentials::CredentialsError),
     /// An HTTPS registry sends clients to a plain-HTTP token service.
     #[error(
         "the registry at {host} hands out tokens at {realm}, over plain HTTP: \

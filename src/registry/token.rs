@@ -44,14 +44,13 @@ impl Registry {
             .get_or_try_init(|| async {
                 let config = match &self.options().docker_config {
                     Some(config) => config.clone(),
-                    None => DockerConfig::load()
-                        .map_err(|e| RegistryError::Credentials(e.to_string()))?,
+                    None => DockerConfig::load().map_err(RegistryError::Credentials)?,
                 };
                 // CredentialsError never holds a secret, so it can be shown.
                 let found = config
                     .credentials(host)
                     .await
-                    .map_err(|e| RegistryError::Credentials(e.to_string()))?;
+                    .map_err(RegistryError::Credentials)?;
                 tracing::debug!(host, found = found.is_some(), "registry credentials");
                 Ok::<_, RegistryError>(found)
             })
