@@ -69,12 +69,14 @@ pub enum InvalidBuild {
     #[error(transparent)]
     Spec(#[from] SpecError),
     /// A multi-platform build split over a pool's nodes asks for something
-    /// only one node could do (`--load`, a file output, an image that is
-    /// not pushed).
+    /// only one node could do (loading into a Docker Engine, a file output,
+    /// an image that is not pushed), or names an image its index cannot be
+    /// published under.
     #[error("a multi-platform build across nodes {reason}")]
     AcrossNodes {
         /// What cannot be done, and what to do instead.
-        reason: String,
+        #[source]
+        reason: SplitRefusal,
     },
     /// An image output pushes but nothing names the image.
     #[error("pushing needs an image name: tag the build or give the output a name")]
@@ -105,7 +107,7 @@ pub enum InvalidBuild {
         reason: String,
     },
     /// The daemon cannot store the attestation asked for.
-    #[error("{kind} attestation: {reason}; or turn it off (--{kind}=false)")]
+    #[error("{kind} attestation: {reason}; or turn it off")]
     AttestUnsupported {
         /// The attestation asked for.
         kind: super::AttestKind,
@@ -129,6 +131,41 @@ pub enum InvalidBuild {
     /// The Docker config with registry credentials cannot be read.
     #[error(transparent)]
     Auth(#[from] CredentialsError),
+}
+
+/// Why a multi-platform build cannot be split over a pool's nodes: its
+/// platforms are built on several nodes and joined in a registry.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SplitRefusal {
+    /// An image output that does not push: the parts can only meet in a
+    /// registry.
+    #[error("is joined in a registry: push its image, or build it on one node")]
+    ImageNotPushed,
+    /// An output that loads into a Docker Engine or writes files here:
+    /// only one node could make it.
+    #[error(
+        "can only push its image: loading into a Docker Engine and file outputs need every \
+         platform on one node"
+    )]
+    LocalOutput,
+    /// Nothing is pushed, and the build does not only warm the cache.
+    #[error("is joined in a registry: push its image under a name, or only warm the cache")]
+    NothingPushed,
+    /// A name the index cannot be published under.
+    #[error("cannot publish {name}: {source}")]
+    Unpublishable {
+        /// The image name.
+        name: String,
+        /// Why it is no image name to publish under.
+        source: crate::registry::RegistryError,
+    },
+    /// A tag with no room for the per-platform suffix of its parts.
+    #[error("cannot tag {name}: its tag is too long for a platform suffix")]
+    TagTooLong {
+        /// The image name.
+        name: String,
+    },
 }
 
 impl From<OutputError> for InvalidBuild {

@@ -48,7 +48,7 @@ pub(crate) use context::ContextSource;
 pub use context::{ContextInput, NamedContext, OciLayoutRef};
 pub use entitlement::Entitlement;
 pub use hosts::{ExtraHost, HostAddr};
-pub use invalid::InvalidBuild;
+pub use invalid::{InvalidBuild, SplitRefusal};
 pub use limits::{Annotation, Ulimit, parse_size};
 
 /// Where the Dockerfile comes from.

@@ -188,7 +188,7 @@ impl CacheEntry {
             return Err(SpecError::new(
                 "cache",
                 reference,
-                "expected a registry ref such as registry:5000/app-cache (use --cache-from/--cache-to for options)",
+                "expected a registry ref such as registry:5000/app-cache; options need a separate import and export",
             ));
         }
         let import = CacheEntry::import(reference)?;

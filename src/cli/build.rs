@@ -139,6 +139,16 @@ pub(super) fn user_error(e: BuildError) -> anyhow::Error {
         BuildError::Invalid(InvalidBuild::PushWithoutName) => anyhow::anyhow!(
             "pushing needs an image name: add -t REGISTRY/NAME[:TAG] or name= to the output"
         ),
+        BuildError::Invalid(e @ InvalidBuild::AttestUnsupported { kind, .. }) => {
+            anyhow::anyhow!("{e} (--{kind}=false)")
+        }
+        BuildError::Invalid(e @ InvalidBuild::AcrossNodes { .. }) => {
+            let hint = match &e {
+                InvalidBuild::AcrossNodes { reason } => split_hint(reason),
+                _ => "",
+            };
+            anyhow::anyhow!("{e}{hint}")
+        }
         e @ BuildError::MissingCacheBackend { .. } => {
             anyhow::anyhow!("{e} (point --addr or --builder at one)")
         }
@@ -155,6 +165,23 @@ pub(super) fn user_error(e: BuildError) -> anyhow::Error {
             )
         }
         e => e.into(),
+    }
+}
+
+/// The flags that make a multi-platform build fit a split over nodes.
+fn split_hint(reason: &rbuild::buildspec::SplitRefusal) -> &'static str {
+    use rbuild::buildspec::SplitRefusal;
+    match reason {
+        SplitRefusal::ImageNotPushed => {
+            " (--push or -o type=registry, or one node with --route-key)"
+        }
+        SplitRefusal::LocalOutput => {
+            " (drop --load and file outputs, or pick one node with --addr)"
+        }
+        SplitRefusal::NothingPushed => {
+            " (add --push with -t NAME, or -o type=cacheonly to only warm the cache)"
+        }
+        _ => "",
     }
 }
 
@@ -209,4 +236,45 @@ fn write_results(args: &BuildArgs, outcome: &BuildResult) -> anyhow::Result<()> 
             .with_context(|| format!("cannot write --iidfile {}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rbuild::buildspec::{AttestKind, InvalidBuild, SplitRefusal};
+
+    use super::*;
+
+    fn shown(e: InvalidBuild) -> String {
+        rbuild::error_chain(user_error(BuildError::Invalid(e)).as_ref())
+    }
+
+    #[test]
+    fn the_cli_names_the_flags_the_library_leaves_out() {
+        let load = shown(InvalidBuild::AcrossNodes {
+            reason: SplitRefusal::LocalOutput,
+        });
+        assert!(
+            load.contains("across nodes") && load.contains("--load"),
+            "{load}"
+        );
+        for reason in [SplitRefusal::NothingPushed, SplitRefusal::ImageNotPushed] {
+            let push = shown(InvalidBuild::AcrossNodes { reason });
+            assert!(
+                push.contains("across nodes") && push.contains("--push"),
+                "{push}"
+            );
+        }
+        let attest = shown(InvalidBuild::AttestUnsupported {
+            kind: AttestKind::Provenance,
+            reason: "this daemon cannot store it".into(),
+        });
+        assert!(
+            attest.ends_with("; or turn it off (--provenance=false)"),
+            "{attest}"
+        );
+        let cache = shown(InvalidBuild::Spec(
+            rbuild::CacheEntry::shorthand("r/c,mode=max").unwrap_err(),
+        ));
+        assert!(cache.ends_with("(--cache-from/--cache-to)"), "{cache}");
+    }
 }

@@ -68,7 +68,12 @@ pub fn build_contexts(values: &[String]) -> anyhow::Result<Vec<(String, NamedCon
 
 /// A library spec error under the flag that carries that field.
 pub fn spec_error(e: rbuild::SpecError) -> anyhow::Error {
-    anyhow::anyhow!("--{} {:?}: {}", e.field, e.input, e.reason)
+    // Only the `--cache` shorthand's value has other flags for its options.
+    let hint = match e.field {
+        "cache" => " (--cache-from/--cache-to)",
+        _ => "",
+    };
+    anyhow::anyhow!("--{} {:?}: {}{hint}", e.field, e.input, e.reason)
 }
 
 #[cfg(test)]

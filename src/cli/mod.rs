@@ -22,6 +22,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use rbuild::connect::TlsConfig;
+use rbuild::connect::builder::BuilderError;
 use rbuild::pool::{Nodes, SelectError, Selection};
 use rbuild::{Address, ConnectOptions};
 
@@ -195,10 +196,21 @@ impl GlobalArgs {
             Some(name) => selection.builder(name),
             None => selection,
         };
-        selection.resolve().map_err(|e| match e {
-            SelectError::Env(_) => anyhow::Error::new(e),
-            e if self.builder.is_some() => anyhow::anyhow!("--builder: {e}"),
-            e => anyhow::Error::new(e),
+        selection.resolve().map_err(|e| {
+            let e = match e {
+                SelectError::Env(_) => return anyhow::Error::new(e),
+                SelectError::Store(BuilderError::UnsupportedDriver { name, driver, .. }) => {
+                    anyhow::anyhow!(
+                        "buildx builder {name:?}: the {driver} driver is not supported \
+                         (use --addr with the daemon's address)"
+                    )
+                }
+                e => anyhow::Error::new(e),
+            };
+            match self.builder {
+                Some(_) => anyhow::anyhow!("--builder: {e}"),
+                None => e,
+            }
         })
     }
 

@@ -32,13 +32,24 @@ pub enum BuilderError {
         /// What went wrong: the OS error, or the JSON parser's.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The builder uses a driver or endpoint rbuild cannot reach.
+    /// The builder uses an endpoint rbuild cannot reach, or has no nodes.
     #[error("buildx builder {name:?}: {detail}")]
     Unsupported {
         /// The name.
         name: String,
         /// What is not supported, and what to use instead.
         detail: String,
+    },
+    /// The builder's driver is not one rbuild can reach (`kubernetes`,
+    /// ...): connect to its daemon by address instead.
+    #[error(
+        "buildx builder {name:?}: the {driver} driver is not supported; connect to its daemon by address"
+    )]
+    UnsupportedDriver {
+        /// The name.
+        name: String,
+        /// The driver.
+        driver: String,
     },
 }
 
@@ -106,8 +117,8 @@ pub fn resolve(
 ///
 /// [`BuilderError::Unknown`] when the store has no builder `name`;
 /// [`BuilderError::Unreadable`] when its file cannot be read or parsed;
-/// [`BuilderError::Unsupported`] when it has no nodes or a node uses a driver or endpoint
-/// rbuild cannot reach.
+/// [`BuilderError::UnsupportedDriver`] when its driver is not one rbuild can reach;
+/// [`BuilderError::Unsupported`] when it has no nodes or a node's endpoint cannot be used.
 pub fn resolve_nodes(name: &str, config_dir: &Path) -> Result<Vec<BuilderNode>, BuilderError> {
     let dir = config_dir.join("buildx").join("instances");
     let path = dir.join(name);
@@ -135,7 +146,7 @@ pub fn resolve_nodes(name: &str, config_dir: &Path) -> Result<Vec<BuilderNode>, 
         .nodes
         .iter()
         .map(|node| {
-            let (address, tls) = node_address(&instance.driver, node, &unsupported)?;
+            let (address, tls) = node_address(name, &instance.driver, node, &unsupported)?;
             let platforms = node
                 .platforms
                 .iter()
@@ -159,6 +170,7 @@ pub fn resolve_nodes(name: &str, config_dir: &Path) -> Result<Vec<BuilderNode>, 
 }
 
 fn node_address(
+    builder: &str,
     driver: &str,
     node: &Node,
     unsupported: &dyn Fn(String) -> BuilderError,
@@ -199,9 +211,10 @@ fn node_address(
             None,
         )),
         "docker" => Ok((Address::Docker(socket(&node.endpoint)?), None)),
-        other => Err(unsupported(format!(
-            "the {other} driver is not supported (use --addr with the daemon's address)"
-        ))),
+        other => Err(BuilderError::UnsupportedDriver {
+            name: builder.to_string(),
+            driver: other.to_string(),
+        }),
     }
 }
 

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 
 use super::across::Part;
-use crate::buildspec::{Build, InvalidBuild};
+use crate::buildspec::{Build, InvalidBuild, SplitRefusal};
 use crate::outcome::{BuildError, BuildResult};
 use crate::output::Output;
 use crate::output::OutputResult;
@@ -26,9 +26,7 @@ impl Targets {
     /// The names the index is published under; refuses what only one node
     /// could produce.
     pub(super) fn of(build: &Build) -> Result<Targets, InvalidBuild> {
-        let across = |reason: &str| InvalidBuild::AcrossNodes {
-            reason: reason.to_string(),
-        };
+        let across = |reason: SplitRefusal| InvalidBuild::AcrossNodes { reason };
         let mut names: Vec<String> = Vec::new();
         let mut pushed = false;
         for output in &build.outputs {
@@ -44,31 +42,27 @@ impl Targets {
                 }
                 Output::CacheOnly => {}
                 Output::Image(_) => {
-                    return Err(across(
-                        "is joined in a registry: push it (--push or -o type=registry), or build it on one node with --route-key",
-                    ));
+                    return Err(across(SplitRefusal::ImageNotPushed));
                 }
                 _ => {
-                    return Err(across(
-                        "can only push its image: --load and file outputs need every platform on one node (drop them, or pick one node with --addr)",
-                    ));
+                    return Err(across(SplitRefusal::LocalOutput));
                 }
             }
         }
         if !pushed && !build.outputs.iter().any(|o| matches!(o, Output::CacheOnly)) {
-            return Err(across(
-                "is joined in a registry: add --push (with -t NAME), or -o type=cacheonly to only warm the cache",
-            ));
+            return Err(across(SplitRefusal::NothingPushed));
         }
         names.dedup();
         let mut out = Vec::new();
         for name in names {
-            let (repo, tag) = registry::image_name(&name)
-                .map_err(|e| across(&format!("cannot publish {name}: {e}")))?;
+            let (repo, tag) = registry::image_name(&name).map_err(|source| {
+                across(SplitRefusal::Unpublishable {
+                    name: name.clone(),
+                    source,
+                })
+            })?;
             if !registry::is_valid_tag(&format!("{tag}-linux-amd64-v8")) {
-                return Err(across(&format!(
-                    "cannot tag {name}: its tag is too long for a platform suffix"
-                )));
+                return Err(across(SplitRefusal::TagTooLong { name }));
             }
             if !out.iter().any(|(r, t)| *r == repo && *t == tag) {
                 out.push((repo, tag));
@@ -318,11 +312,16 @@ mod tests {
     #[test]
     fn what_one_node_alone_could_do_is_refused() {
         let load = Build::new(".").tag("r:5000/a:1").output(Output::load());
-        let err = Targets::of(&load).err().unwrap().to_string();
-        assert!(err.contains("--load"), "{err}");
+        let refused = |build: &Build| match Targets::of(build) {
+            Err(InvalidBuild::AcrossNodes { reason }) => reason,
+            other => panic!("not refused: {:?}", other.err()),
+        };
+        let err = refused(&load);
+        assert!(matches!(err, SplitRefusal::LocalOutput), "{err}");
+        assert!(!err.to_string().contains("--"), "a CLI flag in {err}");
         let kept = Build::new(".").tag("r:5000/a:1");
-        let err = Targets::of(&kept).err().unwrap().to_string();
-        assert!(err.contains("--push"), "{err}");
+        let err = refused(&kept);
+        assert!(matches!(err, SplitRefusal::NothingPushed), "{err}");
         let pinned = Build::new(".")
             .tag("r:5000/a@sha256:00")
             .output(Output::registry());
