@@ -66,6 +66,12 @@
 //! `ssh-agent` (the in-process agent for `--ssh ID=KEYFILE`) as it needs.
 
 #![warn(missing_docs)]
+// The docs link the feature-gated `pool` and `bake`; without them those
+// links have nothing to point at.
+#![cfg_attr(
+    not(all(feature = "pool", feature = "bake")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
 
 #[cfg(feature = "bake")]
 pub mod bake;
