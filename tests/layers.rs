@@ -73,7 +73,8 @@ fn code_only(text: &str) -> String {
             while b.get(j) == Some(&b'#') {
                 j += 1;
             }
-            b.get(j) == Some(&b'"') && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+            b.get(j) == Some(&b'"')
+                && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
         } {
             let mut hashes = 0;
             let mut j = i + 1;
@@ -84,7 +85,14 @@ fn code_only(text: &str) -> String {
             out.push_str(&" ".repeat(j + 1 - i));
             i = j + 1;
             while i < b.len() {
-                if b[i] == b'"' && b[i + 1..].iter().take(hashes).filter(|&&c| c == b'#').count() == hashes {
+                if b[i] == b'"'
+                    && b[i + 1..]
+                        .iter()
+                        .take(hashes)
+                        .filter(|&&c| c == b'#')
+                        .count()
+                        == hashes
+                {
                     out.push_str(&" ".repeat(1 + hashes));
                     i += 1 + hashes;
                     break;
@@ -180,7 +188,11 @@ fn production_code(text: &str) -> (String, Vec<String>) {
         .lines()
         .filter_map(|l| {
             let l = l.trim();
-            let l = l.strip_prefix("pub(crate) ").or_else(|| l.strip_prefix("pub(super) ")).or_else(|| l.strip_prefix("pub ")).unwrap_or(l);
+            let l = l
+                .strip_prefix("pub(crate) ")
+                .or_else(|| l.strip_prefix("pub(super) "))
+                .or_else(|| l.strip_prefix("pub "))
+                .unwrap_or(l);
             let name = l.strip_prefix("mod ")?.strip_suffix(';')?;
             Some(name.trim().to_string())
         })
@@ -195,9 +207,12 @@ fn child_file(file: &Path, name: &str) -> Option<PathBuf> {
         "lib" | "main" | "mod" => file.parent()?.to_path_buf(),
         _ => file.parent()?.join(stem),
     };
-    [dir.join(format!("{name}.rs")), dir.join(name).join("mod.rs")]
-        .into_iter()
-        .find(|p| p.is_file())
+    [
+        dir.join(format!("{name}.rs")),
+        dir.join(name).join("mod.rs"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
 }
 
 /// Every production file of the library, by top-level module, with its
@@ -209,7 +224,10 @@ fn library_files(src: &Path) -> BTreeMap<String, Vec<(PathBuf, usize, String)>> 
     let mut out = BTreeMap::new();
     for top in tops {
         let mut files = Vec::new();
-        let mut todo = vec![(child_file(&lib, &top).unwrap_or_else(|| panic!("no file for module {top}")), 1)];
+        let mut todo = vec![(
+            child_file(&lib, &top).unwrap_or_else(|| panic!("no file for module {top}")),
+            1,
+        )];
         while let Some((file, depth)) = todo.pop() {
             let text = std::fs::read_to_string(&file).expect("module file");
             let (code, children) = production_code(&text);
@@ -272,17 +290,27 @@ fn check_layers(src: &Path, order: &[String]) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
     for m in files.keys() {
         if !order.contains(m) {
-            problems.push(format!("module `{m}` is in src/lib.rs but in no layer of ARCHITECTURE.md"));
+            problems.push(format!(
+                "module `{m}` is in src/lib.rs but in no layer of ARCHITECTURE.md"
+            ));
         }
     }
     for m in order {
         if !files.contains_key(m) {
-            problems.push(format!("layer module `{m}` of ARCHITECTURE.md is not in src/lib.rs"));
+            problems.push(format!(
+                "layer module `{m}` of ARCHITECTURE.md is not in src/lib.rs"
+            ));
         }
     }
-    let rank: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, m)| (m.as_str(), i)).collect();
+    let rank: BTreeMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.as_str(), i))
+        .collect();
     for (top, list) in &files {
-        let Some(&mine) = rank.get(top.as_str()) else { continue };
+        let Some(&mine) = rank.get(top.as_str()) else {
+            continue;
+        };
         for (file, depth, code) in list {
             for (n, line) in code.lines().enumerate() {
                 for used in named_modules(line, *depth) {
@@ -290,7 +318,9 @@ fn check_layers(src: &Path, order: &[String]) -> Result<(), Vec<String>> {
                         continue;
                     }
                     // Root items (re-exports in lib.rs) are not modules.
-                    let Some(&theirs) = rank.get(used.as_str()) else { continue };
+                    let Some(&theirs) = rank.get(used.as_str()) else {
+                        continue;
+                    };
                     if theirs > mine {
                         problems.push(
                             Violation {
@@ -307,7 +337,11 @@ fn check_layers(src: &Path, order: &[String]) -> Result<(), Vec<String>> {
             }
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 /// The module order of ARCHITECTURE.md's `layers` block: one layer per
@@ -331,7 +365,8 @@ fn repo() -> PathBuf {
 
 #[test]
 fn modules_use_only_the_layers_below_them() {
-    let architecture = std::fs::read_to_string(repo().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let architecture =
+        std::fs::read_to_string(repo().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
     let order = layer_order(&architecture);
     if let Err(problems) = check_layers(&repo().join("src"), &order) {
         panic!("the library's layers are broken:\n{}", problems.join("\n"));
@@ -342,9 +377,17 @@ fn modules_use_only_the_layers_below_them() {
 fn a_planted_cycle_fails_naming_the_offending_use() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path();
-    std::fs::write(src.join("lib.rs"), "pub mod low;\npub mod high;\n#[cfg(test)]\nmod testing;\n").unwrap();
+    std::fs::write(
+        src.join("lib.rs"),
+        "pub mod low;\npub mod high;\n#[cfg(test)]\nmod testing;\n",
+    )
+    .unwrap();
     std::fs::create_dir(src.join("low")).unwrap();
-    std::fs::write(src.join("low/mod.rs"), "mod deep;\n#[cfg(test)]\nuse crate::high::Fine;\n").unwrap();
+    std::fs::write(
+        src.join("low/mod.rs"),
+        "mod deep;\n#[cfg(test)]\nuse crate::high::Fine;\n",
+    )
+    .unwrap();
     std::fs::write(
         src.join("low/deep.rs"),
         "// crate::high in a comment is fine\nconst S: &str = \"crate::high\";\nuse crate::{high::Thing, low};\n",
@@ -364,10 +407,18 @@ fn a_planted_cycle_fails_naming_the_offending_use() {
     let reversed = vec!["high".to_string(), "low".to_string()];
     let problems = check_layers(src, &reversed).expect_err("high uses low");
     assert_eq!(problems.len(), 2, "{problems:#?}");
-    assert!(problems.iter().all(|p| p.contains("high.rs")), "{problems:#?}");
+    assert!(
+        problems.iter().all(|p| p.contains("high.rs")),
+        "{problems:#?}"
+    );
     // A module missing from the layers is named too.
     let problems = check_layers(src, &["low".to_string()]).expect_err("high has no layer");
-    assert!(problems.iter().any(|p| p.contains("`high` is in src/lib.rs but in no layer")), "{problems:#?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("`high` is in src/lib.rs but in no layer")),
+        "{problems:#?}"
+    );
 }
 
 #[test]
@@ -378,16 +429,27 @@ fn nothing_below_the_cli_prints() {
             for (n, line) in code.lines().enumerate() {
                 for mac in ["println!", "print!", "eprintln!", "eprint!", "dbg!"] {
                     let hit = line.match_indices(mac).any(|(i, _)| {
-                        i == 0 || !line.as_bytes()[i - 1].is_ascii_alphanumeric() && line.as_bytes()[i - 1] != b'_'
+                        i == 0
+                            || !line.as_bytes()[i - 1].is_ascii_alphanumeric()
+                                && line.as_bytes()[i - 1] != b'_'
                     });
                     if hit {
-                        found.push(format!("{}:{} ({top}): {}", file.display(), n + 1, line.trim()));
+                        found.push(format!(
+                            "{}:{} ({top}): {}",
+                            file.display(),
+                            n + 1,
+                            line.trim()
+                        ));
                     }
                 }
             }
         }
     }
-    assert!(found.is_empty(), "the library prints (use tracing or return the text):\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "the library prints (use tracing or return the text):\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
@@ -409,7 +471,11 @@ fn the_engines_exporter_name_stays_in_output() {
             }
         }
     }
-    assert!(found.is_empty(), "exporter names belong to output:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "exporter names belong to output:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
@@ -429,11 +495,30 @@ fn the_library_compiles_none_of_the_clis_crates() {
         ])
         .output()
         .expect("run cargo tree");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tree = String::from_utf8_lossy(&out.stdout);
-    let crates: std::collections::BTreeSet<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
-    for cli in ["clap", "clap_complete", "clap_mangen", "anyhow", "tracing-subscriber"] {
-        assert!(!crates.contains(cli), "the library depends on {cli}:\n{tree}");
+    let crates: std::collections::BTreeSet<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for cli in [
+        "clap",
+        "clap_complete",
+        "clap_mangen",
+        "anyhow",
+        "tracing-subscriber",
+    ] {
+        assert!(
+            !crates.contains(cli),
+            "the library depends on {cli}:\n{tree}"
+        );
     }
-    assert!(crates.contains("tonic") && crates.contains("hcl-rs"), "{tree}");
+    assert!(
+        crates.contains("tonic") && crates.contains("hcl-rs"),
+        "{tree}"
+    );
 }
