@@ -54,9 +54,12 @@ as_runner() {
 		DATA_DIR=$BASE_DATA_DIR/r$k
 		NETNS=$(netns_prefix)-r$k
 	fi
-	# The modern engine's runner runs its daemons (and docker CLI) from the modern prefix.
+	# The modern engine's runner runs its daemons (and docker CLI) from the modern prefix, on a
+	# data dir of its own: containerd 2 and Docker 28 migrate what they find, which the older
+	# generation (a runner 2 of an older checkout, or RBUILD_STACK_MODERN_SUITE=) must not meet.
 	if ((k == MODERN_RUNNER)) && [[ -n $MODERN_SUITE ]]; then
 		PREFIX=$MODERN_PREFIX
+		DATA_DIR=$BASE_DATA_DIR/r$k-$MODERN_SUITE
 	else
 		PREFIX=$BASE_PREFIX
 	fi
