@@ -13,8 +13,11 @@
 # connection and no unix socket in between: busybox is already in the prefix, socat is not on
 # the machine and would need a library the host lacks.
 #
+# Runner 2 is the modern engine (MODERN_SUITE, unpacked into MODERN_PREFIX); the others run
+# the default engine from BASE_PREFIX.
+#
 # Every function here runs with the per-engine globals (RUN_DIR, DATA_DIR, CONTAINERD_SOCK,
-# DOCKER_SOCK, DOCKER_CONFIG_DIR, NETNS) pointed at one runner by `as_runner`, always in a
+# DOCKER_SOCK, DOCKER_CONFIG_DIR, NETNS, PREFIX) pointed at one runner by `as_runner`, always in a
 # subshell, so the caller's runner-1 view is never changed.
 
 NETNS_DIR=/run/netns
@@ -50,6 +53,15 @@ as_runner() {
 		RUN_DIR=$BASE_RUN_DIR/r$k
 		DATA_DIR=$BASE_DATA_DIR/r$k
 		NETNS=$(netns_prefix)-r$k
+	fi
+	# The modern engine's runner runs its daemons (and docker CLI) from the modern prefix, on a
+	# data dir of its own: containerd 2 and Docker 28 migrate what they find, which the older
+	# generation (a runner 2 of an older checkout, or RBUILD_STACK_MODERN_SUITE=) must not meet.
+	if ((k == MODERN_RUNNER)) && [[ -n $MODERN_SUITE ]]; then
+		PREFIX=$MODERN_PREFIX
+		DATA_DIR=$BASE_DATA_DIR/r$k-$MODERN_SUITE
+	else
+		PREFIX=$BASE_PREFIX
 	fi
 	CONTAINERD_SOCK=$RUN_DIR/containerd.sock
 	DOCKER_SOCK=$RUN_DIR/docker.sock
@@ -107,15 +119,17 @@ ready_forwarder() {
 }
 
 start_forwarder() {
-	local script=$RUN_DIR/registry-forward
+	local script=$RUN_DIR/registry-forward bb
+	# busybox is in runner 1's prefix (the modern engine's has none).
+	bb=$(PREFIX=$BASE_PREFIX prefix_bin busybox) || die "busybox missing from $BASE_PREFIX"
 	# A script, because busybox nc runs -e PROG without arguments.
 	cat >"$script.new" <<EOF
 #!/bin/sh
-exec nsenter --net=$NETNS_DIR/$(host_netns) $(prefix_bin busybox) nc 127.0.0.1 $REGISTRY_PORT
+exec nsenter --net=$NETNS_DIR/$(host_netns) $bb nc 127.0.0.1 $REGISTRY_PORT
 EOF
 	chmod 0755 "$script.new"
 	mv "$script.new" "$script"
-	launch forwarder "$(prefix_bin busybox)" nc -ll -p "$REGISTRY_PORT" -e "$script"
+	launch forwarder "$bb" nc -ll -p "$REGISTRY_PORT" -e "$script"
 }
 
 # Start (or reuse) runner $k; runs in a subshell of its own with its globals.
@@ -143,6 +157,10 @@ runner_up() {
 	wait_ready forwarder
 	if ((started_engine)); then
 		smoke_test || log "warning: runner $k cannot run containers; RUN steps will likely fail"
+	elif ((k == MODERN_RUNNER)) && [[ -n $MODERN_SUITE ]] && ! engine_is_modern; then
+		# Started by a scripts/stack that predates the modern runner (or with another suite):
+		# it may be in use, so it is not restarted here; the tests then get no modern engine.
+		log "warning: runner $k runs an engine not from $MODERN_SUITE (dockerd from $(engine_prefix || echo '?')); RBUILD_TEST_MODERN_ENGINE is not set. To replace it: scripts/stack down --runner $k && scripts/stack up --runners $k"
 	fi
 	log "runner $k is up: engine $DOCKER_SOCK in network namespace $NETNS"
 	trap - EXIT
@@ -171,6 +189,24 @@ runners_down() {
 	if [[ -e $NETNS_DIR/$name ]]; then
 		ip netns delete "$name" 2>/dev/null || log "warning: cannot delete network namespace $name"
 	fi
+}
+
+# The prefix the current runner's dockerd runs from (by its /proc/PID/exe).
+engine_prefix() {
+	local pid exe
+	pid=$(running_pid dockerd) || return 1
+	exe=$(readlink "/proc/$pid/exe") || return 1
+	exe=${exe% (deleted)}
+	printf '%s\n' "${exe%/*/*/dockerd}"
+}
+
+# Whether the current runner's dockerd is the modern engine: its prefix records docker.io
+# from MODERN_SUITE (any checkout's prefix counts, as for reusing a stack).
+engine_is_modern() {
+	local prefix
+	[[ -n $MODERN_SUITE ]] || return 1
+	prefix=$(engine_prefix) || return 1
+	grep -q "^docker.io [^ ]* $MODERN_SUITE\$" "$prefix/.versions" 2>/dev/null
 }
 
 runner_is_up() {

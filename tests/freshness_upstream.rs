@@ -339,7 +339,12 @@ async fn a_download_follows_its_etag_and_falls_back_when_down() {
     );
     assert_eq!(content(), "offline\n");
     let warning = format!("cannot look up {url} (unreachable:");
-    let said = warnings(&down);
+    // rbuild's own warnings only: a newer Dockerfile frontend (Docker 28)
+    // adds lint warnings of its own (InvalidDefaultArgInFrom for `FROM ${BASE}`).
+    let said: Vec<String> = warnings(&down)
+        .into_iter()
+        .filter(|w| w.starts_with("line "))
+        .collect();
     assert_eq!(said.len(), 1, "one warning: {said:?}");
     assert!(said[0].contains(&warning), "{said:?}");
     assert!(
