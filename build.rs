@@ -14,6 +14,8 @@ const PROTOS: &[&str] = &[
     "content.proto",
     "errdefs.proto",
     "rpc_status.proto",
+    "caps.proto",
+    "gateway.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

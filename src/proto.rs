@@ -39,6 +39,15 @@ pub mod moby {
             pub mod types {
                 include!(concat!(env!("OUT_DIR"), "/moby.buildkit.v1.types.rs"));
             }
+            /// `package moby.buildkit.v1.apicaps`: the capabilities a
+            /// gateway reports.
+            pub mod apicaps {
+                include!(concat!(env!("OUT_DIR"), "/moby.buildkit.v1.apicaps.rs"));
+            }
+            /// `package moby.buildkit.v1.frontend`: the gateway's LLB bridge.
+            pub mod frontend {
+                include!(concat!(env!("OUT_DIR"), "/moby.buildkit.v1.frontend.rs"));
+            }
         }
         pub mod secrets {
             /// `package moby.buildkit.secrets.v1`.

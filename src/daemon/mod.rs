@@ -167,14 +167,6 @@ impl Daemon {
         }
     }
 
-    /// The engine this daemon is, for an engine address.
-    pub(crate) fn own_engine(&self) -> Option<Engine> {
-        match &self.addr {
-            Address::Docker(socket) => Some(Engine::new(socket.clone())),
-            _ => None,
-        }
-    }
-
     /// The engine loads go to; `None`: the engine `DOCKER_HOST` names.
     pub(crate) fn load_engine(&self) -> Option<Engine> {
         self.load_engine.clone()
@@ -195,6 +187,12 @@ impl Daemon {
     /// connection).
     pub(crate) fn control(&self) -> ControlClient<Channel> {
         self.control.clone()
+    }
+
+    /// The connection itself, for the gateway's LLB bridge stub (which
+    /// lives above this module, in `gateway`).
+    pub(crate) fn channel(&self) -> Channel {
+        self.channel.clone()
     }
 
     /// A stub for the daemon's read-only content store (the blobs of its
