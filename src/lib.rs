@@ -47,6 +47,8 @@
 //!   step's git ref or URL is now.
 //! - [`cache`], [`output`], [`dockerfile`]: cache entries, outputs and their
 //!   results, Dockerfile analysis and the freshness policy.
+//! - [`subrequests`]: questions for the frontend instead of a build
+//!   (build checks, outline, targets) and their typed answers.
 //! - [`buildspec`]: [`Build`], the typed description of one build.
 //! - [`outcome`]: [`BuildResult`] and [`BuildError`].
 //! - [`request`]: the Solve request a build sends ([`Build::preview`]).
@@ -88,6 +90,7 @@ pub mod duration;
 mod error_chain;
 #[cfg(test)]
 mod fuzz;
+pub(crate) mod gateway;
 pub mod outcome;
 pub mod output;
 #[cfg(feature = "pool")]
@@ -100,6 +103,7 @@ pub mod request;
 pub mod session;
 pub(crate) mod solve;
 pub(crate) mod spec;
+pub mod subrequests;
 #[cfg(test)]
 mod testing;
 pub mod upstream;
