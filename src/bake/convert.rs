@@ -123,5 +123,13 @@ pub(super) fn to_build(
     for e in &t.entitlements {
         b = b.allow(e.parse::<Entitlement>().map_err(|e| bad(e.into()))?);
     }
+    // buildx keeps only the call's name from the attribute; how it is
+    // printed is the command's.
+    if let Some(call) = &t.call {
+        let spec: crate::subrequests::CallSpec = call.parse().map_err(|e| bad(Box::new(e)))?;
+        if let Some(call) = spec.call {
+            b = b.call(call);
+        }
+    }
     Ok(b)
 }

@@ -340,6 +340,7 @@ fn assign(t: &mut Target, key: &str, v: &Value) -> Result<(), String> {
         "shm-size" => t.shm_size = text(v),
         "ulimits" => t.ulimits = strings(v),
         "description" => t.description = text(v),
+        "call" => t.call = text(v),
         k if NOT_YET.contains(&k) => {
             return Err("rbuild does not support this attribute yet".into());
         }

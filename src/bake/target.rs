@@ -87,11 +87,16 @@ pub struct Target {
     /// A description, for people reading the file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Ask the frontend instead of building (`check`, `outline`,
+    /// `targets`), as buildx's `--call` value; kept as written and read
+    /// when the target becomes a build.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
 }
 
 /// Attributes buildx knows that rbuild does not build with yet: a file that
 /// sets one fails clearly instead of building something else.
-pub(crate) const NOT_YET: &[&str] = &["call"];
+pub(crate) const NOT_YET: &[&str] = &[];
 
 impl Target {
     /// Overlays `later` on `self`: a later file's (or a child's) values
@@ -112,7 +117,8 @@ impl Target {
             pull,
             network,
             shm_size,
-            description
+            description,
+            call
         );
         take_list!(
             inherits,
@@ -189,6 +195,7 @@ impl Target {
                 "attest" => self.attest.push(value.to_string()),
                 "annotations" => self.annotations.push(value.to_string()),
                 "shm-size" => self.shm_size = Some(value.to_string()),
+                "call" => self.call = Some(value.to_string()),
                 "ulimits" => self.ulimits.push(value.to_string()),
                 "pull" => self.pull = Some(boolean()?),
                 "push" => {
@@ -252,11 +259,7 @@ mod tests {
                 .to_string()
                 .contains("unknown attribute")
         );
-        assert!(
-            t.set("call", "check", false)
-                .unwrap_err()
-                .to_string()
-                .contains("not support")
-        );
+        t.set("call", "check", false).unwrap();
+        assert_eq!(t.call.as_deref(), Some("check"));
     }
 }

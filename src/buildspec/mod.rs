@@ -41,6 +41,7 @@ use crate::cache::{CacheEntry, CacheEnv};
 use crate::credentials::DockerConfig;
 use crate::output::Output;
 use crate::session::{SecretSpec, SshSpec};
+use crate::subrequests::Call;
 
 pub(crate) use attest::AttestSupport;
 pub use attest::{AttestKind, Attestation, ProvenanceMode};
@@ -144,6 +145,8 @@ pub struct Build {
     pub(crate) registry_auth: Option<DockerConfig>,
     pub(crate) auth_hosts: Vec<String>,
     pub(crate) route_key: Option<String>,
+    pub(crate) call: Option<Call>,
+    pub(crate) call_fallback: Option<String>,
 }
 
 impl Build {
@@ -384,6 +387,30 @@ impl Build {
     /// that the client cannot see, e.g. in a Dockerfile inside a remote context.
     pub fn auth_host(mut self, host: impl Into<String>) -> Build {
         self.auth_hosts.push(host.into());
+        self
+    }
+
+    /// Ask the frontend `call` instead of building (buildx's `--call`):
+    /// the build exports nothing, and its
+    /// [`BuildResult::call`](crate::BuildResult::call) holds the answer.
+    pub fn call(mut self, call: Call) -> Build {
+        self.call = Some(call);
+        self
+    }
+
+    /// The question asked with [`Build::call`], if any.
+    pub fn call_asked(&self) -> Option<&Call> {
+        self.call.as_ref()
+    }
+
+    /// When the daemon's Dockerfile frontend does not know the
+    /// [`Build::call`] (Docker Engine 26's has no build checks), ask again
+    /// with the frontend image `image` (buildx's fallback:
+    /// [`FALLBACK_FRONTEND`](crate::subrequests::FALLBACK_FRONTEND)), which
+    /// the daemon pulls. Off by default: the daemon then says which call
+    /// its frontend lacks.
+    pub fn call_fallback(mut self, image: impl Into<String>) -> Build {
+        self.call_fallback = Some(image.into());
         self
     }
 

@@ -86,6 +86,23 @@ pub struct BakeArgs {
     /// target) to FILE.
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
+
+    /// Ask every target's frontend instead of building: check, outline,
+    /// targets (sets each target's `call`); `,format=json` prints one JSON
+    /// document for all targets.
+    #[arg(long, value_name = "NAME[,format=json]")]
+    pub call: Option<String>,
+
+    /// Shorthand for --call=check.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub check: Option<String>,
+
+    /// When the daemon's Dockerfile frontend lacks a target's call, ask again
+    /// with a newer frontend image that the daemon pulls (default IMAGE:
+    /// docker/dockerfile:1.8.1, pinned by digest).
+    #[arg(long, num_args = 0..=1, require_equals = true, value_name = "IMAGE",
+          default_missing_value = rbuild::subrequests::FALLBACK_FRONTEND)]
+    pub call_fallback: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -114,6 +131,15 @@ pub async fn run(global: &GlobalArgs, args: BakeArgs) -> anyhow::Result<u8> {
                 value: "true".into(),
             });
         }
+    }
+    let call = super::call::spec(args.call.as_deref(), args.check.as_deref())?;
+    if let Some(c) = &call.call {
+        // buildx: `--call X` is `--set *.call=X`, check spelled lint.
+        overrides.push(Override {
+            pattern: "*".into(),
+            key: "call".into(),
+            value: c.name().to_string(),
+        });
     }
     for (kind, value) in [("provenance", &args.provenance), ("sbom", &args.sbom)] {
         if let Some(value) = value {
@@ -152,6 +178,10 @@ pub async fn run(global: &GlobalArgs, args: BakeArgs) -> anyhow::Result<u8> {
             let b = b
                 .default_attestations(with_defaults)
                 .cache_env(cache_env.clone());
+            let b = match &args.call_fallback {
+                Some(image) => b.call_fallback(image),
+                None => b,
+            };
             args.auth_hosts.iter().fold(b, |b, h| b.auth_host(h))
         })
         .collect();
@@ -175,13 +205,22 @@ pub async fn run(global: &GlobalArgs, args: BakeArgs) -> anyhow::Result<u8> {
             anyhow::anyhow!("target {:?}: {}", b.name().unwrap_or(""), target_error(e))
         })?;
     }
-    execute(global, &args, &builds).await
+    let print = super::call::BakePrint {
+        spec: call,
+        resolved: serde_json::from_str(&print_json(&chosen, &args.targets)).unwrap_or_default(),
+        targets: chosen
+            .iter()
+            .map(|(n, t)| super::call::BakeTarget::of(n, t))
+            .collect(),
+    };
+    execute(global, &args, &builds, print).await
 }
 
 async fn execute(
     global: &GlobalArgs,
     args: &BakeArgs,
     builds: &[rbuild::Build],
+    print: super::call::BakePrint,
 ) -> anyhow::Result<u8> {
     let pool = super::pool(global).await?;
     let cancel = CancellationToken::new();
@@ -244,12 +283,21 @@ async fn execute(
     let mut failed = 0;
     let mut canceled = false;
     let mut metadata = serde_json::Map::new();
+    let mut answers = Vec::new();
+    let mut warnings = Vec::new();
     for ((build, result), placement) in builds.iter().zip(results).zip(&placements) {
         let name = build.name().unwrap_or("default");
         match result {
             Ok(r) => {
                 for w in &r.warnings {
                     super::say(format_args!("WARNING: [{name}] {w}"));
+                }
+                warnings.extend(super::call::metadata_warnings(&r));
+                super::call::annotate_build(&r, build.dockerfile_file().as_ref());
+                if let Some(answer) = r.call {
+                    metadata.insert(name.to_string(), answer.metadata_json());
+                    answers.push((name.to_string(), answer));
+                    continue;
                 }
                 if mode != Mode::Quiet {
                     super::say(format_args!(
@@ -277,6 +325,11 @@ async fn execute(
                     "error: target {name:?}: context {ctx:?} needs target {dep:?}, but {reason}"
                 ));
             }
+            Err(e @ BuildError::CallUnsupported { .. }) => {
+                failed += 1;
+                let e = super::call::unsupported_hint(e);
+                super::say(format_args!("error: target {name:?}: {e}"));
+            }
             Err(e) => {
                 failed += 1;
                 if let Some(file) = build.dockerfile_file() {
@@ -290,17 +343,21 @@ async fn execute(
             }
         }
     }
+    if let Some(all) = super::call::merged_warnings(warnings) {
+        metadata.insert("buildx.build.warnings".into(), all);
+    }
     if let Some(path) = &args.metadata_file {
         let text = serde_json::to_string_pretty(&serde_json::Value::Object(metadata))?;
         rbuild::output::write_atomically(path, text.as_bytes())
             .with_context(|| format!("cannot write --metadata-file {}", path.display()))?;
     }
+    let called = print.answers(answers);
     Ok(if canceled {
         EXIT_CANCELED
     } else if failed > 0 {
         1
     } else {
-        0
+        called
     })
 }
 

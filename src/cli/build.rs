@@ -92,6 +92,9 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
             super::say(format_args!("build canceled"));
             return Ok(EXIT_CANCELED);
         }
+        Err(e @ BuildError::CallUnsupported { .. }) => {
+            return Err(super::call::unsupported_hint(e));
+        }
         Err(e) => {
             super::github::annotate(&e, &dockerfile_shown(&args));
             return Err(user_error(e));
@@ -101,6 +104,12 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<u8> {
         super::say(format_args!("WARNING: {warning}"));
     }
     write_results(&args, &outcome)?;
+    if let Some(answer) = &outcome.call {
+        let spec = super::call::spec(args.call.as_deref(), args.check.as_deref())?;
+        let shown = super::call::dockerfile_name(args.file.as_deref(), args.context.as_deref());
+        return super::call::print(&spec, answer, &shown);
+    }
+    super::call::annotate_build(&outcome, Some(&dockerfile_shown(&args)));
     if mode != Mode::Quiet {
         super::say(format_args!("{}", report::line(&outcome, &placement)));
     }
@@ -222,9 +231,18 @@ pub(super) async fn cancel_on_signal(cancel: CancellationToken) {
 
 fn write_results(args: &BuildArgs, outcome: &BuildResult) -> anyhow::Result<()> {
     if let Some(path) = &args.metadata_file {
-        let text = serde_json::to_string_pretty(
-            &outcome.metadata_json_with(super::plan::metadata_provenance()),
-        )?;
+        // A call's metadata is its answer, as buildx writes it.
+        let mut json = match &outcome.call {
+            Some(answer) => answer.metadata_json(),
+            None => outcome.metadata_json_with(super::plan::metadata_provenance()),
+        };
+        if let (Some(warnings), Some(map)) = (
+            super::call::metadata_warnings(outcome),
+            json.as_object_mut(),
+        ) {
+            map.insert("buildx.build.warnings".into(), warnings);
+        }
+        let text = serde_json::to_string_pretty(&json)?;
         rbuild::output::write_atomically(path, text.as_bytes())
             .with_context(|| format!("cannot write --metadata-file {}", path.display()))?;
     }

@@ -192,6 +192,25 @@ pub struct BuildArgs {
     #[arg(long)]
     pub print_request: bool,
 
+    /// Ask the Dockerfile frontend instead of building: check (the build
+    /// checks; exits 1 with warnings), outline (build args, secrets, SSH),
+    /// targets (the stages); `,format=json` prints the frontend's JSON,
+    /// `,ignorestatus=true` exits 0 anyway.
+    #[arg(long, value_name = "NAME[,format=json]")]
+    pub call: Option<String>,
+
+    /// Shorthand for --call=check.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub check: Option<String>,
+
+    /// When the daemon's Dockerfile frontend lacks the call (Docker Engine
+    /// 26's has no checks), ask again with a newer frontend image that the
+    /// daemon pulls, as buildx does (default IMAGE: docker/dockerfile:1.8.1,
+    /// pinned by digest).
+    #[arg(long, num_args = 0..=1, require_equals = true, value_name = "IMAGE",
+          default_missing_value = rbuild::subrequests::FALLBACK_FRONTEND)]
+    pub call_fallback: Option<String>,
+
     #[command(flatten)]
     pub legacy: super::legacy::LegacyArgs,
 }

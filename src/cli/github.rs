@@ -1,5 +1,6 @@
 //! CI-native output on GitHub Actions (`GITHUB_ACTIONS=true`): a failed
-//! step becomes an `::error` annotation on its Dockerfile line, and the
+//! step becomes an `::error` annotation on its Dockerfile line, a warning
+//! of the Dockerfile's checks a `::warning` on its line, and the
 //! end-of-build report a table in `$GITHUB_STEP_SUMMARY`.
 
 use std::io::Write;
@@ -51,6 +52,44 @@ pub(super) fn annotate(err: &BuildError, dockerfile: &Path) {
         props.join(","),
         escape(&step.message, false)
     ));
+}
+
+/// `::warning title=T,file=F,line=N::MESSAGE` (stdout, where the runner
+/// reads them); the file relative to `GITHUB_WORKSPACE` when it is inside.
+pub(super) fn warning(title: &str, dockerfile: &Path, line: Option<u32>, message: &str) {
+    if !on_actions() {
+        return;
+    }
+    let mut props = Vec::new();
+    if !title.is_empty() {
+        props.push(format!("title={}", escape(title, true)));
+    }
+    props.push(format!(
+        "file={}",
+        escape(&in_workspace(dockerfile).display().to_string(), true)
+    ));
+    if let Some(line) = line {
+        props.push(format!("line={line}"));
+    }
+    super::say_out(format_args!(
+        "::warning {}::{}",
+        props.join(","),
+        escape(message, false)
+    ));
+}
+
+/// `path` relative to the workspace the runner checked out, as an
+/// annotation's file must be; as given when it is elsewhere.
+fn in_workspace(path: &Path) -> std::path::PathBuf {
+    let workspace =
+        std::env::var_os("GITHUB_WORKSPACE").and_then(|w| Path::new(&w).canonicalize().ok());
+    let full = path.canonicalize().ok();
+    match (workspace, full) {
+        (Some(w), Some(f)) if f.starts_with(&w) => {
+            f.strip_prefix(&w).map(Path::to_path_buf).unwrap_or(f)
+        }
+        _ => std::path::PathBuf::from(super::call::clean(path)),
+    }
 }
 
 /// One row of the summary table.

@@ -8,10 +8,6 @@ use clap::Args;
 #[derive(Debug, Args, Default)]
 pub struct LegacyArgs {
     #[arg(long, hide = true)]
-    call: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    check: Option<String>,
-    #[arg(long, hide = true)]
     policy: Vec<String>,
     #[arg(long, hide = true)]
     resource: Vec<String>,
@@ -48,21 +44,9 @@ impl LegacyArgs {
     /// An error for the first flag rbuild cannot honour; otherwise the
     /// warnings for flags that have no effect with BuildKit.
     pub fn check(&self) -> anyhow::Result<Vec<String>> {
-        let lint = "runs the Dockerfile frontend's checks instead of building; rbuild builds only \
-                    (run `docker buildx build --check` for the lint)";
         let resources = "is a resource limit for build containers, which BuildKit's Dockerfile \
                          frontend does not take from rbuild; set limits on the daemon instead";
-        let unsupported: [(&str, bool, &str); 11] = [
-            (
-                "--call",
-                self.call.as_deref().is_some_and(|c| c != "build"),
-                lint,
-            ),
-            (
-                "--check",
-                self.check.as_deref().is_some_and(|c| c != "false"),
-                lint,
-            ),
+        let unsupported: [(&str, bool, &str); 9] = [
             (
                 "--policy",
                 !self.policy.is_empty(),

@@ -5,6 +5,7 @@ mod bake;
 mod build;
 mod build_args;
 mod cache;
+mod call;
 mod check;
 mod check_upstreams;
 mod dial;

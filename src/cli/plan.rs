@@ -145,6 +145,12 @@ pub fn build_from_flags(args: &BuildArgs) -> anyhow::Result<Build> {
     for host in &args.auth_hosts {
         build = build.auth_host(host);
     }
+    if let Some(call) = super::call::spec(args.call.as_deref(), args.check.as_deref())?.call {
+        build = build.call(call);
+    }
+    if let Some(image) = &args.call_fallback {
+        build = build.call_fallback(image);
+    }
     Ok(build.freshness(Freshness {
         every: args.refresh_every,
         now: args.refresh,

@@ -154,7 +154,15 @@ impl Client {
         let events = options.sink(0);
         announce(&plan, &events).await;
         placed(&events, options.placement(0)).await;
-        run_one(self, &plan, &events, options.cancel.clone(), None).await
+        run_one(
+            self,
+            &plan,
+            &events,
+            options.cancel.clone(),
+            None,
+            solve::Links::default(),
+        )
+        .await
     }
 
     /// Runs several builds concurrently over this one connection and
@@ -184,17 +192,26 @@ impl Client {
         builds: &[Build],
         options: BuildOptions,
     ) -> Vec<Result<BuildResult, BuildError>> {
-        let graph = deps::graph(builds, self.daemon.kind());
+        let graph = deps::graph(builds);
         let mut plans: Vec<Result<BuildPlan, BuildError>> = Vec::with_capacity(builds.len());
-        for (b, invalid) in graph.builds.iter().zip(graph.invalid) {
+        for (i, (b, invalid)) in builds.iter().zip(graph.invalid).enumerate() {
             plans.push(match invalid {
                 Some(e) => Err(e),
-                None => self.plan(b).await,
+                None => self.plan(b).await.map(|mut p| {
+                    p.hands_over = !graph.dependents[i].is_empty();
+                    p
+                }),
             });
         }
-        let channels: Vec<_> = (0..builds.len())
-            .map(|_| watch::channel::<deps::Published>(None))
+        // Per build: where its frontend result goes for its dependents, and
+        // a sender dropped when it ends, which its dependencies wait for.
+        let published: Vec<_> = (0..builds.len())
+            .map(|_| {
+                let (tx, rx) = watch::channel::<solve::Published>(None);
+                (Arc::new(tx), rx)
+            })
             .collect();
+        let (ends, ended): (Vec<_>, Vec<_>) = (0..builds.len()).map(|_| watch::channel(())).unzip();
         let valid: Vec<&BuildPlan> = plans.iter().filter_map(|p| p.as_ref().ok()).collect();
         let shared = if valid.len() > 1 {
             match SharedLocals::open(&self.daemon, &valid).await {
@@ -233,7 +250,7 @@ impl Client {
         }
         // Views are by position among the valid plans.
         let mut valid_index = 0usize;
-        let runs = plans.iter().enumerate().map(|(i, p)| {
+        let runs = plans.iter().zip(ends).enumerate().map(|(i, (p, end))| {
             let view = match p {
                 Ok(_) => {
                     let v = shared.as_ref().and_then(|s| s.view(valid_index));
@@ -244,37 +261,40 @@ impl Client {
             };
             let events = options.sink(i);
             let cancel = options.cancel.clone();
-            let needs: Vec<(String, usize, watch::Receiver<deps::Published>)> = builds[i]
+            let needs: Vec<(String, usize, watch::Receiver<solve::Published>)> = builds[i]
                 .context_builds
                 .iter()
-                .filter_map(|(n, &j)| Some((n.clone(), j, channels.get(j)?.1.clone())))
+                .filter_map(|(n, &j)| Some((n.clone(), j, published.get(j)?.1.clone())))
                 .collect();
-            let publish = &channels[i].0;
-            let tmp_tag = graph.tmp_tags[i].as_ref();
+            let publish = Arc::clone(&published[i].0);
+            let links = solve::Links {
+                publish: p
+                    .as_ref()
+                    .is_ok_and(|p| p.hands_over)
+                    .then(|| Arc::clone(&publish)),
+                dependents: graph.dependents[i]
+                    .iter()
+                    .filter_map(|&j| ended.get(j).cloned())
+                    .collect(),
+            };
             async move {
+                // Dropped when this build ends, however it ends.
+                let _end = end;
                 let result = match p {
                     Ok(plan) => {
                         let mut plan = plan.clone();
                         let mut failed = None;
                         for (name, index, rx) in needs {
-                            match deps::wait(rx).await {
-                                Ok(reference) => {
-                                    plan.auth_scope.allow(
-                                        &crate::dockerfile::images::registry_host(&reference),
-                                    );
-                                    plan.frontend_attrs.insert(
-                                        format!("context:{name}"),
-                                        format!("docker-image://{reference}"),
-                                    );
-                                }
-                                Err(reason) => {
-                                    failed = Some(BuildError::Dependency {
-                                        name,
-                                        index,
-                                        reason,
-                                    });
-                                    break;
-                                }
+                            let handed = deps::wait(rx)
+                                .await
+                                .and_then(|r| deps::hand_over(&mut plan, &name, index, &r));
+                            if let Err(reason) = handed {
+                                failed = Some(BuildError::Dependency {
+                                    name,
+                                    index,
+                                    reason,
+                                });
+                                break;
                             }
                         }
                         match failed {
@@ -283,7 +303,7 @@ impl Client {
                                 events.send(EventKind::Finished).await;
                                 Err(e)
                             }
-                            None => run_one(self, &plan, &events, cancel, view).await,
+                            None => run_one(self, &plan, &events, cancel, view, links).await,
                         }
                     }
                     Err(e) => {
@@ -293,8 +313,17 @@ impl Client {
                         return Err(BuildError::Canceled);
                     }
                 };
-                // Dependents wait on this even when nothing else reads it.
-                let _ = publish.send(deps::publish(&result, tmp_tag));
+                // A build that failed before its frontend ran tells its
+                // dependents why.
+                if let Err(e) = &result {
+                    publish.send_if_modified(|v| {
+                        let unset = v.is_none();
+                        if unset {
+                            *v = Some(Err(format!("it failed ({e})")));
+                        }
+                        unset
+                    });
+                }
                 result
             }
         });
@@ -302,7 +331,6 @@ impl Client {
         if let Some(shared) = shared {
             shared.close().await;
         }
-        self.remove_tmp_tags(&graph.tmp_tags).await;
         // Plans that were invalid keep their own error.
         for (slot, plan) in results.iter_mut().zip(plans) {
             if let Err(e) = plan {
@@ -310,23 +338,6 @@ impl Client {
             }
         }
         results
-    }
-
-    /// Removes the temporary tags dependencies were stored under; a tag
-    /// that cannot be removed is left (it only costs a name).
-    async fn remove_tmp_tags(&self, tags: &[Option<String>]) {
-        let Some(engine) = self
-            .daemon
-            .own_engine()
-            .or_else(|| self.daemon.load_engine())
-        else {
-            return;
-        };
-        for tag in tags.iter().flatten() {
-            if let Err(e) = engine.remove_image(tag, false).await {
-                tracing::debug!(%tag, error = %e, "temporary dependency tag left in the engine");
-            }
-        }
     }
 
     /// Resolves `build` for this daemon.
@@ -343,7 +354,6 @@ impl Client {
     }
 }
 
-/// One build framed by its Started and Finished events.
 /// One build, after its Started event: ends with its Finished event.
 async fn run_one(
     client: &Client,
@@ -351,8 +361,9 @@ async fn run_one(
     events: &EventSink,
     cancel: CancellationToken,
     view: Option<solve::LocalsView>,
+    links: solve::Links,
 ) -> Result<BuildResult, BuildError> {
-    let result = solve::run(client.daemon(), plan, events, cancel, view).await;
+    let result = solve::run(client.daemon(), plan, events, cancel, view, links).await;
     events.send(EventKind::Finished).await;
     result
 }

@@ -1,37 +1,42 @@
-//! Builds of one `build_all` that use another build's image as a named
-//! context (bake's `contexts = { base = "target:base" }`): the dependency
-//! is built first and the dependent's frontend gets its image as
-//! `context:NAME=docker-image://REF`. On a Docker Engine the image is kept
-//! in the engine's store under a temporary tag (the engine's BuildKit
-//! resolves local images first); on a standalone buildkitd it must be
-//! pushed, and is referenced by name and digest. buildx instead hands the
-//! dependency's LLB result over through the gateway API (frontend inputs),
-//! which rbuild does not speak yet.
+//! Builds of one `build_all` that take another build's result as a named
+//! context (bake's `contexts = { base = "target:base" }`), handed over as
+//! buildx does it: both run their frontends through the gateway; the
+//! dependency publishes its frontend result as soon as its frontend ran,
+//! the dependent passes that result's definition to its own frontend as an
+//! input (`context:NAME=input:KEY`, with the image config in
+//! `input-metadata:KEY`), and the dependency keeps its build open until
+//! the dependent is done (its definition names the dependency's session).
+//! Nothing is tagged in an engine or pushed for it, on any daemon.
+//! Upstream: buildx build/build.go `waitContextDeps` and the linked
+//! targets' waits.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
 use tokio::sync::watch;
 
 use crate::buildspec::Build;
-use crate::daemon::DaemonKind;
-use crate::outcome::{BuildError, BuildResult};
-use crate::output::{ImageArchive, ImageOutput, Output};
+use crate::gateway::{FrontendResult, Ref, Refs};
+use crate::outcome::BuildError;
+use crate::request::BuildPlan;
+use crate::solve::Published;
 
-/// What a build publishes for its dependents: its image ref, or why there
-/// is none.
-pub(super) type Published = Option<Result<String, String>>;
+/// The image config keys a frontend reads from `input-metadata:KEY`.
+const INPUT_METADATA: [&str; 2] = ["containerimage.config", "containerimage.buildinfo"];
 
 /// The dependency graph of one `build_all`.
 pub(super) struct Graph {
-    /// The builds, dependencies given a temporary tag on an engine.
-    pub builds: Vec<Build>,
-    /// Per build: the temporary tag its image is stored under.
-    pub tmp_tags: Vec<Option<String>>,
+    /// Per build: the builds that take its result.
+    pub dependents: Vec<Vec<usize>>,
     /// Per build: why its dependencies cannot be met (bad index, cycle).
     pub invalid: Vec<Option<BuildError>>,
 }
 
-pub(super) fn graph(builds: &[Build], daemon: DaemonKind) -> Graph {
+pub(super) fn graph(builds: &[Build]) -> Graph {
     let n = builds.len();
     let mut invalid: Vec<Option<BuildError>> = (0..n).map(|_| None).collect();
+    let mut dependents = vec![Vec::new(); n];
     for (i, b) in builds.iter().enumerate() {
         for (name, &j) in &b.context_builds {
             let reason = if j >= n {
@@ -41,52 +46,23 @@ pub(super) fn graph(builds: &[Build], daemon: DaemonKind) -> Graph {
             } else {
                 None
             };
-            if let Some(reason) = reason {
-                invalid[i] = Some(BuildError::Dependency {
-                    name: name.clone(),
-                    index: j,
-                    reason,
-                });
+            match reason {
+                Some(reason) => {
+                    invalid[i] = Some(BuildError::Dependency {
+                        name: name.clone(),
+                        index: j,
+                        reason,
+                    });
+                }
+                None if !dependents[j].contains(&i) => dependents[j].push(i),
+                None => {}
             }
         }
     }
-    let id = crate::session::new_id();
-    let mut tmp_tags = vec![None; n];
-    let mut out = builds.to_vec();
-    for j in 0..n {
-        let needed = builds
-            .iter()
-            .any(|b| b.context_builds.values().any(|&d| d == j));
-        if needed && daemon != DaemonKind::Buildkitd && !stays_named_in_engine(&builds[j]) {
-            // An output of its own: as a tag it would name (and push) the
-            // build's other image outputs too.
-            let tag = format!("rbuild-deps/{id}:{j}");
-            out[j] = out[j].clone().output(Output::Image(ImageOutput {
-                names: vec![tag.clone()],
-                ..ImageOutput::default()
-            }));
-            tmp_tags[j] = Some(tag);
-        }
-    }
     Graph {
-        builds: out,
-        tmp_tags,
+        dependents,
         invalid,
     }
-}
-
-/// Whether an engine keeps the build's image under a name anyway: an image
-/// or load output, or no output at all with tags (the engine's default).
-fn stays_named_in_engine(b: &Build) -> bool {
-    let image = b.outputs.iter().any(|o| match o {
-        Output::Image(img) => !img.names.is_empty() || !b.tags.is_empty(),
-        Output::Docker {
-            dest: ImageArchive::Load,
-            ..
-        } => !b.tags.is_empty(),
-        _ => false,
-    });
-    image || (b.outputs.is_empty() && !b.tags.is_empty())
 }
 
 /// Whether build `from` depends, directly or not, on build `to`.
@@ -110,8 +86,10 @@ fn reaches(builds: &[Build], from: usize, to: usize) -> bool {
     false
 }
 
-/// Waits for build `index`'s image ref.
-pub(super) async fn wait(mut rx: watch::Receiver<Published>) -> Result<String, String> {
+/// Waits for build `index`'s frontend result.
+pub(super) async fn wait(
+    mut rx: watch::Receiver<Published>,
+) -> Result<Arc<FrontendResult>, String> {
     match rx.wait_for(Option::is_some).await {
         Ok(v) => v
             .clone()
@@ -120,68 +98,86 @@ pub(super) async fn wait(mut rx: watch::Receiver<Published>) -> Result<String, S
     }
 }
 
-/// The ref dependents use for a finished build's image.
-pub(super) fn publish(
-    result: &Result<BuildResult, BuildError>,
-    tmp_tag: Option<&String>,
-) -> Published {
-    let r = match result {
-        Ok(r) => r,
-        Err(e) => return Some(Err(format!("it failed ({e})"))),
-    };
-    if let Some(tag) = tmp_tag {
-        return Some(Ok(tag.clone()));
+/// Gives `plan`'s frontend the result of build `index` as named context
+/// `name`: its definition as an input, its image config as the input's
+/// metadata; one input per platform for a multi-platform result, which
+/// the frontend picks by the platform it builds for.
+pub(super) fn hand_over(
+    plan: &mut BuildPlan,
+    name: &str,
+    index: usize,
+    result: &FrontendResult,
+) -> Result<(), String> {
+    let key = format!("build-{index}");
+    let context = format!("context:{name}");
+    match &result.refs {
+        Refs::None => return Err("it produced no result to build on".into()),
+        Refs::Single(r) => {
+            add_input(plan, &context, &key, r, &result.metadata, "")?;
+        }
+        Refs::Platforms(refs) => {
+            for (platform, r) in refs {
+                add_input(
+                    plan,
+                    &format!("{context}::{platform}"),
+                    &format!("{key}::{platform}"),
+                    r,
+                    &result.metadata,
+                    &format!("/{platform}"),
+                )?;
+            }
+            plan.frontend_attrs.remove(&context);
+        }
     }
-    // On an engine the image is in its store under its first name.
-    if let Some(name) = r
-        .outputs
+    Ok(())
+}
+
+fn add_input(
+    plan: &mut BuildPlan,
+    attr: &str,
+    key: &str,
+    r: &Ref,
+    metadata: &BTreeMap<String, bytes::Bytes>,
+    suffix: &str,
+) -> Result<(), String> {
+    if r.def.is_empty() && !r.id.is_empty() {
+        return Err("the daemon did not hand over its result's definition".into());
+    }
+    plan.frontend_inputs.insert(key.to_string(), r.def.clone());
+    plan.frontend_attrs
+        .insert(attr.to_string(), format!("input:{key}"));
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let meta: BTreeMap<&str, String> = INPUT_METADATA
         .iter()
-        .find(|o| o.in_engine_store())
-        .and_then(|o| o.names().first().map(|n| n.to_string()))
-    {
-        return Some(Ok(name));
+        .filter_map(|k| Some((*k, b64.encode(metadata.get(&format!("{k}{suffix}"))?))))
+        .collect();
+    if !meta.is_empty() {
+        // Without it the frontend sees a bare filesystem: no ENV, WORKDIR, ...
+        let json = serde_json::to_string(&meta).unwrap_or_default();
+        plan.frontend_attrs
+            .insert(format!("input-metadata:{key}"), json);
     }
-    let pushed = r.outputs.iter().find_map(|o| {
-        let name = o.names().first().copied()?;
-        let digest = o.digest()?;
-        o.pushed.then(|| format!("{name}@{digest}"))
-    });
-    Some(pushed.ok_or_else(|| {
-        "its image was not pushed: on a standalone buildkitd one build's image reaches another only through a registry".to_string()
-    }))
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     #[test]
-    fn dependencies_get_a_tag_and_cycles_are_refused() {
+    fn dependents_are_found_and_cycles_refused() {
         let a = Build::new("/a");
         let b = Build::new("/b").named_context_from("base", 0);
-        let g = graph(&[a.clone(), b.clone()], DaemonKind::Engine);
+        let g = graph(&[a, b]);
         assert!(g.invalid.iter().all(Option::is_none));
-        assert!(
-            g.tmp_tags[0]
-                .as_deref()
-                .is_some_and(|t| t.starts_with("rbuild-deps/"))
-        );
-        assert!(g.tmp_tags[1].is_none());
-        assert!(g.builds[0].tags.is_empty(), "the temporary name is no tag");
-        // A dependency the engine keeps under its own tag needs none.
-        let tagged = Build::new("/a").tag("r/a:1");
-        let g2 = graph(
-            &[tagged, Build::new("/b").named_context_from("base", 0)],
-            DaemonKind::Engine,
-        );
-        assert!(g2.tmp_tags[0].is_none());
-        // A standalone buildkitd keeps no local images: no tag.
-        assert!(graph(&[a, b], DaemonKind::Buildkitd).tmp_tags[0].is_none());
+        assert_eq!(g.dependents, [vec![1], vec![]]);
 
         let x = Build::new("/x").named_context_from("y", 1);
         let y = Build::new("/y").named_context_from("x", 0);
         let far = Build::new("/z").named_context_from("q", 7);
-        let g = graph(&[x, y, far], DaemonKind::Engine);
+        let g = graph(&[x, y, far]);
         let why = |i: usize| {
             g.invalid[i]
                 .as_ref()
@@ -194,5 +190,66 @@ mod tests {
             why(0)
         );
         assert!(why(2).contains("no build 7"), "{}", why(2));
+    }
+
+    fn plan() -> BuildPlan {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM base\n").unwrap();
+        crate::request::prepare(
+            &Build::new(dir.path()).named_context_from("base", 0),
+            crate::daemon::DaemonKind::Buildkitd,
+            None,
+            crate::buildspec::AttestSupport::Yes,
+            &crate::upstream::Resolved::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_result_becomes_an_input_with_its_image_config() {
+        let def = Bytes::from_static(b"\x0a\x01x");
+        let result = FrontendResult {
+            refs: Refs::Single(Ref {
+                id: "r".into(),
+                def: def.clone(),
+            }),
+            metadata: BTreeMap::from([(
+                "containerimage.config".to_string(),
+                Bytes::from_static(b"{}"),
+            )]),
+            ..FrontendResult::default()
+        };
+        let mut p = plan();
+        hand_over(&mut p, "base", 0, &result).unwrap();
+        assert_eq!(p.frontend_inputs["build-0"], def);
+        assert_eq!(p.frontend_attrs["context:base"], "input:build-0");
+        assert_eq!(
+            p.frontend_attrs["input-metadata:build-0"],
+            r#"{"containerimage.config":"e30="}"#
+        );
+        assert!(p.via_gateway());
+
+        let per_platform = FrontendResult {
+            refs: Refs::Platforms(BTreeMap::from([(
+                "linux/arm64".to_string(),
+                Ref {
+                    id: "a".into(),
+                    def,
+                },
+            )])),
+            ..FrontendResult::default()
+        };
+        let mut p = plan();
+        hand_over(&mut p, "base", 2, &per_platform).unwrap();
+        assert_eq!(
+            p.frontend_attrs["context:base::linux/arm64"],
+            "input:build-2::linux/arm64"
+        );
+        assert!(!p.frontend_attrs.contains_key("context:base"));
+        assert!(
+            hand_over(&mut plan(), "base", 0, &FrontendResult::default())
+                .unwrap_err()
+                .contains("no result")
+        );
     }
 }

@@ -123,6 +123,19 @@ pub enum BuildError {
         /// Why its image is not available.
         reason: String,
     },
+    /// The daemon's Dockerfile frontend does not answer the build's
+    /// [`Call`](crate::subrequests::Call): Docker Engine 26's built-in
+    /// frontend (BuildKit 0.13) has no build checks.
+    #[error("{}", call_unsupported(daemon, request, fallback.as_ref()))]
+    CallUnsupported {
+        /// The daemon: its address, and its BuildKit version when it says.
+        daemon: String,
+        /// The subrequest, e.g. `frontend.lint`.
+        request: String,
+        /// The newer frontend image the call was retried with, and why
+        /// that failed (e.g. the daemon could not pull it).
+        fallback: Option<(String, String)>,
+    },
     /// The caller canceled the build; the daemon was told to stop it.
     #[error("build canceled")]
     Canceled,
@@ -163,6 +176,23 @@ pub enum PoolError {
         /// Every node and why it was skipped.
         skipped: Vec<Skipped>,
     },
+}
+
+fn call_unsupported(daemon: &str, request: &str, fallback: Option<&(String, String)>) -> String {
+    let lacks = format!(
+        "the Dockerfile frontend of BuildKit at {daemon} does not answer {request} \
+         (build checks need BuildKit 0.14 or later, e.g. Docker Engine 27)"
+    );
+    match fallback {
+        None => format!(
+            "{lacks}: use a newer daemon, start the Dockerfile with \
+             `# syntax=docker/dockerfile:1.8`, or let the daemon pull a newer frontend"
+        ),
+        Some((image, why)) => format!(
+            "{lacks}, and the newer frontend {image} failed there: {why} \
+             (the daemon pulls it itself: it needs to reach that registry, or use a newer daemon)"
+        ),
+    }
 }
 
 fn skipped_list(skipped: &[Skipped]) -> String {

@@ -5,6 +5,7 @@
 mod error;
 pub(crate) mod provenance;
 mod result;
+mod warnings;
 
 pub(crate) use error::missing_cache_backend;
 pub use error::{BuildError, PoolError, SourceLocation, StepFailure};

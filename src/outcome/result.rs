@@ -12,10 +12,12 @@ use crate::digest::Digest;
 use crate::dockerfile::RefreshedStep;
 use crate::output::{Destination, OutputResult};
 use crate::progress::Summary;
+use crate::progress::status::Warning;
 use crate::session::filesync::TransferStats;
+use crate::subrequests::CallResult;
 
 /// A successful build.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct BuildResult {
     /// The build's name ([`Build::named`](crate::Build::named)), if any.
@@ -65,6 +67,14 @@ pub struct BuildResult {
     pub freshness: Vec<RefreshedStep>,
     /// Files and directories written on this machine.
     pub written: Vec<PathBuf>,
+    /// The frontend's answer, for a build that asked a
+    /// [`Call`](crate::subrequests::Call) instead of building.
+    pub call: Option<CallResult>,
+    /// The warnings the frontend reported while it ran (the Dockerfile's
+    /// build checks, on frontends that run them on every build), each once,
+    /// in the order they came; [`BuildResult::warnings_json`] is buildx's
+    /// form of them.
+    pub frontend_warnings: Vec<Warning>,
     /// Wall time from start to the last output written.
     pub duration: Duration,
 }

@@ -52,11 +52,6 @@ impl OutputKind {
 }
 
 impl OutputResult {
-    /// The image went into the store of the Docker Engine that built it.
-    pub(crate) fn in_engine_store(&self) -> bool {
-        self.exporter == "moby"
-    }
-
     /// An image index this client pushed itself (the index joining a
     /// multi-platform build's parts), with its metadata as the daemon's
     /// image exporter would give it.

@@ -21,6 +21,7 @@ use crate::output::{self, Export};
 use crate::session::filesync::LocalSource;
 use crate::session::upload::ContextArchive;
 use crate::session::{secrets, sshforward};
+use crate::subrequests::Call;
 use crate::upstream::Resolved;
 
 /// Where the frontend reads the Dockerfile from.
@@ -72,6 +73,17 @@ pub(crate) struct BuildPlan {
     pub warnings: Vec<String>,
     /// The cache credentials, to take out of what the daemon sends back.
     pub scrubber: Scrubber,
+    /// The question for the frontend instead of a build.
+    pub call: Option<Call>,
+    /// The frontend image to ask `call` again with, when the daemon's own
+    /// frontend does not know it.
+    pub call_fallback: Option<String>,
+    /// Definitions other builds of the same call handed over as named
+    /// contexts (`context:NAME=input:KEY`), by key: set when the build runs.
+    pub frontend_inputs: BTreeMap<String, Bytes>,
+    /// Other builds of the same call take this build's result as a named
+    /// context: set when the build runs.
+    pub hands_over: bool,
 }
 
 /// Resolves `build` for a daemon of kind `daemon`; `resolved` holds what
@@ -126,10 +138,13 @@ pub(crate) fn prepare(
     if let Some(parent) = &build.cgroup_parent {
         attrs.insert("cgroup-parent".to_string(), parent.clone());
     }
-    attrs.extend(crate::buildspec::attest::frontend_attrs(
-        build,
-        &attest_support,
-    )?);
+    // A call builds nothing, so there is nothing to attest.
+    if build.call.is_none() {
+        attrs.extend(crate::buildspec::attest::frontend_attrs(
+            build,
+            &attest_support,
+        )?);
+    }
     if build.pull {
         attrs.insert("image-resolve-mode".to_string(), "pull".to_string());
     }
@@ -172,8 +187,12 @@ pub(crate) fn prepare(
         );
     }
 
-    let mut exports =
-        output::resolve(&build.outputs, &build.tags, daemon).map_err(InvalidBuild::from)?;
+    // A call exports nothing (buildx marks it internal, and its answer
+    // has no image); outputs and cache exports are left out.
+    let mut exports = match build.call {
+        Some(_) => Vec::new(),
+        None => output::resolve(&build.outputs, &build.tags, daemon).map_err(InvalidBuild::from)?,
+    };
     for e in exports.iter_mut().filter(|e| e.produces_image()) {
         for a in &build.annotations {
             e.attrs.entry(a.attr()).or_insert_with(|| a.value.clone());
@@ -184,8 +203,10 @@ pub(crate) fn prepare(
     let (cache_imports, cache_exports) = cache_entries(build)?;
     let cache_imports =
         cache::resolve_entries(cache_imports, &build.cache_env, "import", &mut warnings);
-    let cache_exports =
-        cache::resolve_entries(cache_exports, &build.cache_env, "export", &mut warnings);
+    let cache_exports = match build.call {
+        Some(_) => Vec::new(),
+        None => cache::resolve_entries(cache_exports, &build.cache_env, "export", &mut warnings),
+    };
     let scrubber = Scrubber::of(cache_imports.iter().chain(&cache_exports));
     let secrets = secrets::load(&build.secrets).map_err(InvalidBuild::from)?;
     let ssh = sshforward::load(&build.ssh).map_err(InvalidBuild::from)?;
@@ -221,6 +242,10 @@ pub(crate) fn prepare(
         rewritten,
         warnings,
         scrubber,
+        call: build.call.clone(),
+        call_fallback: build.call_fallback.clone(),
+        frontend_inputs: BTreeMap::new(),
+        hands_over: false,
     })
 }
 

@@ -26,9 +26,11 @@ use crate::session::{CONTEXT_SOURCE, Session, SessionConfig, new_id};
 
 mod cache_steps;
 mod failure;
+mod gateway;
 pub(crate) mod record;
 mod shared;
 
+pub(crate) use gateway::{Links, Published};
 pub(crate) use shared::{LocalsView, SharedLocals};
 
 /// After Solve returns, how long the Status stream may take to deliver its
@@ -97,13 +99,15 @@ impl BuildPlan {
 
 /// Runs one build. Events go to `events`; `cancel` stops the build on the
 /// daemon. With `shared`, the local sources are served by that session
-/// (shared with other builds) instead of the build's own.
+/// (shared with other builds) instead of the build's own. `links` ties a
+/// gateway build to the builds of the same call that take its result.
 pub(crate) async fn run(
     client: &Daemon,
     plan: &BuildPlan,
     events: &EventSink,
     cancel: CancellationToken,
     shared: Option<LocalsView>,
+    links: Links,
 ) -> Result<BuildResult, BuildError> {
     let started = Instant::now();
     let mut plan = plan.clone();
@@ -161,7 +165,12 @@ pub(crate) async fn run(
     let session_id = session.id().to_string();
     let build_ref = new_id();
     let request = plan.solve_request(&build_ref, session.id(), &locals);
-    tracing::debug!(build_ref, session = session.id(), "solving");
+    tracing::debug!(
+        build_ref,
+        session = session.id(),
+        gateway = plan.via_gateway(),
+        "solving"
+    );
 
     let status_task = StatusTask(tokio::spawn(forward_status(
         client.clone(),
@@ -170,8 +179,24 @@ pub(crate) async fn run(
         plan.scrubber.clone(),
     )));
     let mut control = client.control();
-    let result = tokio::select! {
-        r = control.solve(request) => r,
+    let solved = async {
+        if plan.via_gateway() {
+            let frontend = plan.frontend_request(&locals);
+            gateway::solve(
+                client,
+                &build_ref,
+                plan,
+                frontend,
+                links,
+                control.solve(request),
+            )
+            .await
+        } else {
+            (control.solve(request).await, None)
+        }
+    };
+    let (result, driven) = tokio::select! {
+        r = solved => r,
         // Dropping the Solve call resets its stream: the daemon cancels the
         // job and its running steps.
         _ = cancel.cancelled() => {
@@ -187,6 +212,13 @@ pub(crate) async fn run(
     tracing::debug!("status drained");
     session.close().await;
     tracing::debug!("session closed");
+    let (call, driven_error) = match driven {
+        Some(d) => (d.call, d.error),
+        None => (None, None),
+    };
+    if let Some(e) = driven_error {
+        return Err(with_daemon(e, client));
+    }
     let failed = state.failures();
     let cache_failures = cache_steps::failures(plan, &session_id, &state, &failed);
     // What failed on this machine is the cause; the daemon only echoes it.
@@ -249,8 +281,11 @@ pub(crate) async fn run(
             .map(|host| crate::credentials::withheld_message(host)),
     );
     let mut outputs = crate::output::attribute(&plan.exports, &exporter_response, &per_exporter);
-    let provenance =
-        record::read_record(client, plan, &build_ref, &mut outputs, &mut warnings).await;
+    // A call is internal: the daemon keeps no record to read.
+    let provenance = match plan.call {
+        Some(_) => BTreeMap::new(),
+        None => record::read_record(client, plan, &build_ref, &mut outputs, &mut warnings).await,
+    };
     Ok(BuildResult {
         name: plan.name.clone(),
         build_ref,
@@ -279,7 +314,34 @@ pub(crate) async fn run(
             .unwrap_or_default(),
         written,
         duration: started.elapsed(),
+        call,
+        frontend_warnings: distinct(&state.warnings),
     })
+}
+
+/// Each warning once, in the order they came.
+fn distinct(all: &[crate::progress::status::Warning]) -> Vec<crate::progress::status::Warning> {
+    let mut out: Vec<crate::progress::status::Warning> = Vec::new();
+    for w in all {
+        if !out.contains(w) {
+            out.push(w.clone());
+        }
+    }
+    out
+}
+
+/// A call the frontend lacks, named with the daemon that lacks it.
+fn with_daemon(e: BuildError, client: &Daemon) -> BuildError {
+    match e {
+        BuildError::CallUnsupported {
+            request, fallback, ..
+        } => BuildError::CallUnsupported {
+            daemon: client.address().to_string(),
+            request,
+            fallback,
+        },
+        e => e,
+    }
 }
 
 /// The status task, aborted when dropped: a build future dropped by its

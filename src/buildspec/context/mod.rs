@@ -238,10 +238,14 @@ impl Build {
         self
     }
 
-    /// A named context that is the image another build of the same
+    /// A named context that is the result another build of the same
     /// `Client::build_all` produces: `index` is that build's position in the
-    /// list. This build starts once that one succeeded (bake's
-    /// `contexts = { name = "target:other" }`).
+    /// list (bake's `contexts = { name = "target:other" }`). The other
+    /// build's frontend result is handed over inside the daemon, as buildx
+    /// does it (a frontend input through the gateway API): nothing is
+    /// tagged or pushed for it. This build's frontend starts once the
+    /// other's has run, and the other keeps its build open until this one
+    /// is done.
     pub fn named_context_from(mut self, name: impl Into<String>, index: usize) -> Build {
         let name = name.into();
         self.contexts.remove(&name);

@@ -1,0 +1,195 @@
+//! A build whose frontend runs through the gateway (a call, or a build
+//! that takes another build's result as a named context): its
+//! `Control.Solve` carries no frontend, and this side drives the frontend
+//! over the LLB bridge while that call waits — Ping, Solve (retried with a
+//! newer frontend image when the daemon's lacks a call and the build allows
+//! it), hand the result to the builds that take it, wait for them, Return.
+//! Upstream: buildx build/build.go (`BuildWithResultHandler`'s build
+//! function, `solve`, `fallbackPrintError`, the linked targets' waits).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::daemon::{Daemon, status_message};
+use crate::gateway::{Bridge, FrontendRequest, FrontendResult, unsupported_subrequest};
+use crate::outcome::BuildError;
+use crate::proto::moby::buildkit::v1::SolveResponse;
+use crate::request::BuildPlan;
+use crate::subrequests::CallResult;
+
+/// A build's frontend result as the builds that take it see it: `None`
+/// until it ran, then the result or why there is none.
+pub(crate) type Published = Option<Result<Arc<FrontendResult>, String>>;
+
+/// How a gateway build is tied to the builds of the same call that take
+/// its result as a named context.
+#[derive(Debug, Default)]
+pub(crate) struct Links {
+    /// Where its frontend result goes, for those builds.
+    pub publish: Option<Arc<watch::Sender<Published>>>,
+    /// Those builds' ends: each sender is dropped when its build is over.
+    /// The result is returned (and the build's job and session, which its
+    /// definition names, let go) only after all of them: they solve that
+    /// definition in their own jobs, sharing this one's steps.
+    pub dependents: Vec<watch::Receiver<()>>,
+}
+
+impl Links {
+    fn publish(&self, value: Result<Arc<FrontendResult>, String>) {
+        if let Some(tx) = &self.publish {
+            let _ = tx.send(Some(value));
+        }
+    }
+
+    async fn dependents_done(&mut self) {
+        for rx in &mut self.dependents {
+            while rx.changed().await.is_ok() {}
+        }
+    }
+}
+
+/// What the bridge side of a gateway build came to.
+pub(crate) struct Driven {
+    /// The answer, for a call.
+    pub call: Option<CallResult>,
+    /// A failure this side names better than the daemon would (the call
+    /// the frontend lacks); the Solve fails too, with the daemon's words.
+    pub error: Option<BuildError>,
+}
+
+/// Runs the Control.Solve `control_solve` (sent first: it registers the
+/// build) together with the bridge side, and returns the Solve's response
+/// and what the bridge side came to (`None` when the Solve ended first).
+/// A bridge that cannot be driven at all ends the Solve (dropping it
+/// cancels the job) and fails the build.
+pub(crate) async fn solve(
+    daemon: &Daemon,
+    build_ref: &str,
+    plan: &BuildPlan,
+    request: FrontendRequest,
+    links: Links,
+    control_solve: impl Future<Output = Result<tonic::Response<SolveResponse>, tonic::Status>>,
+) -> (
+    Result<tonic::Response<SolveResponse>, tonic::Status>,
+    Option<Driven>,
+) {
+    let bridge = match Bridge::new(daemon, build_ref) {
+        Ok(b) => b,
+        Err(status) => return (Err(status), None),
+    };
+    let drive = drive(&bridge, plan, request, links);
+    tokio::pin!(control_solve);
+    tokio::pin!(drive);
+    let mut driven = None;
+    loop {
+        tokio::select! {
+            r = &mut control_solve => return (r, driven),
+            d = &mut drive, if driven.is_none() => match d {
+                Ok(d) => driven = Some(d),
+                Err(status) => {
+                    tracing::debug!(error = %status_message(&status), "the gateway build could not be driven");
+                    return (Err(status), None);
+                }
+            },
+        }
+    }
+}
+
+/// The bridge side: everything between the Solve's registration and the
+/// Return. An `Err` is a bridge that did not answer (the Solve then waits
+/// for nothing and is dropped).
+async fn drive(
+    bridge: &Bridge,
+    plan: &BuildPlan,
+    request: FrontendRequest,
+    mut links: Links,
+) -> Result<Driven, tonic::Status> {
+    bridge.ping().await?;
+    let mut driven = Driven {
+        call: None,
+        error: None,
+    };
+    let solved = match frontend(bridge, plan, request).await {
+        Ok(result) => evaluated(bridge, &links, result)
+            .await
+            .map_err(|s| (s, None)),
+        Err(failed) => Err(failed),
+    };
+    let result = match solved {
+        Ok(result) => result,
+        Err((status, error)) => {
+            links.publish(Err(status_message(&status)));
+            driven.error = error;
+            // The Solve fails with the frontend's error, details included.
+            bridge.fail(&status).await?;
+            return Ok(driven);
+        }
+    };
+    let result = Arc::new(result);
+    links.publish(Ok(Arc::clone(&result)));
+    links.dependents_done().await;
+    if let Some(call) = &plan.call {
+        driven.call = Some(CallResult::from_metadata(
+            call.clone(),
+            result.metadata.clone(),
+        ));
+    }
+    bridge.give_back(&result).await?;
+    Ok(driven)
+}
+
+/// A result other builds take is built before they get it, so that a
+/// failing step fails this build, and theirs only for want of it (buildx
+/// evaluates linked targets' refs the same way).
+async fn evaluated(
+    bridge: &Bridge,
+    links: &Links,
+    result: FrontendResult,
+) -> Result<FrontendResult, tonic::Status> {
+    if links.publish.is_some() {
+        let refs = result.ref_ids();
+        futures::future::try_join_all(refs.iter().map(|id| bridge.evaluate(id))).await?;
+    }
+    Ok(result)
+}
+
+/// Solves the frontend; for a call it does not know, asks again with the
+/// build's fallback frontend image, and otherwise names what it lacks.
+async fn frontend(
+    bridge: &Bridge,
+    plan: &BuildPlan,
+    mut request: FrontendRequest,
+) -> Result<FrontendResult, (tonic::Status, Option<BuildError>)> {
+    let status = match bridge.solve(&request).await {
+        Ok(result) => return Ok(result),
+        Err(status) => status,
+    };
+    let lacking = plan
+        .call
+        .as_ref()
+        .and_then(|_| unsupported_subrequest(&status));
+    let Some(lacking) = lacking else {
+        return Err((status, None));
+    };
+    let mut fallback = None;
+    if let Some(image) = &plan.call_fallback {
+        tracing::debug!(%image, request = %lacking, "the daemon's frontend lacks the call; retrying with a newer frontend");
+        // The built-in frontend hands the request on to this image
+        // (frontend/dockerfile/builder: BUILDKIT_SYNTAX without a cmdline).
+        request
+            .opts
+            .insert("build-arg:BUILDKIT_SYNTAX".into(), image.clone());
+        match bridge.solve(&request).await {
+            Ok(result) => return Ok(result),
+            Err(again) => fallback = Some((image.clone(), status_message(&again))),
+        }
+    }
+    let error = BuildError::CallUnsupported {
+        daemon: String::new(),
+        request: lacking,
+        fallback,
+    };
+    Err((status, Some(error)))
+}
