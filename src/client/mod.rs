@@ -1,7 +1,8 @@
 //! The library's front door: a [`Client`] connected to one daemon runs typed
-//! builds ([`Client::build`], [`Client::build_all`]) and answers what the
-//! daemon is ([`Client::info`]), so a Rust program scripts builds without
-//! knowing about transports, sessions or the Solve request.
+//! builds ([`Client::build`], [`Client::build_all`]), asks the Dockerfile
+//! frontend about a build ([`Client::call`]) and answers what the daemon is
+//! ([`Client::info`]), so a Rust program scripts builds without knowing
+//! about transports, sessions or the Solve request.
 
 mod attest;
 mod builds;
@@ -21,6 +22,8 @@ use crate::buildspec::AttestSupport;
 use crate::connect::{Address, ConnectError, ConnectOptions};
 use crate::daemon::Daemon;
 use crate::docker_api::Engine;
+use crate::outcome::BuildError;
+use crate::subrequests::{Call, CallResult};
 
 /// A connection to one daemon, and what was learnt about it once.
 #[derive(Clone, Debug)]
@@ -71,6 +74,32 @@ impl Client {
     /// connect timeout, [`ClientError::Rpc`] when it answers with an error.
     pub async fn info(&self) -> Result<DaemonInfo, ClientError> {
         self.daemon.info().await
+    }
+
+    /// Asks the frontend `call` about `build`'s Dockerfile instead of
+    /// building it: its build checks, a target's parameters, the stages.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: rbuild::Client) -> Result<(), rbuild::BuildError> {
+    /// use rbuild::subrequests::Call;
+    /// let answer = client.call(&rbuild::Build::new("."), Call::Check).await?;
+    /// for w in &answer.lint().expect("a check answers with a lint").warnings {
+    ///     println!("line {:?}: {}: {}", w.line(), w.rule, w.detail);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::build`]; [`BuildError::CallUnsupported`] when the
+    /// daemon's Dockerfile frontend does not know `call` (see
+    /// [`Build::call_fallback`](crate::Build::call_fallback)).
+    pub async fn call(&self, build: &crate::Build, call: Call) -> Result<CallResult, BuildError> {
+        let result = self.build(&build.clone().call(call)).await?;
+        result.call.ok_or_else(|| BuildError::Daemon {
+            message: "the frontend answered without a result".into(),
+        })
     }
 
     /// The connection under this client.

@@ -35,6 +35,10 @@ pub struct RequestPreview {
     pub cache_exports: Vec<TypedEntry>,
     /// Entitlements asked for (`network.host`, `security.insecure`).
     pub entitlements: Vec<String>,
+    /// The frontend runs through the gateway (a call): the Solve itself
+    /// carries no frontend, and `frontend_attrs` are what the frontend is
+    /// asked over the LLB bridge (`requestid=frontend.lint`, ...).
+    pub gateway: bool,
 }
 
 impl Build {
@@ -83,9 +87,21 @@ impl Build {
             attrs: attrs.into_iter().collect(),
         };
         let cache = request.cache.unwrap_or_default();
+        let gateway = plan.via_gateway();
+        let (frontend, frontend_attrs) = match gateway {
+            true => {
+                let f = plan.frontend_request(&BTreeMap::new());
+                (f.frontend, f.opts)
+            }
+            false => (
+                request.frontend,
+                request.frontend_attrs.into_iter().collect(),
+            ),
+        };
         Ok(RequestPreview {
-            frontend: request.frontend,
-            frontend_attrs: request.frontend_attrs.into_iter().collect(),
+            frontend,
+            frontend_attrs,
+            gateway,
             exporters: request
                 .exporters
                 .into_iter()

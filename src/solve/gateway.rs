@@ -8,7 +8,7 @@
 //! function, `solve`, `fallbackPrintError`, the linked targets' waits).
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
@@ -50,7 +50,10 @@ impl Links {
     }
 }
 
-/// What the bridge side of a gateway build came to.
+/// What the bridge side of a gateway build came to. It is filled in before
+/// the bridge answers the daemon, so the Solve that the answer ends finds
+/// it there.
+#[derive(Default)]
 pub(crate) struct Driven {
     /// The answer, for a call.
     pub call: Option<CallResult>,
@@ -61,9 +64,8 @@ pub(crate) struct Driven {
 
 /// Runs the Control.Solve `control_solve` (sent first: it registers the
 /// build) together with the bridge side, and returns the Solve's response
-/// and what the bridge side came to (`None` when the Solve ended first).
-/// A bridge that cannot be driven at all ends the Solve (dropping it
-/// cancels the job) and fails the build.
+/// and what the bridge side came to. A bridge that cannot be driven at all
+/// ends the Solve (dropping it cancels the job) and fails the build.
 pub(crate) async fn solve(
     daemon: &Daemon,
     build_ref: &str,
@@ -73,28 +75,33 @@ pub(crate) async fn solve(
     control_solve: impl Future<Output = Result<tonic::Response<SolveResponse>, tonic::Status>>,
 ) -> (
     Result<tonic::Response<SolveResponse>, tonic::Status>,
-    Option<Driven>,
+    Driven,
 ) {
     let bridge = match Bridge::new(daemon, build_ref) {
         Ok(b) => b,
-        Err(status) => return (Err(status), None),
+        Err(status) => return (Err(status), Driven::default()),
     };
-    let drive = drive(&bridge, plan, request, links);
-    tokio::pin!(control_solve);
-    tokio::pin!(drive);
-    let mut driven = None;
-    loop {
-        tokio::select! {
-            r = &mut control_solve => return (r, driven),
-            d = &mut drive, if driven.is_none() => match d {
-                Ok(d) => driven = Some(d),
-                Err(status) => {
-                    tracing::debug!(error = %status_message(&status), "the gateway build could not be driven");
-                    return (Err(status), None);
-                }
-            },
+    let driven = Mutex::new(Driven::default());
+    let result = {
+        let drive = drive(&bridge, plan, request, links, &driven);
+        tokio::pin!(control_solve);
+        tokio::pin!(drive);
+        let mut drove = false;
+        loop {
+            tokio::select! {
+                r = &mut control_solve => break r,
+                d = &mut drive, if !drove => match d {
+                    Ok(()) => drove = true,
+                    Err(status) => {
+                        tracing::debug!(error = %status_message(&status), "the gateway build could not be driven");
+                        break Err(status);
+                    }
+                },
+            }
         }
-    }
+    };
+    let driven = driven.into_inner().unwrap_or_else(|e| e.into_inner());
+    (result, driven)
 }
 
 /// The bridge side: everything between the Solve's registration and the
@@ -105,12 +112,9 @@ async fn drive(
     plan: &BuildPlan,
     request: FrontendRequest,
     mut links: Links,
-) -> Result<Driven, tonic::Status> {
+    driven: &Mutex<Driven>,
+) -> Result<(), tonic::Status> {
     bridge.ping().await?;
-    let mut driven = Driven {
-        call: None,
-        error: None,
-    };
     let solved = match frontend(bridge, plan, request).await {
         Ok(result) => evaluated(bridge, &links, result)
             .await
@@ -121,23 +125,23 @@ async fn drive(
         Ok(result) => result,
         Err((status, error)) => {
             links.publish(Err(status_message(&status)));
-            driven.error = error;
+            if let (Some(error), Ok(mut d)) = (error, driven.lock()) {
+                d.error = Some(error);
+            }
             // The Solve fails with the frontend's error, details included.
-            bridge.fail(&status).await?;
-            return Ok(driven);
+            return bridge.fail(&status).await;
         }
     };
     let result = Arc::new(result);
     links.publish(Ok(Arc::clone(&result)));
     links.dependents_done().await;
     if let Some(call) = &plan.call {
-        driven.call = Some(CallResult::from_metadata(
-            call.clone(),
-            result.metadata.clone(),
-        ));
+        let answer = CallResult::from_metadata(call.clone(), result.metadata.clone());
+        if let Ok(mut d) = driven.lock() {
+            d.call = Some(answer);
+        }
     }
-    bridge.give_back(&result).await?;
-    Ok(driven)
+    bridge.give_back(&result).await
 }
 
 /// A result other builds take is built before they get it, so that a

@@ -192,7 +192,7 @@ pub(crate) async fn run(
             )
             .await
         } else {
-            (control.solve(request).await, None)
+            (control.solve(request).await, gateway::Driven::default())
         }
     };
     let (result, driven) = tokio::select! {
@@ -212,10 +212,7 @@ pub(crate) async fn run(
     tracing::debug!("status drained");
     session.close().await;
     tracing::debug!("session closed");
-    let (call, driven_error) = match driven {
-        Some(d) => (d.call, d.error),
-        None => (None, None),
-    };
+    let (call, driven_error) = (driven.call, driven.error);
     if let Some(e) = driven_error {
         return Err(with_daemon(e, client));
     }

@@ -320,12 +320,30 @@ pub const CORPUS: &[Line] = &[
             ("/frontend_attrs/platform", "linux/amd64"),
         ],
     ),
+    line(
+        "buildx docs: build checks",
+        "--check .",
+        &[
+            ("/frontend", "dockerfile.v0"),
+            ("/frontend_attrs/requestid", "frontend.lint"),
+            (
+                "/frontend_attrs/frontend.caps",
+                "moby.buildkit.frontend.subrequests+forward",
+            ),
+        ],
+    ),
+    line(
+        "buildx docs: the outline of a target",
+        "--call=outline --target release .",
+        &[
+            ("/frontend_attrs/requestid", "frontend.outline"),
+            ("/frontend_attrs/target", "release"),
+        ],
+    ),
 ];
 
 /// Lines that name a flag rbuild cannot honour.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    ("--check .", "--check"),
-    ("--call=outline .", "--call"),
     ("-m 2g -t app .", "--memory"),
     ("--cpu-quota 50000 .", "--cpu-quota"),
     ("--policy filename=policy.rego .", "--policy"),

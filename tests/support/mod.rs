@@ -6,6 +6,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod buildx;
 pub mod faults;
 pub mod fleet;
 pub mod git;
