@@ -124,8 +124,10 @@ mod tests {
             vertex: "sha256:bb".into(),
             ..w.clone()
         };
-        let mut result = BuildResult::default();
-        result.frontend_warnings = vec![w, again];
+        let mut result = BuildResult {
+            frontend_warnings: vec![w, again],
+            ..BuildResult::default()
+        };
         let json = result.warnings_json().unwrap();
         assert_eq!(json.as_array().unwrap().len(), 1, "{json}");
         let one = &json[0];
