@@ -341,7 +341,7 @@ impl Client {
     }
 
     /// Resolves `build` for this daemon.
-    async fn plan(&self, build: &Build) -> Result<BuildPlan, BuildError> {
+    pub(super) async fn plan(&self, build: &Build) -> Result<BuildPlan, BuildError> {
         let support = self.attestation_support().await;
         let resolved = plan::look_upstream(build).await;
         plan::prepare(
@@ -355,7 +355,7 @@ impl Client {
 }
 
 /// One build, after its Started event: ends with its Finished event.
-async fn run_one(
+pub(super) async fn run_one(
     client: &Client,
     plan: &BuildPlan,
     events: &EventSink,

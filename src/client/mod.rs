@@ -11,6 +11,8 @@ mod deps;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use tokio::sync::OnceCell;
 
 pub use crate::daemon::{ClientError, DaemonInfo, Version, Worker};
@@ -99,6 +101,47 @@ impl Client {
         let result = self.build(&build.clone().call(call)).await?;
         result.call.ok_or_else(|| BuildError::Daemon {
             message: "the frontend answered without a result".into(),
+        })
+    }
+
+    /// Builds `build` and reads the file `path` (absolute in the target
+    /// stage's filesystem) from its result, through the gateway, without an
+    /// output for it: a test report, a version file. The build's own
+    /// outputs, if any, are exported as usual; a build without outputs or
+    /// tags exports nothing (not even into a Docker Engine's store). Up to
+    /// 256 MiB.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: rbuild::Client) -> Result<(), rbuild::BuildError> {
+    /// let build = rbuild::Build::new(".").target("tests");
+    /// let report = client.read_file(&build, "/report/junit.xml").await?;
+    /// println!("{} bytes of report", report.len());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::build`]; [`BuildError::Daemon`] when the file cannot be
+    /// read (missing, larger than 256 MiB, a multi-platform result).
+    pub async fn read_file(&self, build: &crate::Build, path: &str) -> Result<Bytes, BuildError> {
+        let mut plan = self.plan(build).await?;
+        plan.read_file = Some(path.to_string());
+        if build.outputs.is_empty() && build.tags.is_empty() {
+            plan.exports.clear();
+        }
+        let events = crate::progress::event::EventSink::new(None, 0);
+        let result = builds::run_one(
+            self,
+            &plan,
+            &events,
+            tokio_util::sync::CancellationToken::new(),
+            None,
+            crate::solve::Links::default(),
+        )
+        .await?;
+        result.read.ok_or_else(|| BuildError::Daemon {
+            message: format!("the daemon returned no result to read {path} from"),
         })
     }
 

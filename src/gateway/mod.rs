@@ -4,7 +4,7 @@
 //! A `Control.Solve` with no definition and no frontend registers a build
 //! with the daemon's gateway forwarder and waits; the client then runs the
 //! frontend itself through the bridge — [`Bridge::solve`] with its options
-//! and inputs, [`Bridge::evaluate`] on a result
+//! and inputs, [`Bridge::evaluate`] or [`Bridge::read_file`] on a result
 //! — and hands one result back with [`Bridge::give_back`], which the
 //! Control.Solve then exports. Every bridge call names the build by its ref
 //! in the gRPC metadata `buildkit-controlapi-buildid` (upstream:
@@ -26,7 +26,7 @@ use crate::daemon::Daemon;
 use crate::proto::google::rpc;
 use crate::proto::moby::buildkit::v1::frontend::llb_bridge_client::LlbBridgeClient;
 use crate::proto::moby::buildkit::v1::frontend::{
-    EvaluateRequest, PingRequest, ReturnRequest, SolveRequest, result,
+    EvaluateRequest, FileRange, PingRequest, ReadFileRequest, ReturnRequest, SolveRequest, result,
 };
 
 mod subrequest;
@@ -41,6 +41,9 @@ const BUILD_ID_KEY: &str = "buildkit-controlapi-buildid";
 /// the Control.Solve that registers it is sent first, but the two race.
 /// The daemon itself waits 3 s for a registration before "no such job".
 const REGISTRATION: Duration = Duration::from_secs(15);
+
+/// How much of a file one ReadFile call asks for.
+const READ_CHUNK: usize = 4 << 20;
 
 /// The bridge of one gateway build.
 #[derive(Clone, Debug)]
@@ -203,6 +206,43 @@ impl Bridge {
             .evaluate(self.request(EvaluateRequest { r#ref: id.into() }))
             .await?;
         Ok(())
+    }
+
+    /// Reads file `path` of ref `id` (building it first), in chunks of
+    /// [`READ_CHUNK`] (a message's limit is 16 MiB), up to `limit` bytes;
+    /// `Ok(None)` when the file is larger.
+    pub(crate) async fn read_file(
+        &self,
+        id: &str,
+        path: &str,
+        limit: u64,
+    ) -> Result<Option<Bytes>, tonic::Status> {
+        let mut data = bytes::BytesMut::new();
+        loop {
+            let offset = data.len() as u64;
+            if offset > limit {
+                return Ok(None);
+            }
+            let chunk = self
+                .client
+                .clone()
+                .read_file(self.request(ReadFileRequest {
+                    r#ref: id.into(),
+                    file_path: path.into(),
+                    range: Some(FileRange {
+                        offset: i64::try_from(offset).unwrap_or(i64::MAX),
+                        length: READ_CHUNK as i64,
+                    }),
+                }))
+                .await?
+                .into_inner()
+                .data;
+            let short = chunk.len() < READ_CHUNK;
+            data.extend_from_slice(&chunk);
+            if short {
+                return Ok((data.len() as u64 <= limit).then(|| data.freeze()));
+            }
+        }
     }
 
     /// Hands `result` back for the build's exporters: the Control.Solve

@@ -75,6 +75,8 @@ pub struct BuildResult {
     /// in the order they came; [`BuildResult::warnings_json`] is buildx's
     /// form of them.
     pub frontend_warnings: Vec<Warning>,
+    /// The file `Client::read_file` asked for.
+    pub(crate) read: Option<bytes::Bytes>,
     /// Wall time from start to the last output written.
     pub duration: Duration,
 }

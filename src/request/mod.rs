@@ -84,6 +84,8 @@ pub(crate) struct BuildPlan {
     /// Other builds of the same call take this build's result as a named
     /// context: set when the build runs.
     pub hands_over: bool,
+    /// A file to read from the build's result once it is built.
+    pub read_file: Option<String>,
 }
 
 /// Resolves `build` for a daemon of kind `daemon`; `resolved` holds what
@@ -246,6 +248,7 @@ pub(crate) fn prepare(
         call_fallback: build.call_fallback.clone(),
         frontend_inputs: BTreeMap::new(),
         hands_over: false,
+        read_file: None,
     })
 }
 

@@ -24,11 +24,14 @@ const SUBREQUESTS_CAP: &str = "moby.buildkit.frontend.subrequests+forward";
 
 impl BuildPlan {
     /// Whether the build runs its frontend through the gateway: to ask a
-    /// call, or to hand its result to another build or take one as a named
-    /// context. Other builds send the frontend with the Solve, which is all
+    /// call, to hand its result to another build or take one as a named
+    /// context, or to read a file of its result. Other builds send the frontend with the Solve, which is all
     /// they need.
     pub(crate) fn via_gateway(&self) -> bool {
-        self.call.is_some() || self.hands_over || !self.frontend_inputs.is_empty()
+        self.call.is_some()
+            || self.hands_over
+            || self.read_file.is_some()
+            || !self.frontend_inputs.is_empty()
     }
 
     /// The frontend attributes, with the per-run ones: `locals` names the

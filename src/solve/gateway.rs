@@ -10,10 +10,11 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::daemon::{Daemon, status_message};
-use crate::gateway::{Bridge, FrontendRequest, FrontendResult, unsupported_subrequest};
+use crate::gateway::{Bridge, FrontendRequest, FrontendResult, Refs, unsupported_subrequest};
 use crate::outcome::BuildError;
 use crate::proto::moby::buildkit::v1::SolveResponse;
 use crate::request::BuildPlan;
@@ -60,7 +61,13 @@ pub(crate) struct Driven {
     /// A failure this side names better than the daemon would (the call
     /// the frontend lacks); the Solve fails too, with the daemon's words.
     pub error: Option<BuildError>,
+    /// The file the build asked to read from its result, or why it could
+    /// not be read.
+    pub read: Option<Result<Bytes, String>>,
 }
+
+/// The largest file a build reads from its result into memory.
+const MAX_READ: u64 = 256 << 20;
 
 /// Runs the Control.Solve `control_solve` (sent first: it registers the
 /// build) together with the bridge side, and returns the Solve's response
@@ -132,6 +139,12 @@ async fn drive(
             return bridge.fail(&status).await;
         }
     };
+    if let Some(path) = &plan.read_file {
+        let read = read_file(bridge, &result, path).await;
+        if let Ok(mut d) = driven.lock() {
+            d.read = Some(read);
+        }
+    }
     let result = Arc::new(result);
     links.publish(Ok(Arc::clone(&result)));
     links.dependents_done().await;
@@ -157,6 +170,23 @@ async fn evaluated(
         futures::future::try_join_all(refs.iter().map(|id| bridge.evaluate(id))).await?;
     }
     Ok(result)
+}
+
+/// Reads `path` of a single-platform result (building it first).
+async fn read_file(bridge: &Bridge, result: &FrontendResult, path: &str) -> Result<Bytes, String> {
+    let Refs::Single(r) = &result.refs else {
+        return Err(format!(
+            "cannot read {path}: the result is not one filesystem (build one platform)"
+        ));
+    };
+    match bridge.read_file(&r.id, path, MAX_READ).await {
+        Ok(Some(data)) => Ok(data),
+        Ok(None) => Err(format!(
+            "{path} is larger than {} MiB: export the result instead",
+            MAX_READ >> 20
+        )),
+        Err(status) => Err(format!("cannot read {path}: {}", status_message(&status))),
+    }
 }
 
 /// Solves the frontend; for a call it does not know, asks again with the

@@ -212,7 +212,7 @@ pub(crate) async fn run(
     tracing::debug!("status drained");
     session.close().await;
     tracing::debug!("session closed");
-    let (call, driven_error) = (driven.call, driven.error);
+    let (call, driven_error, read) = (driven.call, driven.error, driven.read);
     if let Some(e) = driven_error {
         return Err(with_daemon(e, client));
     }
@@ -313,6 +313,9 @@ pub(crate) async fn run(
         duration: started.elapsed(),
         call,
         frontend_warnings: distinct(&state.warnings),
+        read: read
+            .transpose()
+            .map_err(|message| BuildError::Daemon { message })?,
     })
 }
 
