@@ -289,10 +289,14 @@ impl Client {
                                 .await
                                 .and_then(|r| deps::hand_over(&mut plan, &name, index, &r));
                             if let Err(reason) = handed {
-                                failed = Some(BuildError::Dependency {
-                                    name,
-                                    index,
-                                    reason,
+                                // A canceled call cancels the dependents too.
+                                failed = Some(match cancel.is_cancelled() {
+                                    true => BuildError::Canceled,
+                                    false => BuildError::Dependency {
+                                        name,
+                                        index,
+                                        reason,
+                                    },
                                 });
                                 break;
                             }
