@@ -283,24 +283,7 @@ impl Client {
                 let result = match p {
                     Ok(plan) => {
                         let mut plan = plan.clone();
-                        let mut failed = None;
-                        for (name, index, rx) in needs {
-                            let handed = deps::wait(rx)
-                                .await
-                                .and_then(|r| deps::hand_over(&mut plan, &name, index, &r));
-                            if let Err(reason) = handed {
-                                // A canceled call cancels the dependents too.
-                                failed = Some(match cancel.is_cancelled() {
-                                    true => BuildError::Canceled,
-                                    false => BuildError::Dependency {
-                                        name,
-                                        index,
-                                        reason,
-                                    },
-                                });
-                                break;
-                            }
-                        }
+                        let failed = deps::take_all(&mut plan, needs, &cancel).await.err();
                         match failed {
                             Some(e) => {
                                 // It was announced: its view ends too.

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::buildspec::Build;
 use crate::gateway::{FrontendResult, Ref, Refs};
@@ -86,10 +87,33 @@ fn reaches(builds: &[Build], from: usize, to: usize) -> bool {
     false
 }
 
+/// Waits for each build `plan` takes a named context from, and hands its
+/// result over; a canceled call cancels this build too.
+pub(super) async fn take_all(
+    plan: &mut BuildPlan,
+    needs: Vec<(String, usize, watch::Receiver<Published>)>,
+    cancel: &CancellationToken,
+) -> Result<(), BuildError> {
+    for (name, index, rx) in needs {
+        let handed = wait(rx)
+            .await
+            .and_then(|r| hand_over(plan, &name, index, &r));
+        if let Err(reason) = handed {
+            return Err(match cancel.is_cancelled() {
+                true => BuildError::Canceled,
+                false => BuildError::Dependency {
+                    name,
+                    index,
+                    reason,
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Waits for build `index`'s frontend result.
-pub(super) async fn wait(
-    mut rx: watch::Receiver<Published>,
-) -> Result<Arc<FrontendResult>, String> {
+async fn wait(mut rx: watch::Receiver<Published>) -> Result<Arc<FrontendResult>, String> {
     match rx.wait_for(Option::is_some).await {
         Ok(v) => v
             .clone()

@@ -227,3 +227,17 @@ async fn frontend(
     };
     Err((status, Some(error)))
 }
+
+/// A call the frontend lacks, named with the daemon that lacks it.
+pub(super) fn with_daemon(e: BuildError, client: &Daemon) -> BuildError {
+    match e {
+        BuildError::CallUnsupported {
+            request, fallback, ..
+        } => BuildError::CallUnsupported {
+            daemon: client.address().to_string(),
+            request,
+            fallback,
+        },
+        e => e,
+    }
+}

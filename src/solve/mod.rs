@@ -214,7 +214,7 @@ pub(crate) async fn run(
     tracing::debug!("session closed");
     let (call, driven_error, read) = (driven.call, driven.error, driven.read);
     if let Some(e) = driven_error {
-        return Err(with_daemon(e, client));
+        return Err(gateway::with_daemon(e, client));
     }
     let failed = state.failures();
     let cache_failures = cache_steps::failures(plan, &session_id, &state, &failed);
@@ -328,20 +328,6 @@ fn distinct(all: &[crate::progress::status::Warning]) -> Vec<crate::progress::st
         }
     }
     out
-}
-
-/// A call the frontend lacks, named with the daemon that lacks it.
-fn with_daemon(e: BuildError, client: &Daemon) -> BuildError {
-    match e {
-        BuildError::CallUnsupported {
-            request, fallback, ..
-        } => BuildError::CallUnsupported {
-            daemon: client.address().to_string(),
-            request,
-            fallback,
-        },
-        e => e,
-    }
 }
 
 /// The status task, aborted when dropped: a build future dropped by its
